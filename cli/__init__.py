@@ -1,0 +1,1 @@
+"""The `adapters` command line: parse, call hub.Hub, render with rich."""

@@ -1,0 +1,180 @@
+"""`adapters`: push, search, list, show, rm, export modules; index and db maintenance."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+from cli import render
+from ensembling.errors import EnsemblingError
+from hub import Hub, HubError
+from store.errors import StoreError
+
+app = typer.Typer(help="deltahub: a registry of adapter modules and task-transfer initializations.", no_args_is_help=True, add_completion=False)
+index_app = typer.Typer(help="The faiss indexes (caches of the database).", no_args_is_help=True)
+db_app = typer.Typer(help="The registry database schema.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+app.add_typer(db_app, name="db")
+
+USER_ERRORS = (HubError, StoreError, EnsemblingError)
+
+RegistryOption = Annotated[
+    Optional[str],
+    typer.Option("--registry", "-r", envvar="ADAPTERS_REGISTRY", help="Registry directory or database URL (default: the user data dir)."),
+]
+BlobsOption = Annotated[
+    Optional[str], typer.Option("--blobs", envvar="ADAPTERS_BLOBS", help="Blob directory of a server registry (PostgreSQL).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+BaseModelFilter = Annotated[Optional[str], typer.Option("--base-model", help="Only modules of this base model ('minilm' or a path).")]
+MethodFilter = Annotated[Optional[str], typer.Option("--method", help="Only modules of this method (lora, prefix, adapter, …).")]
+CategoryFilter = Annotated[Optional[str], typer.Option("--category", help="Only modules of tasks in this category.")]
+
+
+def fail(message: str) -> None:
+    render.console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+@contextmanager
+def opened(registry: str | None, blobs: str | None) -> Iterator[Hub]:
+    """Open the registry and turn user errors into one line and exit code 1."""
+    try:
+        with Hub(registry, blobs) as hub:
+            yield hub
+    except USER_ERRORS as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        render.console.print("[yellow]interrupted; the registry is unchanged by the unfinished step[/]")
+        raise typer.Exit(code=130) from None
+
+
+@app.command()
+def push(
+    folder: Annotated[Path, typer.Argument(help="Module folder as save_pretrained writes it (adapter_config.json + adapter_model.safetensors).")],
+    dataset: Annotated[Path, typer.Option("--dataset", "-d", help="Dataset folder the module was trained on (task.json + splits).")],
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder (default: from the config).")] = None,
+    metric: Annotated[list[str], typer.Option("--metric", "-m", help="A score as NAME=VALUE, repeatable.")] = [],
+    tag: Annotated[list[str], typer.Option("--tag", "-t", help="A free tag, repeatable.")] = [],
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a trained module with its dataset, scores and tags."""
+    metrics = {}
+    for item in metric:
+        name, _, value = item.partition("=")
+        try:
+            metrics[name.strip()] = float(value)
+        except ValueError:
+            fail(f"--metric {item!r} is not NAME=NUMBER")
+    with opened(registry, blobs) as hub:
+        record = hub.push(folder, dataset, base_model=base_model, metrics=metrics, tags=tag)
+        if as_json:
+            render.print_json(record.to_json())
+        else:
+            render.console.print(f"pushed module [bold]{record.id}[/] ({record.method}, task {record.task}, {record.num_params:,} parameters)")
+
+
+@app.command()
+def search(
+    dataset: Annotated[Optional[Path], typer.Argument(help="Dataset folder of the new task.")] = None,
+    module: Annotated[Optional[int], typer.Option("--module", help="Search by an existing module's parameters instead.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many modules to return.")] = 10,
+    base_model: BaseModelFilter = None,
+    method: MethodFilter = None,
+    category: CategoryFilter = None,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find the modules of the tasks most similar to a dataset (or to a module)."""
+    with opened(registry, blobs) as hub:
+        hits = hub.search(dataset, module=module, top_k=top_k, base_model=base_model, method=method, category=category)
+        if as_json:
+            render.print_json([{"similarity": hit.similarity, **hit.module.to_json()} for hit in hits])
+        else:
+            query = f"module {module}" if module is not None else str(dataset)
+            render.console.print(render.hits_table(hits, title=f"modules closest to {query}"))
+
+
+@app.command("list")
+def list_modules(
+    base_model: BaseModelFilter = None,
+    method: MethodFilter = None,
+    category: CategoryFilter = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="Only modules of this task.")] = None,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the registry's modules."""
+    with opened(registry, blobs) as hub:
+        records = hub.list(base_model=base_model, method=method, category=category, task=task)
+        if as_json:
+            render.print_json([record.to_json() for record in records])
+        else:
+            render.console.print(render.modules_table(records, title=f"{len(records)} modules in {hub.registry.location.display}"))
+
+
+@app.command()
+def show(
+    module_id: Annotated[int, typer.Argument(help="Module id.")],
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one module: task, method, schema, metrics, provenance."""
+    with opened(registry, blobs) as hub:
+        record = hub.show(module_id)
+        if as_json:
+            render.print_json(record.to_json())
+        else:
+            render.console.print(render.module_details(record))
+
+
+@app.command()
+def rm(
+    module_id: Annotated[int, typer.Argument(help="Module id.")],
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+) -> None:
+    """Remove a module from the catalog and the indexes."""
+    with opened(registry, blobs) as hub:
+        record = hub.remove(module_id)
+        render.console.print(f"removed module {record.id} ({record.task}, {record.method})")
+
+
+@app.command()
+def export(
+    module_id: Annotated[int, typer.Argument(help="Module id.")],
+    out: Annotated[Path, typer.Argument(help="New folder to write (PEFT layout).")],
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+) -> None:
+    """Write a module as a folder that PeftModel.from_pretrained loads."""
+    with opened(registry, blobs) as hub:
+        target = hub.export(module_id, out)
+        render.console.print(f"exported module {module_id} to {target}")
+
+
+@index_app.command("rebuild")
+def index_rebuild(registry: RegistryOption = None, blobs: BlobsOption = None) -> None:
+    """Rebuild every faiss index from the database."""
+    with opened(registry, blobs) as hub:
+        sizes = hub.rebuild_indexes()
+        for name, size in sizes.items():
+            render.console.print(f"{name}: {size} vectors")
+
+
+@db_app.command("upgrade")
+def db_upgrade(registry: RegistryOption = None, blobs: BlobsOption = None) -> None:
+    """Create the registry's schema, or upgrade it to this deltahub's newest migration."""
+    try:
+        before, after = Hub.upgrade(registry, blobs)
+    except USER_ERRORS as error:
+        fail(str(error))
+    render.console.print(f"registry schema: {before or 'empty'} -> {after}")

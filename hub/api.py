@@ -1,0 +1,285 @@
+"""`Hub`: the Python API of deltahub. The CLI is a thin layer over it."""
+
+from __future__ import annotations
+
+import copy
+import getpass
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hub.backbones import BaseModelRef, architecture_hash, load_base_model, resolve_base_model
+from hub.datasets import Dataset, load_dataset
+from hub.embeddings import DatasetEncoder, parameter_sketch
+from hub.errors import BaseModelMismatch, HubError
+from hub.formulations import Formulation, formulation_for
+from hub.training import TrainConfig, TrainResult, train
+from hub.methods import Method, get_method, method_for_config, read_config
+from store.catalog import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
+from store.registry import Registry, upgrade_registry, resolve_location
+from store.tensors import digest_of, from_bytes, schema_hash, tensor_schema, to_bytes
+
+KIND_OF_TASK_TYPE = {"SEQ_CLS": "cross-encoder", "SEQ_2_SEQ_LM": "seq2seq", "CAUSAL_LM": "causal"}
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A module found by a search and its cosine similarity to the query."""
+
+    module: ModuleRecord
+    similarity: float
+
+
+@dataclass
+class _Backbone:
+    ref: BaseModelRef
+    model: nn.Module
+    arch_hash: str
+
+
+@dataclass
+class TrainableModule:
+    """A backbone with a module attached: the model to train, and how to read and save its module."""
+
+    model: nn.Module
+    method: Method
+    config: dict
+    formulation: Formulation
+    backbone: _Backbone
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return self.method.get_tensors(self.model)
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the module in the PEFT folder layout (what `adapters push` reads)."""
+        target = Path(folder)
+        self.method.write_folder(target, self.config, {k: v.cpu() for k, v in self.tensors().items()}, self.backbone.ref.name)
+        return target
+
+
+class Hub:
+    """A registry of modules: push, search, list, show, remove, export; later ensemble and train."""
+
+    def __init__(self, registry: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> None:
+        self.registry = Registry.open(registry, blobs)
+        self._encoder: DatasetEncoder | None = None
+        self._backbones: dict[tuple[str, str], _Backbone] = {}
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def upgrade(registry: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
+        """Create or upgrade a registry's schema to the newest migration."""
+        return upgrade_registry(resolve_location(registry, blobs))
+
+    @property
+    def encoder(self) -> DatasetEncoder:
+        if self._encoder is None:
+            self._encoder = DatasetEncoder()
+        return self._encoder
+
+    def backbone(self, ref: BaseModelRef) -> _Backbone:
+        """The base model, loaded once per Hub."""
+        key = (str(ref.path), ref.kind)
+        if key not in self._backbones:
+            model = load_base_model(ref)
+            self._backbones[key] = _Backbone(ref, model, architecture_hash(model))
+        return self._backbones[key]
+
+    def new_module(self, base_model: str | os.PathLike[str] | None = None, method: str = "lora", **method_config: object) -> TrainableModule:
+        """A fresh module (the method's default init) on a copy of the base model."""
+        chosen = get_method(method)
+        backbone = self.backbone(resolve_base_model(base_model))
+        config = chosen.default_config(backbone.ref, **method_config)
+        model = chosen.attach(copy.deepcopy(backbone.model), config)
+        return TrainableModule(model, chosen, config, formulation_for(backbone.ref), backbone)
+
+    def train(self, module: TrainableModule, dataset: Dataset | str | os.PathLike[str], config: TrainConfig | None = None) -> TrainResult:
+        """Train a module on the dataset's train split, keeping the best dev epoch; reports test accuracy."""
+        data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+        return train(module.model, module.method, module.formulation, data.split("train"), data.splits.get("dev", ()), config or TrainConfig(), data.splits.get("test", ()))
+
+    def dataset_embedding(self, dataset: Dataset) -> np.ndarray:
+        known = self.registry.catalog.dataset_embedding(dataset.fingerprint)
+        return known if known is not None else self.encoder.embed(dataset)
+
+    def push(
+        self,
+        folder: str | os.PathLike[str],
+        dataset: Dataset | str | os.PathLike[str],
+        *,
+        base_model: str | os.PathLike[str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Iterable[str] = (),
+        created_by: str | None = None,
+    ) -> ModuleRecord:
+        """Register a module folder (PEFT layout) trained on `dataset`; pushing it again returns the same module."""
+        folder = Path(folder)
+        method = method_for_config(read_config(folder))
+        config, tensors = method.read_folder(folder)
+        data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+        kind = KIND_OF_TASK_TYPE.get(str(config.get("task_type")), None)
+        ref = resolve_base_model(base_model if base_model is not None else config.get("base_model_name_or_path"), kind=kind)
+        backbone = self.backbone(ref)
+        self.check_fits(method, config, tensors, backbone)
+        return self.register(method, config, tensors, data, backbone, metrics=metrics, tags=tags, created_by=created_by)
+
+    def register(
+        self,
+        method: Method,
+        config: dict,
+        tensors: dict[str, torch.Tensor],
+        dataset: Dataset,
+        backbone: _Backbone,
+        *,
+        metrics: Mapping[str, float] | None = None,
+        tags: Iterable[str] = (),
+        created_by: str | None = None,
+        kind: str = "trained",
+        provenance: Provenance | None = None,
+    ) -> ModuleRecord:
+        """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob."""
+        data = to_bytes(tensors)
+        digest = digest_of(data)
+        self.registry.blobs.put(data)
+        schema = tensor_schema(tensors)
+        embedding = self.dataset_embedding(dataset)
+        sketch = parameter_sketch(tensors)
+        stored_config = {key: value for key, value in config.items() if key != "base_model_name_or_path"}
+        record, generation = self.registry.catalog.add_module(
+            NewModule(
+                method=method.name,
+                config=stored_config,
+                tensor_schema=schema,
+                schema_hash=schema_hash(schema),
+                num_params=sum(tensor.numel() for tensor in tensors.values()),
+                blob_digest=digest,
+                param_embedding=sketch,
+                metrics={key: float(value) for key, value in (metrics or {}).items()},
+                tags=tuple(tags),
+                kind=kind,
+                created_by=created_by or _user(),
+            ),
+            TaskInfo(dataset.card.name, dataset.card.category, dataset.card.format, dataset.card.description, dict(dataset.card.labels)),
+            DatasetInfo(dataset.fingerprint, dataset.size, dataset.source, embedding),
+            BaseModelInfo(backbone.ref.name, backbone.ref.kind, backbone.arch_hash, backbone.ref.revision or ""),
+            provenance,
+        )
+        if generation is not None:
+            self.registry.indexes.module_added(generation, record.id, record.schema_hash, sketch, record.dataset_id, embedding)
+        return record
+
+    def check_fits(self, method: Method, config: dict, tensors: dict[str, torch.Tensor], backbone: _Backbone) -> None:
+        """Refuse a module whose tensors are not exactly what the method builds on this base model."""
+        try:
+            expected = method.get_tensors(method.attach(copy.deepcopy(backbone.model), config))
+        except (ValueError, KeyError, RuntimeError) as error:
+            raise BaseModelMismatch(f"the module does not fit base model {backbone.ref.name}: {str(error).splitlines()[0]}") from None
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            name = (missing or unexpected)[0]
+            what = "lacks" if missing else "has unexpected"
+            raise BaseModelMismatch(f"the module {what} tensor {name} for base model {backbone.ref.name}; push it with the base model it was trained on")
+        for name, tensor in tensors.items():
+            if tuple(tensor.shape) != tuple(expected[name].shape):
+                raise BaseModelMismatch(
+                    f"tensor {name} has shape {tuple(tensor.shape)} but base model {backbone.ref.name} needs {tuple(expected[name].shape)}; "
+                    "push it with the base model it was trained on"
+                )
+
+    def search(
+        self,
+        dataset: Dataset | str | os.PathLike[str] | None = None,
+        *,
+        module: int | None = None,
+        top_k: int = 10,
+        base_model: str | None = None,
+        method: str | None = None,
+        category: str | None = None,
+    ) -> list[SearchHit]:
+        """Modules closest to a dataset (by dataset embedding) or to a module (by parameter embedding)."""
+        if (dataset is None) == (module is None):
+            raise HubError("search needs exactly one of a dataset or --module ID")
+        if top_k < 1:
+            raise HubError("--top-k must be at least 1")
+        filters = {"base_model": _base_name(base_model), "method": method, "category": category}
+        if module is not None:
+            return self._search_by_module(module, top_k, filters)
+        data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+        vector = self.dataset_embedding(data)
+        # Filters apply after the index, so widen the index search until enough modules pass.
+        width = max(top_k, 8)
+        while True:
+            hits = dict(self.registry.indexes.search_datasets(vector, width))
+            records = self.registry.catalog.list_modules(dataset_ids=list(hits), **filters)
+            if len(records) >= top_k or len(hits) < width:
+                break
+            width *= 4
+        ranked = sorted(records, key=lambda record: (-hits[record.dataset_id], record.id))
+        return [SearchHit(record, hits[record.dataset_id]) for record in ranked[:top_k]]
+
+    def _search_by_module(self, module_id: int, top_k: int, filters: dict[str, str | None]) -> list[SearchHit]:
+        query = self.show(module_id)
+        vector = parameter_sketch(self.load_tensors(query))
+        width = top_k + 1
+        while True:
+            hits = dict(self.registry.indexes.search_parameters(query.schema_hash, vector, width))
+            hits.pop(module_id, None)
+            records = self.registry.catalog.list_modules(ids=list(hits), **filters)
+            if len(records) >= top_k or len(hits) < width - 1:
+                break
+            width *= 4
+        ranked = sorted(records, key=lambda record: (-hits[record.id], record.id))
+        return [SearchHit(record, hits[record.id]) for record in ranked[:top_k]]
+
+    def list(self, *, base_model: str | None = None, method: str | None = None, category: str | None = None, task: str | None = None) -> list[ModuleRecord]:
+        return self.registry.catalog.list_modules(base_model=_base_name(base_model), method=method, category=category, task=task)
+
+    def show(self, module_id: int) -> ModuleRecord:
+        return self.registry.catalog.get_module(module_id)
+
+    def remove(self, module_id: int) -> ModuleRecord:
+        """Delete a module's row; its blob stays until `adapters gc`, since another row may share it."""
+        record, generation = self.registry.catalog.remove_module(module_id)
+        self.registry.indexes.module_removed(generation, record.id, record.schema_hash)
+        return record
+
+    def load_tensors(self, record: ModuleRecord) -> dict[str, torch.Tensor]:
+        return from_bytes(self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}"))
+
+    def export(self, module_id: int, out: str | os.PathLike[str]) -> Path:
+        """Write a module as a folder that `PeftModel.from_pretrained` (or deltahub) loads."""
+        record = self.show(module_id)
+        tensors = self.load_tensors(record)
+        target = Path(out)
+        if target.exists() and any(target.iterdir()):
+            raise HubError(f"{target} exists and is not empty; choose a new folder for the export")
+        get_method(record.method).write_folder(target, record.config, tensors, record.base_model)
+        return target
+
+    def rebuild_indexes(self) -> dict[str, int]:
+        return self.registry.indexes.rebuild()
+
+
+def _base_name(spec: str | None) -> str | None:
+    return None if spec is None else resolve_base_model(spec).name
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""

@@ -1,0 +1,19 @@
+"""Formulations: how each backbone kind maps a task onto its shared output space."""
+
+from __future__ import annotations
+
+from hub.backbones import BaseModelRef, load_tokenizer
+from hub.errors import HubError
+from hub.formulations.base import Batch, Formulation, Predictions
+from hub.formulations.cross_encoder import CrossEncoderFormulation
+
+FORMULATIONS: dict[str, type[Formulation]] = {"cross-encoder": CrossEncoderFormulation}
+
+
+def formulation_for(ref: BaseModelRef, max_length: int = 128) -> Formulation:
+    if ref.kind not in FORMULATIONS:
+        raise HubError(f"backbone kind {ref.kind!r} has no formulation yet; use one of {', '.join(sorted(FORMULATIONS))}")
+    return FORMULATIONS[ref.kind](load_tokenizer(ref), max_length=max_length)
+
+
+__all__ = ["Batch", "FORMULATIONS", "Formulation", "Predictions", "formulation_for"]

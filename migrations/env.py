@@ -1,0 +1,17 @@
+"""Alembic environment: runs on the engine handed over by store.db, or on sqlalchemy.url."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from store.models import Base
+
+config = context.config
+engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+
+with engine.begin() as connection:
+    # Batch mode lets ALTERs run on SQLite, which rebuilds the table instead.
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()

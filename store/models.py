@@ -1,0 +1,141 @@
+"""The catalog's tables. The schema is made only by the Alembic migrations in `migrations/`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Fixed constraint names keep SQLite and PostgreSQL migrations identical.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class BaseModelRow(Base):
+    """A frozen backbone: its name, revision and the hash of its parameter names and shapes."""
+
+    __tablename__ = "base_models"
+    __table_args__ = (UniqueConstraint("name", "revision", "arch_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(512))
+    revision: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(32))
+    arch_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    category: Mapped[str] = mapped_column(String(256), index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+
+class DatasetRow(Base):
+    """The examples of a task, known by fingerprint, with their dataset embedding."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text, default="")
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    task: Mapped[TaskRow] = relationship()
+
+
+class ModuleRow(Base):
+    """A trained (or composed) module: config, tensor schema, blob address, metrics, parameter embedding."""
+
+    __tablename__ = "modules"
+    # The same weights for the same base model and dataset are one module: pushes are idempotent.
+    # AUTOINCREMENT on SQLite: a removed module's id is never handed out again (index caches key on it).
+    __table_args__ = (UniqueConstraint("base_model_id", "dataset_id", "blob_digest"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    base_model_id: Mapped[int] = mapped_column(ForeignKey("base_models.id"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    method: Mapped[str] = mapped_column(String(32), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tensor_schema: Mapped[list[Any]] = mapped_column(JSON)
+    schema_hash: Mapped[str] = mapped_column(String(64), index=True)
+    num_params: Mapped[int] = mapped_column(BigInteger)
+    blob_digest: Mapped[str] = mapped_column(String(64), index=True)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    param_embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    kind: Mapped[str] = mapped_column(String(16), default="trained")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+    base_model: Mapped[BaseModelRow] = relationship()
+    dataset: Mapped[DatasetRow] = relationship()
+    tags: Mapped[list[ModuleTagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class ModuleTagRow(Base):
+    __tablename__ = "module_tags"
+
+    module_id: Mapped[int] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class EnsembleRow(Base):
+    """Provenance of a composed init: for which target, with which strategy and temperature."""
+
+    __tablename__ = "ensembles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    module_id: Mapped[int] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"), unique=True)
+    target_dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    strategy: Mapped[str] = mapped_column(String(64))
+    temperature: Mapped[float] = mapped_column(Float)
+    top_k: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sources: Mapped[list[EnsembleSourceRow]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="EnsembleSourceRow.position"
+    )
+
+
+class EnsembleSourceRow(Base):
+    """One source of an ensemble; its digest survives the source module's removal."""
+
+    __tablename__ = "ensemble_sources"
+
+    ensemble_id: Mapped[int] = mapped_column(ForeignKey("ensembles.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_module_id: Mapped[int | None] = mapped_column(ForeignKey("modules.id", ondelete="SET NULL"), nullable=True, index=True)
+    source_digest: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    weight: Mapped[float] = mapped_column(Float)
+
+
+class RegistryStateRow(Base):
+    """One row whose generation grows with every catalog write: index caches compare against it."""
+
+    __tablename__ = "registry_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
