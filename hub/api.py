@@ -22,6 +22,9 @@ from hub.training import TrainConfig, TrainResult, train
 from hub.methods import Method, get_method, method_for_config, read_config
 from store.catalog import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
 from store.registry import Registry, upgrade_registry, resolve_location
+from store.blobs import GC_GRACE_S, GcReport
+from store.maintenance import VerifyReport, collect_garbage
+from store.maintenance import verify as verify_registry
 from store.tensors import digest_of, from_bytes, schema_hash, tensor_schema, to_bytes
 
 KIND_OF_TASK_TYPE = {"SEQ_CLS": "cross-encoder", "SEQ_2_SEQ_LM": "seq2seq", "CAUSAL_LM": "causal"}
@@ -153,12 +156,12 @@ class Hub:
         """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob."""
         data = to_bytes(tensors)
         digest = digest_of(data)
-        self.registry.blobs.put(data)
         schema = tensor_schema(tensors)
         embedding = self.dataset_embedding(dataset)
         sketch = parameter_sketch(tensors)
         stored_config = {key: value for key, value in config.items() if key != "base_model_name_or_path"}
-        record, generation = self.registry.catalog.add_module(
+        record, _created = self.registry.add_module(
+            data,
             NewModule(
                 method=method.name,
                 config=stored_config,
@@ -177,8 +180,6 @@ class Hub:
             BaseModelInfo(backbone.ref.name, backbone.ref.kind, backbone.arch_hash, backbone.ref.revision or ""),
             provenance,
         )
-        if generation is not None:
-            self.registry.indexes.module_added(generation, record.id, record.schema_hash, sketch, record.dataset_id, embedding)
         return record
 
     def check_fits(self, method: Method, config: dict, tensors: dict[str, torch.Tensor], backbone: _Backbone) -> None:
@@ -253,9 +254,7 @@ class Hub:
 
     def remove(self, module_id: int) -> ModuleRecord:
         """Delete a module's row; its blob stays until `adapters gc`, since another row may share it."""
-        record, generation = self.registry.catalog.remove_module(module_id)
-        self.registry.indexes.module_removed(generation, record.id, record.schema_hash)
-        return record
+        return self.registry.remove_module(module_id)
 
     def load_tensors(self, record: ModuleRecord) -> dict[str, torch.Tensor]:
         return from_bytes(self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}"))
@@ -272,6 +271,26 @@ class Hub:
 
     def rebuild_indexes(self) -> dict[str, int]:
         return self.registry.indexes.rebuild()
+
+    def ensemble(self, dataset: Dataset | str | os.PathLike[str], **options: object):
+        """Score compatible modules on `dataset` with a strategy, compose them and register the init (see hub.transfer)."""
+        from hub import transfer
+
+        return transfer.ensemble(self, dataset, **options)
+
+    def transfer_init(self, base_model: str | os.PathLike[str] | None, dataset: Dataset | str | os.PathLike[str], **options: object) -> TrainableModule:
+        """A TrainableModule (a PeftModel for PEFT methods) initialized from an ensemble; `random` gives the default init."""
+        from hub import transfer
+
+        return transfer.transfer_init(self, base_model, dataset, **options)
+
+    def gc(self, grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport:
+        """Delete blobs no module references that are older than the grace period (default one hour)."""
+        return collect_garbage(self.registry, grace_s, dry_run)
+
+    def verify(self, repair: bool = False) -> VerifyReport:
+        """Re-hash blobs, check rows and indexes; with `repair`, rebuild the indexes (never deletes modules)."""
+        return verify_registry(self.registry, repair)
 
 
 def _base_name(spec: str | None) -> str | None:

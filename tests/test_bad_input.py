@@ -1,0 +1,141 @@
+"""Bad input: a one-line error, a non-zero exit code, and the registry exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from sqlalchemy import text
+from transformers import BertConfig, BertForSequenceClassification
+
+from cli_helpers import adapters, one_line_error, snapshot
+from store.db import make_engine
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, trained_folders: dict[str, Path], suite: Path) -> Path:
+    """A registry holding one real module, so 'unchanged' has something to compare."""
+    root = tmp_path_factory.mktemp("bad") / "registry"
+    result = adapters(root, "push", str(trained_folders["wn-isa-animal"]), "--dataset", str(suite / "wn-isa-animal"))
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture
+def module_copy(tmp_path: Path, trained_folders: dict[str, Path]) -> Path:
+    return Path(shutil.copytree(trained_folders["wn-supersense-noun-a"], tmp_path / "module"))
+
+
+def push_fails(registry: Path, folder: Path, dataset: Path, *extra: str) -> str:
+    before = snapshot(registry)
+    message = one_line_error(adapters(registry, "push", str(folder), "--dataset", str(dataset), *extra))
+    assert snapshot(registry) == before
+    return message
+
+
+def test_missing_module_folder(registry: Path, suite: Path, tmp_path: Path) -> None:
+    assert "does not exist" in push_fails(registry, tmp_path / "nowhere", suite / "wn-isa-animal")
+
+
+def test_unreadable_module_config(registry: Path, suite: Path, module_copy: Path) -> None:
+    (module_copy / "adapter_config.json").write_text("{not json")
+    assert "cannot read" in push_fails(registry, module_copy, suite / "wn-supersense-noun-a")
+
+
+def test_config_and_weights_disagree(registry: Path, suite: Path, module_copy: Path) -> None:
+    config = json.loads((module_copy / "adapter_config.json").read_text())
+    (module_copy / "adapter_config.json").write_text(json.dumps({**config, "r": config["r"] * 2}))
+    assert "disagree" in push_fails(registry, module_copy, suite / "wn-supersense-noun-a")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights(registry: Path, suite: Path, module_copy: Path, bad: float) -> None:
+    weights = load_file(str(module_copy / "adapter_model.safetensors"))
+    name = sorted(weights)[0]
+    weights[name][0, 0] = bad
+    save_file(weights, str(module_copy / "adapter_model.safetensors"))
+    assert "NaN or Inf" in push_fails(registry, module_copy, suite / "wn-supersense-noun-a")
+
+
+class _Tripwire:
+    """Unpickling this would create a file: the test proves the pickle is never opened."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_pickle_only_checkpoint_is_refused_unopened(registry: Path, suite: Path, module_copy: Path, tmp_path: Path) -> None:
+    tripwire = tmp_path / "pickle-was-loaded"
+    (module_copy / "adapter_model.safetensors").unlink()
+    (module_copy / "adapter_model.bin").write_bytes(pickle.dumps(_Tripwire(str(tripwire))))
+    assert "pickle" in push_fails(registry, module_copy, suite / "wn-supersense-noun-a")
+    assert not tripwire.exists()
+
+
+def test_module_for_another_base_model(registry: Path, suite: Path, module_copy: Path, tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny-bert"
+    config = BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=1)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(tiny)
+    message = push_fails(registry, module_copy, suite / "wn-supersense-noun-a", "--base-model", str(tiny))
+    assert "base model" in message and "push it with the base model it was trained on" in message
+
+
+def test_empty_dataset_file(registry: Path, suite: Path, module_copy: Path, tmp_path: Path) -> None:
+    dataset = Path(shutil.copytree(suite / "wn-supersense-noun-a", tmp_path / "dataset"))
+    (dataset / "train.jsonl").write_text("")
+    assert "holds no examples" in push_fails(registry, module_copy, dataset)
+
+
+def test_malformed_dataset_names_the_line(registry: Path, suite: Path, module_copy: Path, tmp_path: Path) -> None:
+    dataset = Path(shutil.copytree(suite / "wn-supersense-noun-a", tmp_path / "dataset"))
+    lines = (dataset / "train.jsonl").read_text().splitlines()
+    lines[6] = '{"text": "broken'
+    (dataset / "train.jsonl").write_text("\n".join(lines) + "\n")
+    assert "train.jsonl:7:" in push_fails(registry, module_copy, dataset)
+
+
+@pytest.mark.parametrize("verb", [("show", "999"), ("rm", "999"), ("export", "999", "out-dir")])
+def test_unknown_module_id(registry: Path, verb: tuple[str, ...]) -> None:
+    before = snapshot(registry)
+    assert "no module with id 999" in one_line_error(adapters(registry, *verb))
+    assert snapshot(registry) == before
+
+
+def test_registry_path_not_writable(tmp_path: Path, trained_folders: dict[str, Path], suite: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    message = one_line_error(adapters(blocker / "registry", "list"))
+    assert "not writable" in message
+    assert blocker.read_text() == "not a directory"
+
+
+def test_registry_from_a_newer_schema(tmp_path: Path, registry: Path) -> None:
+    newer = Path(shutil.copytree(registry, tmp_path / "newer"))
+    engine = make_engine(f"sqlite:///{newer / 'registry.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe9999'"))
+    engine.dispose()
+    before = snapshot_raw(newer)
+    for verb in (("list",), ("db", "upgrade")):
+        message = one_line_error(adapters(newer, *verb))
+        assert "newer than this deltahub" in message
+    assert snapshot_raw(newer) == before
+
+
+def snapshot_raw(registry: Path) -> bytes:
+    """The database file's bytes: the newer-schema registry must not even be opened for writing."""
+    engine = make_engine(f"sqlite:///{registry / 'registry.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, blob_digest FROM modules ORDER BY id")).all()
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    engine.dispose()
+    return repr((rows, version)).encode()
