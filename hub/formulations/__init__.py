@@ -6,8 +6,9 @@ from hub.backbones import BaseModelRef, load_tokenizer
 from hub.errors import HubError
 from hub.formulations.base import Batch, Formulation, Predictions
 from hub.formulations.cross_encoder import CrossEncoderFormulation
+from hub.formulations.text_to_text import CausalFormulation, Seq2SeqFormulation
 
-FORMULATIONS: dict[str, type[Formulation]] = {"cross-encoder": CrossEncoderFormulation}
+FORMULATIONS: dict[str, type[Formulation]] = {"cross-encoder": CrossEncoderFormulation, "seq2seq": Seq2SeqFormulation, "causal": CausalFormulation}
 
 
 def formulation_for(ref: BaseModelRef, max_length: int = 128) -> Formulation:

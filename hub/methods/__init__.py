@@ -6,9 +6,10 @@ from typing import Any
 
 from hub.errors import HubError, ModuleFolderError
 from hub.methods.base import CONFIG_FILE, WEIGHTS_FILE, Method, read_config
+from hub.methods.bottleneck import BottleneckMethod
 from hub.methods.peft_methods import IA3Method, LoraMethod, PrefixMethod, PromptTuningMethod
 
-METHODS: dict[str, Method] = {method.name: method for method in (LoraMethod(), PrefixMethod(), PromptTuningMethod(), IA3Method())}
+METHODS: dict[str, Method] = {method.name: method for method in (LoraMethod(), PrefixMethod(), PromptTuningMethod(), IA3Method(), BottleneckMethod())}
 
 
 def get_method(name: str) -> Method:

@@ -1,0 +1,198 @@
+"""The text-to-text formulations (seq2seq and causal) on tiny random T5 and GPT-2 with PEFT modules.
+
+`tiny_backbone` is also what the bottleneck and round-trip tests build their models with.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from pathlib import Path
+
+import pytest
+import torch
+
+from hub.backbones import load_base_model, resolve_base_model
+from hub.datasets import Example, TaskCard, from_records
+from hub.formulations import FORMULATIONS, formulation_for
+from hub.formulations.text_to_text import CausalFormulation, Seq2SeqFormulation
+from hub.methods import get_method
+from hub.training import TrainConfig, train
+
+
+WORDS = "yes no red green blue sky which is item answer options pick the color of grass cat an animal question".split()
+
+
+def tiny_tokenizer():
+    """A ~130-token WordPiece tokenizer (words of the tests, letters and digits); [SEP] doubles as EOS.
+
+    A small vocabulary keeps the tiny models' output layers, and so the tests, fast.
+    """
+    from transformers import BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.punctuation, *string.digits, *string.ascii_lowercase]
+    vocab += [f"##{c}" for c in string.ascii_lowercase + string.digits] + [word for word in WORDS if word not in vocab]
+    return BertTokenizer(vocab={token: index for index, token in enumerate(vocab)}, eos_token="[SEP]", bos_token="[CLS]")
+
+
+def tiny_backbone(kind: str, root: Path) -> Path:
+    """A 2-layer random BERT / T5 / GPT-2 saved with `tiny_tokenizer` in root/kind."""
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    folder = root / kind
+    if (folder / "config.json").is_file():
+        return folder
+    tokenizer = tiny_tokenizer()
+    vocab, pad, eos = len(tokenizer), tokenizer.pad_token_id, tokenizer.sep_token_id
+    torch.manual_seed(0)
+    # BERT and GPT-2 get a wider init than their 0.02: at 0.02 a random 2-layer model is nearly constant
+    # (the BERT pooler collapses), and a few steps of a small module barely move it.
+    if kind == "bert":
+        config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, initializer_range=0.2, pad_token_id=pad)
+        model = BertModel(config)
+        model.config.architectures = ["BertModel"]
+    elif kind == "t5":
+        config = T5Config(
+            vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
+            pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=pad,
+        )
+        model = T5ForConditionalGeneration(config)
+    elif kind == "gpt2":
+        config = GPT2Config(
+            vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=128, initializer_range=0.2,
+            bos_token_id=tokenizer.cls_token_id, eos_token_id=eos, pad_token_id=pad,
+        )
+        model = GPT2LMHeadModel(config)
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def toy_dataset(size: int = 16):
+    """A tiny multiple-choice task with a learnable rule (the answer is named in the question)."""
+    colors = ["red", "green", "blue sky"]
+    records = [{"text": f"which is {colors[i % 3]} ? item {i}", "choices": colors, "label": i % 3} for i in range(size)]
+    return from_records(TaskCard("toy-colors", "multiple-choice QA", "multiple_choice"), {"train": records})
+
+
+MIXED = [Example("is a cat an animal ?", ("yes", "no"), 0), Example("pick the color of grass", ("red", "blue sky", "green"), 2)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they lose a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny")
+    return {kind: tiny_backbone(kind, root) for kind in ("t5", "gpt2")}
+
+
+@pytest.fixture(scope="module")
+def bases(tiny: dict[str, Path]):
+    return {kind: (resolve_base_model(path), load_base_model(resolve_base_model(path))) for kind, path in tiny.items()}
+
+
+def attached(bases, kind: str, method: str, **overrides):
+    ref, base = bases[kind]
+    chosen = get_method(method)
+    model = chosen.attach(copy.deepcopy(base), chosen.default_config(ref, **overrides))
+    model.eval()
+    return ref, model, formulation_for(ref)
+
+
+def test_kinds_are_registered(bases) -> None:
+    assert FORMULATIONS["seq2seq"] is Seq2SeqFormulation and FORMULATIONS["causal"] is CausalFormulation
+    assert isinstance(formulation_for(bases["t5"][0]), Seq2SeqFormulation)
+    assert isinstance(formulation_for(bases["gpt2"][0]), CausalFormulation)
+
+
+@pytest.mark.parametrize("kind", ["t5", "gpt2"])
+def test_predictions_are_one_row_per_answer_token(bases, kind: str) -> None:
+    ref, model, formulation = attached(bases, kind, "lora")
+    batch = formulation.collate(MIXED)
+    with torch.no_grad():
+        predictions = formulation.predictions(model, batch)
+    expected = [token for example in MIXED for token in formulation.answer_ids(example.answer_text)]
+    tokenizer = formulation.tokenizer
+    prefix = " " if kind == "gpt2" else ""
+    assert expected == [
+        token for example in MIXED for token in [*tokenizer(prefix + example.answer_text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+    ]
+    assert predictions.gold.tolist() == expected
+    assert predictions.log_probs.shape == (len(expected), model.config.vocab_size)
+    assert torch.allclose(predictions.log_probs.exp().sum(-1), torch.ones(len(expected)), atol=1e-5)
+    # Padding and batching change nothing: each example alone (no padding) gives the same rows.
+    alone = torch.cat([formulation.predictions(model, formulation.collate([example])).log_probs for example in MIXED]).detach()
+    assert torch.allclose(predictions.log_probs, alone, atol=1e-5)
+    # The default loss is the mean token cross-entropy of the gold answers.
+    loss = formulation.loss(model, batch)
+    assert torch.isclose(loss, -predictions.log_probs.gather(1, predictions.gold[:, None]).mean(), atol=1e-6)
+
+
+def test_causal_rows_predict_the_tokens_after_the_prompt(bases) -> None:
+    _, model, formulation = attached(bases, "gpt2", "lora")
+    example = MIXED[1]
+    prompt = formulation.tokenizer(formulation.prompt(example))["input_ids"]
+    answer = formulation.answer_ids(example.answer_text)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + answer])).logits[0]
+        rows = formulation.predictions(model, formulation.collate([example])).log_probs
+    positions = range(len(prompt) - 1, len(prompt) + len(answer) - 1)
+    assert torch.allclose(rows, torch.log_softmax(logits[list(positions)], -1), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["t5", "gpt2"])
+@pytest.mark.parametrize("method", ["lora", "prefix"])
+def test_choose_ranks_candidates_by_their_log_likelihood(bases, kind: str, method: str) -> None:
+    _, model, formulation = attached(bases, kind, method, **({"num_virtual_tokens": 4} if method == "prefix" else {}))
+    batch = formulation.collate(MIXED)
+    with torch.no_grad():
+        chosen = formulation.choose(model, batch)
+        scores = formulation.candidate_scores(model, batch)
+        # Each candidate's score is the total log-probability of its tokens, read off as if it were the gold answer.
+        for index, example in enumerate(MIXED):
+            for slot in range(len(example.choices)):
+                as_gold = Example(example.text, example.choices, slot)
+                rows = formulation.predictions(model, formulation.collate([as_gold]))
+                total = rows.log_probs.gather(1, rows.gold[:, None]).sum()
+                assert torch.isclose(scores[index, slot], total, atol=1e-4)
+    assert chosen.shape == (2,) and all(0 <= int(c) < len(e.choices) for c, e in zip(chosen, MIXED, strict=True))
+    assert scores[0, 2] == float("-inf"), "a missing candidate can never be chosen"
+    assert chosen.tolist() == scores.argmax(-1).tolist()
+
+
+def test_length_normalized_choice(bases) -> None:
+    ref, model, _ = attached(bases, "gpt2", "lora")
+    total = formulation_for(ref)
+    mean = CausalFormulation(total.tokenizer, length_normalize=True)
+    batch = total.collate(MIXED)
+    with torch.no_grad():
+        lengths = torch.tensor([len(total.answer_ids(c)) for c in MIXED[1].choices], dtype=torch.float)
+        assert torch.allclose(mean.candidate_scores(model, batch)[1], total.candidate_scores(model, batch)[1] / lengths, atol=1e-5)
+
+
+# Prefix tuning moves slowly at LoRA's learning rate (its prompt embeddings start at N(0, 1)).
+LEARNING_RATES = {"lora": 1e-2, "prefix": 1e-1}
+
+
+@pytest.mark.parametrize("kind", ["t5", "gpt2"])
+@pytest.mark.parametrize("method", ["lora", "prefix"])
+def test_training_lowers_the_answer_loss(bases, kind: str, method: str) -> None:
+    _, model, formulation = attached(bases, kind, method)
+    examples = toy_dataset().split("train")
+    batch = formulation.collate(examples)
+    with torch.no_grad():
+        before = float(formulation.loss(model, batch))
+    result = train(model, get_method(method), formulation, examples, (), TrainConfig(epochs=3, lr=LEARNING_RATES[method], batch_size=8, progress=False))
+    with torch.no_grad():
+        after = float(formulation.loss(model, batch))
+    assert result.steps == 6
+    assert after < before - 0.3, (before, after)
