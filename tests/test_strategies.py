@@ -1,0 +1,177 @@
+"""Strategies: score functions against hand-computed values, scores -> weights, the registry of
+strategies, and the signs of the data-based strategies on a real tiny setting (MiniLM, WordNet)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ensembling import scores
+from ensembling.candidates import Candidate, Target
+from ensembling.ensemble import Options, run
+from ensembling.errors import EnsemblingError
+from ensembling.strategies import STRATEGIES, get_strategy, known
+from ensembling.weights import keep_top_k, scores_to_weights, uniform_weights, znormalize
+
+# Two rows over three candidates; the second row has only two (the third is padding, -inf).
+PROBS = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.9, 0.0]])
+LOG_PROBS = PROBS.log()
+GOLD = torch.tensor([0, 1])
+
+
+def test_loss_is_mean_gold_cross_entropy():
+    assert scores.loss_score(LOG_PROBS, GOLD) == pytest.approx((math.log(2) - math.log(0.9)) / 2, abs=1e-7)
+    assert scores.loss_score(LOG_PROBS, GOLD) == pytest.approx(0.3992538, abs=1e-6)
+
+
+def test_el2n_is_sum_of_error_l2_norms():
+    # row 0: ‖(-.5, .25, .25)‖ = √.375; row 1: ‖(.1, -.1, 0)‖ = √.02 (padding contributes 0)
+    assert scores.el2n_score(LOG_PROBS, GOLD) == pytest.approx(math.sqrt(0.375) + math.sqrt(0.02), abs=1e-6)
+    assert scores.el2n_score(LOG_PROBS, GOLD) == pytest.approx(0.7537938, abs=1e-6)
+
+
+def test_cos_is_sum_of_cosines_with_the_one_hot_label():
+    expected = 0.5 / math.sqrt(0.375) + 0.9 / math.sqrt(0.82)
+    assert scores.cos_score(LOG_PROBS, GOLD) == pytest.approx(expected, abs=1e-6)
+    assert scores.cos_score(LOG_PROBS, GOLD) == pytest.approx(1.8103803, abs=1e-6)
+
+
+def test_kl_sums_kl_of_reference_to_candidate_and_ignores_zero_reference_mass():
+    reference = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.8, 0.0]]).log()
+    expected = 0.5 * math.log(2) + 0.2 * math.log(2) + 0.8 * math.log(0.8 / 0.9)
+    assert scores.kl_score(reference, LOG_PROBS) == pytest.approx(expected, abs=1e-6)
+    assert scores.kl_score(reference, LOG_PROBS) == pytest.approx(0.3909766, abs=1e-6)
+    assert scores.kl_score(LOG_PROBS, LOG_PROBS) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_grand_sums_batch_gradient_norms():
+    assert scores.gradient_norm([torch.tensor([3.0, 0.0]), torch.tensor([[4.0]]), None]) == pytest.approx(5.0)
+    assert scores.grand_score([3.0, 4.0]) == pytest.approx(7.0)
+    with pytest.raises(EnsemblingError):
+        scores.grand_score([])
+
+
+def test_weight_reading_scores():
+    reference = {"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([1.0, 1.0])}
+    other = {"a": torch.tensor([0.0, 1.0]), "b": torch.tensor([2.0, 2.0])}
+    assert scores.weight_cos_score(reference, other) == pytest.approx(0.5)
+    assert scores.weight_cos_score(reference, {"a": torch.zeros(2), "b": torch.tensor([1.0, 1.0])}) == pytest.approx(0.5)
+    assert scores.euclidean_score({"a": torch.zeros(2), "b": torch.ones(1)}, {"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([5.0])}) == pytest.approx(5.0)
+    assert scores.performance_score(0.75, 0.5) == pytest.approx(0.25)
+    with pytest.raises(EnsemblingError, match="do not share tensor b"):
+        scores.weight_cos_score(reference, {"a": torch.zeros(2), "c": torch.zeros(2)})
+
+
+def test_scores_to_weights_softmax_sign_temperature():
+    assert scores_to_weights([1.0, 2.0], sign=-1, temperature=1.0) == pytest.approx([0.7310586, 0.2689414], abs=1e-7)
+    assert scores_to_weights([1.0, 2.0], sign=1, temperature=1.0) == pytest.approx([0.2689414, 0.7310586], abs=1e-7)
+    # a smaller temperature sharpens: 0.1 → e^10 : 1
+    assert scores_to_weights([1.0, 2.0], sign=-1, temperature=0.1)[0] == pytest.approx(1 / (1 + math.exp(-10)), abs=1e-9)
+    weights = scores_to_weights([0.3, 0.1, 0.7, 0.2], sign=-1, temperature=0.05)
+    assert math.fsum(weights) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_znorm_and_top_k():
+    assert znormalize([1.0, 2.0, 3.0]) == pytest.approx([-math.sqrt(1.5), 0.0, math.sqrt(1.5)])
+    assert znormalize([2.0, 2.0]) == [0.0, 0.0]
+    # z-normalization makes the weights independent of the scores' scale and offset
+    assert scores_to_weights([1.0, 2.0, 4.0], sign=-1, temperature=1.0, znorm=True) == pytest.approx(
+        scores_to_weights([110.0, 120.0, 140.0], sign=-1, temperature=1.0, znorm=True)
+    )
+    assert keep_top_k([0.2, 0.5, 0.3], 1) == [0.0, 1.0, 0.0]
+    assert keep_top_k([0.2, 0.5, 0.3], 2) == pytest.approx([0.0, 0.625, 0.375])
+    assert keep_top_k([0.25, 0.25, 0.5], 2) == pytest.approx([1 / 3, 0.0, 2 / 3])  # ties: the earlier index is kept
+    assert uniform_weights(4, top_k=2) == [0.5, 0.5, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("temperature", [0.0, -0.1, float("nan")])
+def test_temperature_must_be_positive(temperature):
+    with pytest.raises(EnsemblingError, match="temperature"):
+        scores_to_weights([1.0, 2.0], sign=-1, temperature=temperature)
+
+
+def test_weights_refuse_non_finite_scores_and_bad_top_k():
+    with pytest.raises(EnsemblingError, match="non-finite"):
+        scores_to_weights([1.0, float("inf")], sign=-1, temperature=0.1)
+    with pytest.raises(EnsemblingError, match="top-k"):
+        scores_to_weights([1.0, 2.0], sign=-1, temperature=0.1, top_k=0)
+
+
+def test_every_strategy_is_registered_with_the_designed_sign_and_temperature():
+    assert known() == sorted(["loss", "kl", "el2n", "grand", "cos", "weight-cos", "euclidean", "performance", "random", "average", "group-average"])
+    signs = {"loss": -1, "kl": -1, "el2n": -1, "grand": -1, "cos": 1, "weight-cos": 1, "euclidean": -1, "performance": 1}
+    for name, sign in signs.items():
+        assert STRATEGIES[name].sign == sign, name
+    for name in ("loss", "kl", "el2n", "grand", "cos"):
+        assert STRATEGIES[name].temperature == 0.1
+    assert STRATEGIES["weight-cos"].temperature == STRATEGIES["performance"].temperature == 0.001
+    assert STRATEGIES["euclidean"].znorm
+    with pytest.raises(EnsemblingError, match="unknown strategy 'nope'; use one of average, cos, el2n"):
+        get_strategy("nope")
+
+
+def test_ensembling_does_not_import_hub():
+    code = "import sys, ensembling.ensemble, ensembling.compose, ensembling.strategies; print(sorted(m for m in sys.modules if m == 'hub' or m.startswith('hub.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+class FakeEvaluator:
+    """Rows that depend only on the applied module's single tensor, to test the orchestration."""
+
+    def __init__(self):
+        self.applied = None
+
+    def default_tensors(self):
+        return {"w": torch.zeros(2)}
+
+    def apply(self, tensors):
+        self.applied = tensors["w"].clone()
+
+    def rows(self):
+        logits = torch.stack([self.applied, self.applied.flip(0)])
+        return scores_rows(torch.log_softmax(logits, dim=1), torch.tensor([0, 1]))
+
+    def gradient_norms(self):
+        return [float(self.applied.norm())]
+
+
+def scores_rows(log_probs, gold):
+    from ensembling.candidates import Rows
+
+    return Rows(log_probs, gold)
+
+
+def fake(i, w, task=None, category="c"):
+    return Candidate(i, task or f"task-{i}", category, f"{i:064d}", {"w": torch.tensor(w)}, "base")
+
+
+def test_run_is_deterministic_and_weights_sum_to_one():
+    candidates = [fake(1, [2.0, 0.0]), fake(2, [0.0, 2.0]), fake(3, [0.5, 0.0])]
+    target = Target("target", "c")
+    first = run("loss", candidates, target, FakeEvaluator(), Options(seed=3))
+    second = run("loss", candidates, target, FakeEvaluator(), Options(seed=3))
+    assert [s.weight for s in first.sources] == [s.weight for s in second.sources]
+    assert math.fsum(s.weight for s in first.sources) == pytest.approx(1.0)
+    assert max(first.sources, key=lambda s: s.weight).candidate.id == 1  # lowest loss
+    assert min(first.sources, key=lambda s: s.weight).candidate.id == 2
+    top = run("loss", candidates, target, FakeEvaluator(), Options(top_k=1))
+    assert torch.equal(top.tensors["w"], candidates[0].tensors["w"])
+
+
+def test_run_refuses_the_targets_own_modules_and_handles_baselines():
+    target = Target("target", "c")
+    with pytest.raises(EnsemblingError, match="target task"):
+        run("loss", [fake(1, [1.0, 0.0], task="target")], target, FakeEvaluator())
+    candidates = [fake(1, [1.0, 0.0]), fake(2, [0.0, 1.0], category="other")]
+    average = run("average", candidates, target, None)
+    assert [s.weight for s in average.sources] == [0.5, 0.5]
+    assert torch.allclose(average.tensors["w"], torch.tensor([0.5, 0.5]))
+    group = run("group-average", candidates, target, None)
+    assert [s.candidate.id for s in group.sources] == [1]
+    random_init = run("random", candidates, target, FakeEvaluator())
+    assert random_init.sources == () and torch.equal(random_init.tensors["w"], torch.zeros(2))
