@@ -2,6 +2,15 @@
 
 Writes go to a temp file that is fsynced and renamed, so a blob is whole or
 absent; reads re-hash and refuse bytes that no longer match their address.
+
+Blobs are never deleted by `rm` (another module, or a push in flight, may share
+them). `collect_garbage` deletes a blob only when no row references it AND its
+mtime is older than a grace period (default GC_GRACE_S, one hour). A push
+refreshes the mtime of a blob that already exists, and commits its row right
+after writing the blob, so a push in flight is safe as long as it finishes
+within the grace period; the hour also covers clock skew between machines on
+a shared (NFS) blob directory. The directory carries the id of the registry it
+belongs to (file REGISTRY), so a mixed-up blob directory is refused on open.
 """
 
 from __future__ import annotations
@@ -9,12 +18,40 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.errors import BlobCorrupt, StoreError
 
 SUFFIX = ".safetensors"
+TEMP_PREFIX = ".tmp-"
+QUARANTINE_PREFIX = ".gc-"
+MARKER = "REGISTRY"
+GC_GRACE_S = 3600.0
+_CHUNK = 1 << 20
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+# Blobs are readable by whoever may read the directory (mkstemp alone makes them 0600).
+BLOB_MODE = 0o666 & ~_umask()
+
+
+@dataclass
+class GcReport:
+    """What `collect_garbage` removed and kept."""
+
+    removed: list[str] = field(default_factory=list)
+    removed_bytes: int = 0
+    temp_files: int = 0
+    kept_young: int = 0
+    referenced: int = 0
 
 
 class BlobStore:
@@ -28,17 +65,30 @@ class BlobStore:
         return self.path(digest).is_file()
 
     def put(self, data: bytes) -> str:
-        """Store bytes and return their digest; storing the same bytes again is a no-op."""
+        """Store bytes and return their digest; storing the same bytes again only refreshes the mtime.
+
+        The refresh tells `collect_garbage` that a push is about to reference the blob.
+        """
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
-        if target.is_file():
+        try:
+            os.utime(target)
             return digest
+        except FileNotFoundError:
+            pass  # new bytes (or gc just took an orphan copy away): write them
+        except PermissionError:
+            pass  # someone else's file: replacing it with the same bytes gives a fresh mtime
+        except OSError as error:
+            raise StoreError(f"cannot write blobs under {self.root}: {error.strerror}; check the blob directory") from None
+        if not self.root.is_dir():
+            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or pass the right --blobs")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=SUFFIX)
+            handle, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=SUFFIX)
         except OSError as error:
-            raise StoreError(f"cannot write blobs under {self.root}: {error.strerror}; check the registry's permissions") from None
+            raise StoreError(f"cannot write blobs under {self.root}: {error.strerror}; check the blob directory's permissions") from None
         try:
+            os.fchmod(handle, BLOB_MODE)
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
                 out.flush()
@@ -65,8 +115,130 @@ class BlobStore:
         self.path(digest).unlink(missing_ok=True)
 
     def digests(self) -> Iterator[str]:
-        for path in (self.root / "sha256").glob(f"*/*{SUFFIX}"):
+        for path in self.files():
             yield path.name.removesuffix(SUFFIX)
+
+    def files(self) -> Iterator[Path]:
+        """Every blob file (not temp or quarantined files)."""
+        for path in (self.root / "sha256").glob(f"*/*{SUFFIX}"):
+            if not path.name.startswith("."):
+                yield path
+
+    def hash_file(self, path: Path) -> str:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    # --- which registry this directory belongs to
+
+    def registry_id(self) -> str | None:
+        try:
+            return (self.root / MARKER).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StoreError(f"cannot read {self.root / MARKER}: {error.strerror}; check the blob directory") from None
+
+    def claim(self, registry_id: str, database: str) -> None:
+        """Refuse a blob directory of another registry; mark an unmarked one as this registry's."""
+        if not registry_id:
+            return
+        if not self.root.is_dir():
+            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or pass the right --blobs")
+        found = self.registry_id()
+        if found is None:
+            try:
+                _atomic_write(self.root / MARKER, registry_id.encode() + b"\n")
+            except OSError:
+                return  # a read-only blob directory: reads work, a push will say what is wrong
+            found = self.registry_id()
+        if found != registry_id:
+            raise StoreError(
+                f"blob directory {self.root} belongs to registry {found}, but database {database} is registry {registry_id}; "
+                "pass the blob directory of this registry (--blobs / ADAPTERS_BLOBS)"
+            )
+
+    # --- garbage collection
+
+    def collect_garbage(self, referenced: Callable[[], set[str]], grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport:
+        """Delete blobs no row references that are older than `grace_s`, and stale temp files.
+
+        `referenced` is called after the blobs are listed, so a row committed before
+        the call protects its blob; a push that only wrote (or refreshed) its blob has
+        a young mtime. Each doomed blob is first renamed aside and its mtime looked at
+        again, so a push that refreshes it in between wins.
+        """
+        report = GcReport()
+        now = time.time()
+        sha = self.root / "sha256"
+        for leftover in sha.glob(f"*/{QUARANTINE_PREFIX}*{SUFFIX}"):
+            # A gc that died between rename and unlink: put the blob back and judge it again.
+            target = leftover.with_name(leftover.name.removeprefix(QUARANTINE_PREFIX))
+            if dry_run:
+                continue
+            if target.exists():
+                leftover.unlink(missing_ok=True)
+            else:
+                os.replace(leftover, target)
+        old: list[tuple[str, Path]] = []
+        for path in self.files():
+            try:
+                young = path.stat().st_mtime > now - grace_s
+            except FileNotFoundError:
+                continue
+            if young:
+                report.kept_young += 1
+            else:
+                old.append((path.name.removesuffix(SUFFIX), path))
+        live = referenced()
+        for digest, path in old:
+            if digest in live:
+                report.referenced += 1
+                continue
+            if dry_run:
+                report.removed.append(digest)
+                report.removed_bytes += path.stat().st_size
+                continue
+            aside = path.with_name(QUARANTINE_PREFIX + path.name)
+            try:
+                os.replace(path, aside)
+                stat = aside.stat()
+            except FileNotFoundError:
+                continue
+            if stat.st_mtime > time.time() - grace_s:
+                os.replace(aside, path)  # a push refreshed it just now
+                report.kept_young += 1
+                continue
+            aside.unlink(missing_ok=True)
+            report.removed.append(digest)
+            report.removed_bytes += stat.st_size
+        for temp in sha.glob(f"*/{TEMP_PREFIX}*"):
+            # A push killed while writing its blob leaves a temp file; one this old is dead.
+            try:
+                if temp.stat().st_mtime <= now - grace_s:
+                    if not dry_run:
+                        temp.unlink(missing_ok=True)
+                    report.temp_files += 1
+            except FileNotFoundError:
+                continue
+        return report
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+    try:
+        os.fchmod(handle, BLOB_MODE)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

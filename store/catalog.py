@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from store.db import WRITE_OPTION, display_url, is_sqlite, unreachable
 from store.errors import NotFound, StoreError
 from store.models import (
     BaseModelRow,
@@ -26,7 +29,9 @@ from store.models import (
 )
 
 T = TypeVar("T")
-RETRIES = 5
+# A write is retried when it loses a race it cannot see coming (a unique row inserted
+# by a writer that does not take the generation lock, a lock timeout, a deadlock).
+RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class NewModule:
     tags: tuple[str, ...] = ()
     kind: str = "trained"
     created_by: str = ""
+    created_host: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,7 @@ class ModuleRecord:
     config: dict[str, Any]
     tensor_schema: list[Any]
     provenance: Provenance | None = None
+    created_host: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -135,38 +142,61 @@ class Catalog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writes = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        # SQLite's deferred BEGIN already reads one WAL snapshot; PostgreSQL needs REPEATABLE READ for that.
+        snapshot_engine = engine if is_sqlite(engine) else engine.execution_options(isolation_level="REPEATABLE READ")
+        self._snapshots = sessionmaker(snapshot_engine, expire_on_commit=False)
+        self._bump_first = is_sqlite(engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with _database_errors(self.engine), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only transaction whose queries all see one consistent state of the catalog."""
+        with _database_errors(self.engine), self._snapshots.begin() as session:
             yield session
 
     def _write(self, work: Callable[[Session], T]) -> tuple[T, int]:
         """Run a write transaction and return its result with the generation it produced.
 
-        Retries when a concurrent writer inserted the same unique row first. Bumping
-        the counter row serializes writers, so `generation - 1` is exactly the state
-        this write started from.
+        Writers take turns on the generation: on SQLite, BEGIN IMMEDIATE holds the write
+        lock for the whole transaction; on PostgreSQL the bump is the last statement, so
+        its row lock is held only until the commit. Either way writes commit in generation
+        order, and the state at `generation` is the state at `generation - 1` plus this
+        write (two writers racing to insert the same unique row: the loser's insert fails
+        once the winner commits, and the retry finds the row).
         """
         for attempt in range(RETRIES):
             try:
-                with self.session() as session:
-                    result = work(session)
-                    generation = session.execute(
-                        update(RegistryStateRow)
-                        .where(RegistryStateRow.id == 1)
-                        .values(generation=RegistryStateRow.generation + 1)
-                        .returning(RegistryStateRow.generation)
-                    ).scalar_one()
+                with _database_errors(self.engine), self._writes.begin() as session:
+                    if self._bump_first:
+                        generation = _bump(session)
+                        result = work(session)
+                    else:
+                        result = work(session)
+                        session.flush()
+                        generation = _bump(session)
                     return result, int(generation)
-            except IntegrityError:
+            except (IntegrityError, _Retry):
                 if attempt == RETRIES - 1:
-                    raise
+                    raise StoreError(f"a write to {display_url(self.engine)} kept conflicting with other writers; try again") from None
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
 
     def generation(self) -> int:
         with self.session() as session:
-            return int(session.scalar(select(RegistryStateRow.generation).where(RegistryStateRow.id == 1)) or 0)
+            return _generation(session)
+
+    def generation_in(self, session: Session) -> int:
+        """The generation as seen by an open transaction (e.g. a snapshot)."""
+        return _generation(session)
+
+    def registry_id(self) -> str:
+        with self.session() as session:
+            return str(session.scalar(select(RegistryStateRow.registry_id).where(RegistryStateRow.id == 1)) or "")
 
     def dataset_embedding(self, fingerprint: str) -> np.ndarray | None:
         with self.session() as session:
@@ -207,6 +237,7 @@ class Catalog:
                 param_embedding=vector_bytes(module.param_embedding),
                 kind=module.kind,
                 created_by=module.created_by,
+                created_host=module.created_host,
                 tags=[ModuleTagRow(tag=tag) for tag in sorted(set(module.tags))],
             )
             session.add(row)
@@ -282,35 +313,76 @@ class Catalog:
         _, generation = self._write(work)
         return record, generation
 
-    def dataset_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """(dataset ids, embeddings) of every dataset that has at least one module."""
-        with self.session() as session:
-            rows = session.execute(
-                select(DatasetRow.id, DatasetRow.embedding).where(DatasetRow.id.in_(select(ModuleRow.dataset_id))).order_by(DatasetRow.id)
-            ).all()
-        return _matrix(rows)
+    def set_tags(self, module_id: int, add: Iterable[str] = (), remove: Iterable[str] = ()) -> tuple[ModuleRecord, int]:
+        """Add and remove tags of a module in one write; return the module and the write's generation."""
+        added, removed = sorted(set(add)), sorted(set(remove))
 
-    def parameter_embeddings(self, schema_hash: str) -> tuple[np.ndarray, np.ndarray]:
-        with self.session() as session:
-            rows = session.execute(
-                select(ModuleRow.id, ModuleRow.param_embedding).where(ModuleRow.schema_hash == schema_hash).order_by(ModuleRow.id)
-            ).all()
-        return _matrix(rows)
+        def work(session: Session) -> None:
+            if session.get(ModuleRow, module_id) is None:
+                raise NotFound(f"no module with id {module_id}; `adapters list` shows the ids")
+            if removed:
+                session.execute(delete(ModuleTagRow).where(ModuleTagRow.module_id == module_id, ModuleTagRow.tag.in_(removed)))
+            present = set(session.scalars(select(ModuleTagRow.tag).where(ModuleTagRow.module_id == module_id)))
+            session.add_all(ModuleTagRow(module_id=module_id, tag=tag) for tag in added if tag not in present)
 
-    def dataset_key(self) -> tuple[int, int]:
+        _, generation = self._write(work)
+        return self.get_module(module_id), generation
+
+    # The index caches read a key and the rows in one snapshot (pass `session`), so the
+    # generation an index records is exactly the state its vectors come from.
+
+    def dataset_embeddings(self, session: Session | None = None, after_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(dataset ids, embeddings) of every dataset (with id > after_id) that has at least one module."""
+        query = (
+            select(DatasetRow.id, DatasetRow.embedding)
+            .where(DatasetRow.id.in_(select(ModuleRow.dataset_id)), DatasetRow.id > after_id)
+            .order_by(DatasetRow.id)
+        )
+        return _matrix(self._rows(session, query))
+
+    def parameter_embeddings(self, schema_hash: str, session: Session | None = None, after_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        query = (
+            select(ModuleRow.id, ModuleRow.param_embedding)
+            .where(ModuleRow.schema_hash == schema_hash, ModuleRow.id > after_id)
+            .order_by(ModuleRow.id)
+        )
+        return _matrix(self._rows(session, query))
+
+    def dataset_key(self, session: Session | None = None) -> tuple[int, int]:
         """(count, sum of ids) of the datasets that have modules: changes whenever that set changes."""
-        with self.session() as session:
-            ids = select(ModuleRow.dataset_id).distinct().subquery()
-            count, total = session.execute(select(func.count(), func.coalesce(func.sum(ids.c.dataset_id), 0)).select_from(ids)).one()
+        ids = select(ModuleRow.dataset_id).distinct().subquery()
+        query = select(func.count(), func.coalesce(func.sum(ids.c.dataset_id), 0)).select_from(ids)
+        count, total = self._rows(session, query)[0]
         return int(count), int(total)
 
-    def parameter_key(self, schema_hash: str) -> tuple[int, int]:
+    def parameter_key(self, schema_hash: str, session: Session | None = None) -> tuple[int, int]:
         """(count, sum of ids) of the modules of a schema; ids are never reused, so any change moves it."""
-        with self.session() as session:
-            count, total = session.execute(
-                select(func.count(), func.coalesce(func.sum(ModuleRow.id), 0)).where(ModuleRow.schema_hash == schema_hash)
-            ).one()
+        query = select(func.count(), func.coalesce(func.sum(ModuleRow.id), 0)).where(ModuleRow.schema_hash == schema_hash)
+        count, total = self._rows(session, query)[0]
         return int(count), int(total)
+
+    def _rows(self, session: Session | None, query: Any) -> Sequence[Any]:
+        if session is not None:
+            return session.execute(query).all()
+        with self.session() as own:
+            return own.execute(query).all()
+
+    def module_blobs(self) -> list[tuple[int, str, str, list[Any]]]:
+        """(id, task, blob digest, tensor schema) of every module, for `verify`."""
+        with self.session() as session:
+            rows = session.execute(
+                select(ModuleRow.id, TaskRow.name, ModuleRow.blob_digest, ModuleRow.tensor_schema)
+                .join(DatasetRow, ModuleRow.dataset_id == DatasetRow.id)
+                .join(TaskRow, DatasetRow.task_id == TaskRow.id)
+                .order_by(ModuleRow.id)
+            ).all()
+        return [(int(r[0]), str(r[1]), str(r[2]), list(r[3])) for r in rows]
+
+    def module_ids(self, session: Session | None = None) -> set[int]:
+        return {int(row[0]) for row in self._rows(session, select(ModuleRow.id))}
+
+    def indexed_dataset_ids(self, session: Session | None = None) -> set[int]:
+        return {int(row[0]) for row in self._rows(session, select(ModuleRow.dataset_id).distinct())}
 
     def schema_hashes(self) -> list[str]:
         with self.session() as session:
@@ -319,6 +391,46 @@ class Catalog:
     def blob_digests(self) -> set[str]:
         with self.session() as session:
             return set(session.scalars(select(ModuleRow.blob_digest)))
+
+
+class _Retry(StoreError):
+    """A transient conflict between writers (lock timeout, deadlock, serialization failure)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the registry database is busy ({reason.strip().splitlines()[0] if reason.strip() else 'conflict'}); try again")
+
+
+# SQLSTATEs of PostgreSQL conflicts that succeed when retried.
+_RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+@contextmanager
+def _database_errors(engine: Engine) -> Iterator[None]:
+    """Turn a lost or unreachable database into one line; mark transient conflicts for a retry."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (OperationalError, DBAPIError) as error:
+        code = getattr(getattr(error, "orig", None), "sqlstate", None)
+        text = str(getattr(error, "orig", error))
+        if code in _RETRY_SQLSTATES or "database is locked" in text or "deadlock" in text:
+            raise _Retry(text) from error
+        if error.connection_invalidated or isinstance(error, OperationalError):
+            raise unreachable(engine, error) from None
+        raise
+
+
+def _bump(session: Session) -> int:
+    return int(
+        session.execute(
+            update(RegistryStateRow).where(RegistryStateRow.id == 1).values(generation=RegistryStateRow.generation + 1).returning(RegistryStateRow.generation)
+        ).scalar_one()
+    )
+
+
+def _generation(session: Session) -> int:
+    return int(session.scalar(select(RegistryStateRow.generation).where(RegistryStateRow.id == 1)) or 0)
 
 
 def _module_query():
@@ -349,6 +461,7 @@ def _record(row: ModuleRow, provenance: Provenance | None = None) -> ModuleRecor
         tags=tuple(tag.tag for tag in row.tags),
         created_at=row.created_at,
         created_by=row.created_by,
+        created_host=row.created_host,
         config=dict(row.config),
         tensor_schema=list(row.tensor_schema),
         provenance=provenance,

@@ -10,34 +10,60 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 import migrations
 from store.errors import StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# An unreachable host fails after this many seconds instead of the OS's minutes.
+CONNECT_TIMEOUT_S = 10
+# Execution option that marks a write transaction (SQLite: BEGIN IMMEDIATE).
+WRITE_OPTION = "deltahub_write"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for SQLite (WAL, busy timeout, foreign keys) or PostgreSQL."""
+    """An engine for SQLite (WAL, busy timeout, foreign keys, real transactions) or PostgreSQL."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise StoreError(f"registry URL {url!r} is not a database URL; use a directory, sqlite:///FILE or postgresql+psycopg://…") from None
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    except Exception as error:  # noqa: BLE001 - a malformed URL (bad port, …) is user input
+        raise StoreError(f"registry URL is malformed ({error}); use a directory, sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB") from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            # isolation_level=None: pysqlite stops managing transactions, the "begin" hook below does.
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query else {}
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    except (ArgumentError, ImportError) as error:
+        raise StoreError(f"cannot use registry URL {parsed.render_as_string(hide_password=True)}: {error}; use sqlite:///FILE or postgresql+psycopg://…") from None
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
 
 
 def _sqlite_pragmas(connection, _record) -> None:
     cursor = connection.cursor()
     # WAL lets readers run beside one writer; the busy timeout makes writers wait instead of failing.
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a killed process (only power loss may drop the newest commits,
+    # never corrupt); a lost row then leaves an orphan blob for gc, never a row without its blob.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    # A read transaction is one snapshot (WAL). A write takes the write lock up front
+    # (IMMEDIATE), waiting out the busy timeout, so it never fails on a lock upgrade.
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -55,23 +81,50 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except (OperationalError, DBAPIError) as error:
+        raise unreachable(engine, error) from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the migrations up to `revision` (the only way a schema is made or changed)."""
     _refuse_newer(engine)
-    command.upgrade(alembic_config(engine), revision)
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except (OperationalError, DBAPIError) as error:
+        raise StoreError(f"upgrading the registry database {display_url(engine)} failed: {_reason(error)}; nothing was changed") from None
+
+
+def display_url(engine: Engine) -> str:
+    """The engine's URL with the password masked."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def unreachable(engine: Engine, error: Exception) -> StoreError:
+    """A one-line error for a database that cannot be opened: where, and why (never the password)."""
+    url = engine.url
+    where = f"{url.host or 'localhost'}:{url.port or 5432}" if url.get_backend_name() != "sqlite" else str(url.database)
+    reason = _reason(error)
+    password = url.password
+    if password:
+        reason = reason.replace(str(password), "***")
+    hint = "check the URL, that the server is running and reachable, and the credentials"
+    if "password authentication failed" in reason or "authentication" in reason.lower():
+        hint = "check the user name and password in the registry URL"
+    elif url.get_backend_name() == "sqlite":
+        hint = "check the registry path and its permissions"
+    return StoreError(f"cannot open the registry database {display_url(engine)} at {where}: {reason}; {hint}")
 
 
 def check_schema(engine: Engine, create: bool) -> None:
     """Create an empty registry's schema if asked; refuse any other revision than head."""
+    current = current_revision(engine)
     try:
-        current = current_revision(engine)
         empty = not inspect(engine).get_table_names()
-    except OperationalError as error:
-        raise StoreError(f"cannot open the registry database {engine.url.render_as_string(hide_password=True)}: {_reason(error)}") from None
+    except (OperationalError, DBAPIError) as error:
+        raise unreachable(engine, error) from None
     head = head_revision()
     if current is None and empty and create:
         upgrade(engine)
@@ -93,4 +146,5 @@ def _refuse_newer(engine: Engine) -> None:
 
 
 def _reason(error: Exception) -> str:
-    return str(getattr(error, "orig", error)).strip().splitlines()[0]
+    lines = str(getattr(error, "orig", error) or error).strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__

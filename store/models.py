@@ -88,10 +88,12 @@ class ModuleRow(Base):
     kind: Mapped[str] = mapped_column(String(16), default="trained")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
+    # The machine a module was pushed from: a shared registry has writers on many hosts.
+    created_host: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
     base_model: Mapped[BaseModelRow] = relationship()
     dataset: Mapped[DatasetRow] = relationship()
-    tags: Mapped[list[ModuleTagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    tags: Mapped[list[ModuleTagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True, order_by="ModuleTagRow.tag")
 
 
 class ModuleTagRow(Base):
@@ -133,9 +135,15 @@ class EnsembleSourceRow(Base):
 
 
 class RegistryStateRow(Base):
-    """One row whose generation grows with every catalog write: index caches compare against it."""
+    """One row whose generation grows with every catalog write: index caches compare against it.
+
+    Every write transaction bumps it first, so the row lock serializes writers (on
+    SQLite, BEGIN IMMEDIATE does the same). `registry_id` names the registry; its
+    blob directory carries the same id, so a mixed-up blob directory is refused.
+    """
 
     __tablename__ = "registry_state"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    registry_id: Mapped[str] = mapped_column(String(32), default="", server_default="")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from store.blobs import BlobStore
-from store.catalog import Catalog
-from store.db import check_schema, current_revision, head_revision, make_engine, upgrade
+from store.catalog import BaseModelInfo, Catalog, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
+from store.db import check_schema, current_revision, display_url, head_revision, make_engine, upgrade
 from store.errors import StoreError
 from store.indexes import IndexSet
 
@@ -69,13 +71,19 @@ class Registry:
         self.location = location
         if location.directory is not None:
             _ensure_directory(location.directory, create)
-        if create:
-            _ensure_directory(location.blobs, create=True)
+        # A directory registry makes its own blob directory; a shared (server) one must already have it.
+        _ensure_directory(location.blobs, create=create and location.directory is not None, what="blob directory")
         self.engine = make_engine(location.url)
-        check_schema(self.engine, create=create)
-        self.catalog = Catalog(self.engine)
-        self.blobs = BlobStore(location.blobs)
-        self.indexes = IndexSet(location.indexes, self.catalog)
+        try:
+            check_schema(self.engine, create=create)
+            self.catalog = Catalog(self.engine)
+            self.blobs = BlobStore(location.blobs)
+            self.registry_id = self.catalog.registry_id()
+            self.blobs.claim(self.registry_id, display_url(self.engine))
+        except BaseException:
+            self.engine.dispose()
+            raise
+        self.indexes = IndexSet(location.indexes, self.catalog, self.registry_id)
 
     @classmethod
     def open(cls, spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> Registry:
@@ -83,6 +91,36 @@ class Registry:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def add_module(
+        self, data: bytes, module: NewModule, task: TaskInfo, dataset: DatasetInfo, base_model: BaseModelInfo, provenance: Provenance | None = None
+    ) -> tuple[ModuleRecord, bool]:
+        """Push a module's canonical bytes and rows; return the module and whether it is new.
+
+        The blob is written (atomically) before the row is committed, so a visible row
+        always has its blob; a push killed at any point leaves the whole module or
+        nothing (an orphan blob at worst, which `gc` removes after its grace period).
+        """
+        digest = self.blobs.put(data)
+        if digest != module.blob_digest:
+            raise StoreError(f"module bytes hash to {digest[:12]}, not the declared {module.blob_digest[:12]}; nothing was registered")
+        if not module.created_host:
+            module = dataclasses.replace(module, created_host=socket.gethostname())
+        record, generation = self.catalog.add_module(module, task, dataset, base_model, provenance)
+        if generation is not None:
+            self.indexes.module_added(generation, record.id, record.schema_hash, module.param_embedding, record.dataset_id, dataset.embedding)
+        return record, generation is not None
+
+    def remove_module(self, module_id: int) -> ModuleRecord:
+        """Delete a module's rows; its blob stays until `gc` (a concurrent push may share it)."""
+        record, generation = self.catalog.remove_module(module_id)
+        self.indexes.module_removed(generation, record.id, record.schema_hash)
+        return record
+
+    def tag_module(self, module_id: int, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> ModuleRecord:
+        record, generation = self.catalog.set_tags(module_id, add, remove)
+        self.indexes.touched(generation)
+        return record
 
 
 def upgrade_registry(location: Location) -> tuple[str | None, str]:
@@ -92,20 +130,28 @@ def upgrade_registry(location: Location) -> tuple[str | None, str]:
     engine = make_engine(location.url)
     try:
         before = current_revision(engine)
+        # A new registry gets its blob directory; an existing one must find its own.
+        _ensure_directory(location.blobs, create=before is None, what="blob directory")
         upgrade(engine)
+        catalog = Catalog(engine)
+        BlobStore(location.blobs).claim(catalog.registry_id(), display_url(engine))
         return before, head_revision()
     finally:
         engine.dispose()
 
 
-def _ensure_directory(directory: Path, create: bool) -> None:
+def _ensure_directory(directory: Path, create: bool, what: str = "registry") -> None:
     try:
         if create:
             directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".write-probe-{os.getpid()}"
+        if not directory.is_dir():
+            raise FileNotFoundError
+        probe = directory / f".write-probe-{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
         probe.touch()
         probe.unlink()
     except FileNotFoundError:
-        raise StoreError(f"registry {directory} does not exist; run `adapters db upgrade --registry {directory}` to create it") from None
+        if what == "registry":
+            raise StoreError(f"registry {directory} does not exist; run `adapters db upgrade --registry {directory}` to create it") from None
+        raise StoreError(f"{what} {directory} does not exist; create or mount it, or pass the right --blobs / {BLOBS_ENV}") from None
     except OSError as error:
-        raise StoreError(f"registry path {directory} is not writable ({error.strerror}); choose another --registry or fix its permissions") from None
+        raise StoreError(f"{what} {directory} is not writable ({error.strerror}); fix its permissions or choose another one") from None

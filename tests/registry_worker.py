@@ -1,0 +1,131 @@
+"""A separate process that writes to a registry: the many-writer, crash and load tests run it.
+
+    python tests/registry_worker.py push   '{"url": ..., "blobs": ..., "seeds": [...], ...}'
+    python tests/registry_worker.py crash  '{"url": ..., "blobs": ..., "start": 0, "crash_at": "after_commit"}'
+
+`push` pushes the given synthetic modules (plus shared ones every worker pushes,
+plus extras it tags and removes again), checks after every push that its own
+search sees the new module, and prints one JSON summary line. `crash` pushes
+modules with tags and provenance in a loop, printing each committed id, until it
+is killed; with `crash_at` it SIGKILLs itself at that point of its first push.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synthetic  # noqa: E402
+
+from store.registry import Registry  # noqa: E402
+
+
+def _die() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_push(args: dict) -> None:
+    registry = Registry.open(args["url"], args.get("blobs"))
+    pushed, misses, latencies = [], 0, []
+    shared = list(args.get("shared", []))
+    extras = list(args.get("extras", []))
+    plan = [("own", s) for s in args["seeds"]]
+    # Interleave the shared pushes (every worker pushes them: only one row each must result) and extras.
+    for i, seed in enumerate(shared):
+        plan.insert((i * 7) % (len(plan) + 1), ("shared", seed))
+    for i, seed in enumerate(extras):
+        plan.insert((i * 11 + 3) % (len(plan) + 1), ("extra", seed))
+    for what, seed in plan:
+        started = time.perf_counter()
+        record, _created = synthetic.push(registry, seed)
+        latencies.append(time.perf_counter() - started)
+        if what == "own":
+            pushed.append((record.id, record.blob_digest))
+            registry.tag_module(record.id, add=(f"worker-{args['worker']}",))
+        elif what == "extra":
+            registry.tag_module(record.id, add=("doomed",))
+            registry.remove_module(record.id)
+        # This process's index must follow the database, whoever wrote last.
+        _data, new, _task, dataset = synthetic.module(seed)
+        if what != "extra":
+            hits = registry.indexes.search_parameters(new.schema_hash, new.param_embedding, 1)
+            if not hits or hits[0][0] != record.id:
+                misses += 1
+            if registry.indexes.search_datasets(dataset.embedding, 1)[0][0] != record.dataset_id:
+                misses += 1
+    print(json.dumps({"worker": args["worker"], "pushed": pushed, "misses": misses, "stats": registry.indexes.stats, "latencies": latencies}))
+    registry.close()
+
+
+def run_crash(args: dict) -> None:
+    """Push modules forever (until killed); with `crash_at`, SIGKILL ourselves at that step of the first push."""
+    import store.blobs
+    import store.catalog
+    import store.indexes
+
+    point = args.get("crash_at")
+    if point == "blob_temp_written":
+        original_replace = store.blobs.os.replace
+
+        def replace(src, dst):
+            if str(dst).endswith(store.blobs.SUFFIX):
+                _die()  # the temp file is written and fsynced, not yet renamed
+            return original_replace(src, dst)
+
+        store.blobs.os.replace = replace
+    elif point == "blob_renamed":
+        original_fsync_dir = store.blobs._fsync_dir
+
+        def fsync_dir(directory):
+            original_fsync_dir(directory)
+            _die()
+
+        store.blobs._fsync_dir = fsync_dir
+    elif point in ("rows_flushed", "before_commit"):
+        from sqlalchemy import event
+        from sqlalchemy.orm import Session
+
+        if point == "rows_flushed":
+            event.listen(Session, "after_flush", lambda *a: _die())
+        else:
+            event.listen(Session, "before_commit", lambda session: _die() if session.new or session.dirty else None)
+    elif point == "after_commit":
+        store.indexes.IndexSet.module_added = lambda *a, **k: _die()
+    elif point == "index_save":
+        original_save = store.indexes.VectorIndex.save
+
+        def save(self, path, meta):
+            # Die between writing the index file and its sidecar.
+            import faiss
+
+            faiss.write_index(self._index, str(path))
+            _die()
+
+        store.indexes.VectorIndex.save = save
+        _ = original_save
+
+    registry = Registry.open(args["url"], args.get("blobs"))
+    # Make sure the indexes are current, so a push applies itself to them (exercises index saves).
+    _d, new, _t, dataset = synthetic.module(0)
+    registry.indexes.search_parameters(new.schema_hash, new.param_embedding, 1)
+    registry.indexes.search_datasets(dataset.embedding, 1)
+    print("ready", flush=True)
+    seed = int(args["start"])
+    sources: list[tuple[int, str]] = []
+    while True:
+        record, _created = synthetic.push(registry, seed, tags=("crash", f"seed-{seed}", "complete"), provenance=synthetic.provenance(sources[-3:]))
+        print(f"committed {record.id} {seed}", flush=True)
+        sources.append((record.id, record.blob_digest))
+        seed += 1
+
+
+if __name__ == "__main__":
+    mode, payload = sys.argv[1], json.loads(sys.argv[2])
+    {"push": run_push, "crash": run_crash}[mode](payload)
