@@ -26,10 +26,9 @@ def make_engine(url: str) -> Engine:
     """An engine for SQLite (WAL, busy timeout, foreign keys, real transactions) or PostgreSQL."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"registry URL {url!r} is not a database URL; use a directory, sqlite:///FILE or postgresql+psycopg://…") from None
-    except Exception as error:  # noqa: BLE001 - a malformed URL (bad port, …) is user input
-        raise StoreError(f"registry URL is malformed ({error}); use a directory, sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB") from None
+    except (ArgumentError, ValueError) as error:
+        # The URL itself is not echoed: it may carry a password.
+        raise StoreError(f"the registry URL is not a valid database URL ({error}); use a directory, sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB") from None
     try:
         if parsed.get_backend_name() == "sqlite":
             # isolation_level=None: pysqlite stops managing transactions, the "begin" hook below does.

@@ -52,8 +52,9 @@ def resolve_location(spec: str | os.PathLike[str] | None = None, blobs: str | os
         return Location(f"sqlite:///{directory / DATABASE_FILE}", Path(blobs) if blobs else directory / "blobs", directory / "indexes", directory)
     try:
         url = make_url(text)
-    except ArgumentError:
-        raise StoreError(f"registry URL {text!r} is not a database URL; use a directory, sqlite:///FILE or postgresql+psycopg://…") from None
+    except (ArgumentError, ValueError) as error:
+        # The URL itself is not echoed: it may carry a password.
+        raise StoreError(f"the registry URL is not a valid database URL ({error}); use a directory, sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB") from None
     if url.get_backend_name() == "sqlite":
         directory = Path(url.database or ".").expanduser().resolve().parent
         return Location(text, Path(blobs) if blobs else directory / "blobs", directory / "indexes", directory)
@@ -71,8 +72,8 @@ class Registry:
         self.location = location
         if location.directory is not None:
             _ensure_directory(location.directory, create)
-        # A directory registry makes its own blob directory; a shared (server) one must already have it.
-        _ensure_directory(location.blobs, create=create and location.directory is not None, what="blob directory")
+        # A new directory registry makes its own blob directory; an existing or shared (server) one must have it.
+        _ensure_directory(location.blobs, create=create and _new_sqlite_registry(location), what="blob directory")
         self.engine = make_engine(location.url)
         try:
             check_schema(self.engine, create=create)
@@ -138,6 +139,11 @@ def upgrade_registry(location: Location) -> tuple[str | None, str]:
         return before, head_revision()
     finally:
         engine.dispose()
+
+
+def _new_sqlite_registry(location: Location) -> bool:
+    url = make_url(location.url)
+    return location.directory is not None and url.get_backend_name() == "sqlite" and not Path(url.database or "").exists()
 
 
 def _ensure_directory(directory: Path, create: bool, what: str = "registry") -> None:

@@ -93,7 +93,7 @@ def make_registry_spec(backend: str, tmp_path: Path, request: pytest.FixtureRequ
         return RegistrySpec("sqlite", str(tmp_path / "registry"), None)
     server = request.getfixturevalue("postgres_server")
     blobs = tmp_path / "blobs"
-    blobs.mkdir()
+    blobs.mkdir(parents=True)
     return RegistrySpec("postgresql", server.create_database(), blobs)
 
 

@@ -64,13 +64,11 @@ def run_push(args: dict) -> None:
     registry.close()
 
 
-def run_crash(args: dict) -> None:
-    """Push modules forever (until killed); with `crash_at`, SIGKILL ourselves at that step of the first push."""
+def arm(point: str | None) -> None:
+    """Make this process SIGKILL itself when its next push reaches `point`."""
     import store.blobs
-    import store.catalog
     import store.indexes
 
-    point = args.get("crash_at")
     if point == "blob_temp_written":
         original_replace = store.blobs.os.replace
 
@@ -95,7 +93,9 @@ def run_crash(args: dict) -> None:
         if point == "rows_flushed":
             event.listen(Session, "after_flush", lambda *a: _die())
         else:
-            event.listen(Session, "before_commit", lambda session: _die() if session.new or session.dirty else None)
+            # The rows (and the generation bump) are sent; the COMMIT is not.
+            event.listen(Session, "after_flush", lambda session, _ctx: session.info.__setitem__("wrote", True))
+            event.listen(Session, "before_commit", lambda session: _die() if session.info.get("wrote") else None)
     elif point == "after_commit":
         store.indexes.IndexSet.module_added = lambda *a, **k: _die()
     elif point == "index_save":
@@ -111,11 +111,16 @@ def run_crash(args: dict) -> None:
         store.indexes.VectorIndex.save = save
         _ = original_save
 
+
+def run_crash(args: dict) -> None:
+    """Push modules forever (until killed); with `crash_at`, SIGKILL ourselves at that step of the first push."""
     registry = Registry.open(args["url"], args.get("blobs"))
     # Make sure the indexes are current, so a push applies itself to them (exercises index saves).
     _d, new, _t, dataset = synthetic.module(0)
     registry.indexes.search_parameters(new.schema_hash, new.param_embedding, 1)
     registry.indexes.search_datasets(dataset.embedding, 1)
+    registry.indexes._saved_at.clear()  # the next push saves its indexes (the index_save point)
+    arm(args.get("crash_at"))
     print("ready", flush=True)
     seed = int(args["start"])
     sources: list[tuple[int, str]] = []
