@@ -178,3 +178,58 @@ def db_upgrade(registry: RegistryOption = None, blobs: BlobsOption = None) -> No
     except USER_ERRORS as error:
         fail(str(error))
     render.console.print(f"registry schema: {before or 'empty'} -> {after}")
+
+def _seconds(text: str) -> float:
+    """'3600', '90s', '30m', '1h', '2d' -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], None)
+    try:
+        value = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        fail(f"--grace {text!r} is not a duration; use seconds or e.g. 30m, 1h, 2d")
+    if value < 0:
+        fail("--grace must not be negative")
+    return value
+
+
+@app.command()
+def gc(
+    grace: Annotated[str, typer.Option("--grace", help="Keep unreferenced blobs younger than this (a push in flight); e.g. 3600, 30m, 1h.")] = "1h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove blobs that no module references (older than the grace period) and dead temp files."""
+    grace_s = _seconds(grace)
+    with opened(registry, blobs) as hub:
+        report = hub.gc(grace_s, dry_run=dry_run)
+        if as_json:
+            render.print_json({"removed": report.removed, "removed_bytes": report.removed_bytes, "temp_files": report.temp_files,
+                               "kept_young": report.kept_young, "referenced": report.referenced, "dry_run": dry_run})  # fmt: skip
+        else:
+            verb = "would remove" if dry_run else "removed"
+            render.console.print(
+                f"{verb} {len(report.removed)} unreferenced blobs ({report.removed_bytes:,} bytes) and {report.temp_files} temp files; "
+                f"kept {report.referenced} referenced and {report.kept_young} younger than {grace}"
+            )
+
+
+@app.command()
+def verify(
+    repair: Annotated[bool, typer.Option("--repair", help="Rebuild the indexes; broken modules are reported, never deleted.")] = False,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-hash every blob, check every row and index entry; exit code 0 only when the registry is healthy."""
+    with opened(registry, blobs) as hub:
+        report = hub.verify(repair=repair)
+        if as_json:
+            render.print_json(report.to_json())
+        else:
+            for line in report.lines():
+                render.console.print(line, highlight=False, soft_wrap=True)
+    if not report.healthy:
+        raise typer.Exit(code=1)
