@@ -194,7 +194,7 @@ def test_hub_training_lowers_the_loss(bases, kind: str) -> None:
     batch = formulation.collate(examples)
     with torch.no_grad():
         before = float(formulation.loss(model, batch))
-    result = train(model, get_method("adapter"), formulation, examples, (), TrainConfig(epochs=3, lr=3e-2, batch_size=8, progress=False))
+    result = train(model, get_method("adapter"), formulation, examples, (), TrainConfig(epochs=3, lr=3e-2, batch_size=8, progress=False, device="cpu"))
     with torch.no_grad():
         after = float(formulation.loss(model, batch))
     assert result.steps == 6
@@ -205,7 +205,7 @@ def test_hub_push_accepts_an_adapter_folder(bases, session_hub, tmp_path: Path) 
     dataset = toy_dataset(6)
     module = session_hub.new_module(bases["bert"][0].path, "adapter", adapter_size=4)
     assert module.method.name == "adapter"
-    session_hub.train(module, dataset, TrainConfig(epochs=1, max_steps=1, batch_size=6, progress=False))
+    session_hub.train(module, dataset, TrainConfig(epochs=1, max_steps=1, batch_size=6, progress=False, device="cpu"))
     folder = module.save(tmp_path / "adapter")
     record = session_hub.push(folder, dataset)
     assert record.method == "adapter" and record.num_params == sum(t.numel() for t in module.tensors().values())

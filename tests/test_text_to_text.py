@@ -191,8 +191,31 @@ def test_training_lowers_the_answer_loss(bases, kind: str, method: str) -> None:
     batch = formulation.collate(examples)
     with torch.no_grad():
         before = float(formulation.loss(model, batch))
-    result = train(model, get_method(method), formulation, examples, (), TrainConfig(epochs=3, lr=LEARNING_RATES[method], batch_size=8, progress=False))
+    result = train(model, get_method(method), formulation, examples, (), TrainConfig(epochs=3, lr=LEARNING_RATES[method], batch_size=8, progress=False, device="cpu"))
     with torch.no_grad():
         after = float(formulation.loss(model, batch))
     assert result.steps == 6
     assert after < before - 0.3, (before, after)
+
+
+@pytest.mark.parametrize("pre_tokenizer", ["byte-level", "metaspace"])
+def test_causal_answers_are_tokenized_as_words_in_running_text(pre_tokenizer: str) -> None:
+    """GPT-2-style byte-level BPE needs the answer's leading space; a SentencePiece-style tokenizer marks words itself."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = ["which is green ? answer: green", "pick the color of grass answer: red blue sky"] * 5
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    if pre_tokenizer == "byte-level":
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    else:
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
+        alphabet = []
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "</s>"], initial_alphabet=alphabet))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="</s>", unk_token="<unk>", pad_token="</s>")
+    formulation = CausalFormulation(fast)
+    running = fast("answer: green", add_special_tokens=False)["input_ids"][len(fast("answer:", add_special_tokens=False)["input_ids"]) :]
+    if pre_tokenizer == "byte-level":
+        assert formulation.space == " "
+    assert formulation.answer_ids("green") == [*running, fast.eos_token_id]

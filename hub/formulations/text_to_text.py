@@ -19,7 +19,8 @@ pass `list_options=False` to leave them out.
 
 Seq2seq models (T5) get the prompt as encoder input and the target as `labels`
 (the model shifts them right into decoder inputs). Causal LMs (GPT-2, Llama) get
-`prompt + target` as one right-padded sequence; the rows are the positions that
+`prompt + target` as one right-padded sequence (the target's text led by a space
+where the tokenizer needs one to start a word); the rows are the positions that
 predict the target tokens, so prompt and padding positions are masked out. The
 tokenizer's `token_type_ids` are never passed (GPT-2 would add them to its
 embeddings).
@@ -27,6 +28,7 @@ embeddings).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -143,9 +145,19 @@ class Seq2SeqFormulation(TextToTextFormulation):
 class CausalFormulation(TextToTextFormulation):
     """Decoder-only models: `prompt + target` in one sequence; the positions before each target token predict it."""
 
+    def __init__(self, tokenizer, max_length: int = 128, **options) -> None:
+        super().__init__(tokenizer, max_length, **options)
+        # The answer follows "answer:" in running text, so it is tokenized as a word after another word is:
+        # byte-level BPE (GPT-2, Llama 3) needs the leading space ("Ġgreen"), while SentencePiece (Llama 2)
+        # adds it itself and an explicit one would become an extra token.
+        def ids(text: str) -> list[int]:
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        running = ids("x a")[len(ids("x")) :]
+        self.space = "" if ids(" a") != running and ids("a") == running else " "
+
     def _answer_text(self, answer: str) -> str:
-        # The answer follows "answer:" in running text; BPE tokenizers (GPT-2) mark word starts with the space.
-        return " " + answer
+        return self.space + answer
 
     def _prompt_budget(self, examples: Sequence[Example]) -> int:
         # prompt + the longest candidate must fit in max_length; the prompt gives way.
@@ -163,11 +175,23 @@ class CausalFormulation(TextToTextFormulation):
 
     def _token_log_probs(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         input_ids, target = inputs["input_ids"], inputs["target"]
-        logits = model(input_ids=input_ids, attention_mask=inputs["attention_mask"]).logits
-        # Prompt tuning (PEFT) prepends virtual tokens to the logits as well; keep the positions of input_ids.
-        logits = logits[:, -input_ids.shape[1] :]
         keep = target != IGNORE
+        # Only positions from the earliest answer-predicting one on need logits: a (pairs, length, vocabulary)
+        # tensor over whole prompts would dominate memory when every candidate is scored.
+        first = int(keep.int().argmax(dim=1).min())
+        width = input_ids.shape[1] - first
+        extra = {"logits_to_keep": width} if _keeps_logits(model) else {}
+        logits = model(input_ids=input_ids, attention_mask=inputs["attention_mask"], **extra).logits
+        # (Prompt tuning prepends virtual tokens to the logits too; counting from the end skips them.)
+        logits = logits[:, -width:]
+        keep, target = keep[:, first:], target[:, first:]
         return torch.log_softmax(logits[keep].float(), dim=-1), target[keep]
+
+
+def _keeps_logits(model: nn.Module) -> bool:
+    """Whether the (PEFT-wrapped) causal LM takes transformers' `logits_to_keep`."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
