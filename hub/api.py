@@ -20,7 +20,7 @@ from hub.errors import BaseModelMismatch, HubError
 from hub.formulations import Formulation, formulation_for
 from hub.training import TrainConfig, TrainResult, train
 from hub.methods import Method, get_method, method_for_config, read_config
-from store.catalog import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
+from store.catalog import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
 from store.registry import Registry, upgrade_registry, resolve_location
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
@@ -54,6 +54,7 @@ class TrainableModule:
     config: dict
     formulation: Formulation
     backbone: _Backbone
+    origin: Provenance | None = None  # where the init came from; None for the method's default init
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return self.method.get_tensors(self.model)
@@ -109,10 +110,28 @@ class Hub:
         model = chosen.attach(copy.deepcopy(backbone.model), config)
         return TrainableModule(model, chosen, config, formulation_for(backbone.ref), backbone)
 
-    def train(self, module: TrainableModule, dataset: Dataset | str | os.PathLike[str], config: TrainConfig | None = None) -> TrainResult:
-        """Train a module on the dataset's train split, keeping the best dev epoch; reports test accuracy."""
+    def train(
+        self,
+        module: TrainableModule,
+        dataset: Dataset | str | os.PathLike[str],
+        config: TrainConfig | None = None,
+        *,
+        push: bool = False,
+        tags: Iterable[str] = (),
+    ) -> TrainResult:
+        """Train on the train split keeping the best dev epoch, report test accuracy, and optionally push.
+
+        A pushed module records its init's provenance. Nothing is pushed when training
+        fails or is interrupted.
+        """
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-        return train(module.model, module.method, module.formulation, data.split("train"), data.splits.get("dev", ()), config or TrainConfig(), data.splits.get("test", ()))
+        result = train(module.model, module.method, module.formulation, data.split("train"), data.splits.get("dev", ()), config or TrainConfig(), data.splits.get("test", ()))
+        if push:
+            metrics = {"dev_acc": result.best_dev, **({"test_acc": result.test} if result.test is not None else {})}
+            tensors = {name: tensor.cpu() for name, tensor in module.tensors().items()}
+            record = self.register(module.method, module.config, tensors, data, module.backbone, metrics=metrics, tags=tags, provenance=module.origin)
+            result.module_id = record.id
+        return result
 
     def dataset_embedding(self, dataset: Dataset) -> np.ndarray:
         known = self.registry.catalog.dataset_embedding(dataset.fingerprint)
@@ -268,6 +287,23 @@ class Hub:
             raise HubError(f"{target} exists and is not empty; choose a new folder for the export")
         get_method(record.method).write_folder(target, record.config, tensors, record.base_model)
         return target
+
+    def load_module(self, module_id: int, base_model: str | os.PathLike[str] | None = None, method: str | None = None) -> TrainableModule:
+        """A trainable copy of a registry module, refused unless it is for this base model and method."""
+        record = self.show(module_id)
+        ref = resolve_base_model(base_model)
+        if record.base_model != ref.name:
+            raise HubError(f"module {module_id} is for base model {record.base_model}, not {ref.name}; pick a module of {ref.name}")
+        if method is not None and record.method != method:
+            raise HubError(f"module {module_id} is a {record.method} module, not {method}; pick a {method} module or pass --method {record.method}")
+        chosen = get_method(record.method)
+        backbone = self.backbone(ref)
+        if record.base_arch_hash != backbone.arch_hash:
+            raise HubError(f"module {module_id} was trained on a different architecture of {ref.name}; pick another module")
+        origin = Provenance(strategy="module", temperature=1.0, top_k=None, sources=(SourceWeight(record.id, record.blob_digest, None, 1.0),))
+        module = TrainableModule(chosen.attach(copy.deepcopy(backbone.model), record.config), chosen, record.config, formulation_for(ref), backbone, origin)
+        chosen.set_tensors(module.model, self.load_tensors(record))
+        return module
 
     def rebuild_indexes(self) -> dict[str, int]:
         return self.registry.indexes.rebuild()

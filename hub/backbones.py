@@ -68,12 +68,19 @@ def _infer_kind(config: dict) -> str:
     return "cross-encoder"
 
 
-def load_base_model(ref: BaseModelRef, seed: int = 0) -> nn.Module:
-    """Load the backbone for its kind; the cross-encoder's fresh one-logit head is seeded."""
+def quiet_transformers() -> None:
+    """Loading reports and progress bars from transformers would drown the CLI's own output."""
     import transformers
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+def load_base_model(ref: BaseModelRef, seed: int = 0) -> nn.Module:
+    """Load the backbone for its kind; the cross-encoder's fresh one-logit head is seeded."""
+    import transformers
+
+    quiet_transformers()
     classes = {
         "cross-encoder": transformers.AutoModelForSequenceClassification,
         "seq2seq": transformers.AutoModelForSeq2SeqLM,

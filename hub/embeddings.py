@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from hub.backbones import packaged_minilm_path
+from hub.backbones import packaged_minilm_path, quiet_transformers
 from hub.datasets import Dataset, deterministic_sample
 
 DATASET_SAMPLE = 256
@@ -21,6 +21,7 @@ class DatasetEncoder:
     def __init__(self, model_path: str | None = None, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
 
+        quiet_transformers()
         self.model = SentenceTransformer(str(model_path or packaged_minilm_path()), device=device, local_files_only=True)
         self.dim = int(self.model.get_embedding_dimension())
 

@@ -41,6 +41,7 @@ class TrainResult:
     steps: int
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
+    module_id: int | None = None  # set when the trained module was pushed
 
 
 def resolve_device(name: str) -> torch.device:

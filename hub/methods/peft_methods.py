@@ -119,7 +119,9 @@ class PrefixMethod(PeftMethod):
         prompt = tensors.get("prompt_embeddings")
         if prompt is None:
             raise ModuleFolderError("the weights hold no prompt_embeddings but the config is prefix tuning; the config and weights disagree")
-        if prompt.shape[0] != int(config.get("num_virtual_tokens", 0)) * int(config.get("num_transformer_submodules") or 1):
+        # PEFT fills num_transformer_submodules in at attach time: 2 (encoder and decoder) for seq2seq, else 1.
+        submodules = config.get("num_transformer_submodules") or (2 if config.get("task_type") == TaskType.SEQ_2_SEQ_LM else 1)
+        if prompt.shape[0] != int(config.get("num_virtual_tokens", 0)) * int(submodules):
             raise ModuleFolderError(
                 f"config says {config.get('num_virtual_tokens')} virtual tokens but prompt_embeddings has {prompt.shape[0]} rows; "
                 "the config and weights disagree"
