@@ -161,6 +161,53 @@ def export(
         render.console.print(f"exported module {module_id} to {target}")
 
 
+@app.command()
+def ensemble(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder of the new (target) task.")],
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")] = None,
+    method: Annotated[str, typer.Option("--method", help="PET method of the sources and the init (lora, prefix, adapter, …).")] = "lora",
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="loss, kl, el2n, grand, cos, weight-cos, euclidean, performance, random, average, group-average.")] = "el2n",
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Keep only the k largest weights (renormalized).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="Softmax temperature (default: the strategy's).")] = None,
+    znorm: Annotated[Optional[bool], typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
+    candidates: Annotated[Optional[int], typer.Option("--candidates", help="First narrow to the N modules of the most similar datasets.")] = None,
+    score_examples: Annotated[int, typer.Option("--score-examples", help="Target examples scored (one dev batch; the paper uses ~50).")] = 50,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps of the reference θ_t (kl, weight-cos) or per source (euclidean, performance).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the default init and of any training.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
+    skip_corrupt: Annotated[bool, typer.Option("--skip-corrupt", help="Ensemble without candidates whose blobs fail their digest check.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the init as a module folder here (new or empty).")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart of the weights (PNG).")] = None,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the registry's modules on a new task, compose the weighted init and register it."""
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        fail(f"--out {out} exists and is not an empty folder; choose a new folder")
+    if plot is not None and not plot.parent.resolve().is_dir():
+        fail(f"--plot {plot}: folder {plot.parent} does not exist")
+    step_options = {} if steps is None else {"reference_steps": steps, "tune_steps": steps}
+    with opened(registry, blobs) as hub, render.scoring_progress(disable=as_json) as progress:
+        result = hub.ensemble(
+            dataset, base_model=base_model, method=method, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
+            candidates=candidates, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
+            progress=progress, **step_options,
+        )  # fmt: skip
+        if out is not None:
+            result.save(out)
+        if plot is not None:
+            render.weights_plot(result, plot)
+        if as_json:
+            render.print_json(render.ensemble_json(result))
+        else:
+            render.console.print(render.weights_table(result))
+            for line in result.skipped:
+                render.console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+            saved = f"; wrote {out}" if out is not None else ""
+            render.console.print(f"registered the init as module [bold]{result.record.id}[/] (kind ensemble){saved}")
+
+
 @index_app.command("rebuild")
 def index_rebuild(registry: RegistryOption = None, blobs: BlobsOption = None) -> None:
     """Rebuild every faiss index from the database."""

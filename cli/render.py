@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hub import SearchHit
@@ -77,3 +79,71 @@ def module_details(record: ModuleRecord) -> Table:
     for field, value in rows:
         table.add_row(field, value)
     return table
+
+
+def weights_table(result) -> Table:
+    """Sources of an ensemble (a hub.transfer.TransferResult), heaviest first."""
+    title = f"{result.strategy} init for {result.target} (τ={result.temperature:g}, top-k={result.top_k or 'all'})"
+    table = Table(title=title)
+    for column in ("source", "task", "category", "score", "weight"):
+        table.add_column(column, justify="right" if column in ("source", "score", "weight") else "left")
+    for row in sorted(result.sources, key=lambda row: (-row.weight, row.module_id)):
+        score = "-" if row.score is None else f"{row.score:.4g}"
+        table.add_row(str(row.module_id), row.task, row.category, score, f"{row.weight:.4f}")
+    if not result.sources:
+        table.add_row("-", "(no sources: the method's default init)", "", "", "")
+    return table
+
+
+def ensemble_json(result) -> dict[str, Any]:
+    return {
+        "module_id": result.record.id if result.record is not None else None,
+        "strategy": result.strategy,
+        "temperature": result.temperature,
+        "top_k": result.top_k,
+        "target": result.target,
+        "base_model": result.base_model,
+        "method": result.method.name,
+        "sources": [{"module_id": r.module_id, "task": r.task, "category": r.category, "score": r.score, "weight": r.weight} for r in result.sources],
+        "skipped": list(result.skipped),
+    }
+
+
+def weights_plot(result, path) -> None:
+    """A bar chart of the ensemble's weights, one bar per source (PNG, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(result.sources, key=lambda row: (-row.weight, row.module_id))
+    labels = [f"{row.module_id}: {row.task}" for row in rows] or ["(default init)"]
+    values = [row.weight for row in rows] or [0.0]
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 1.5), 4.0))
+    try:
+        axes.bar(range(len(values)), values, color="#4C72B0")
+        axes.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+        axes.set_ylabel("weight")
+        axes.set_ylim(0, max(values + [1e-9]) * 1.1)
+        axes.set_title(f"{result.strategy} weights for {result.target} (τ={result.temperature:g})")
+        figure.tight_layout()
+        figure.savefig(path, dpi=120)
+    finally:
+        plt.close(figure)
+
+
+@contextmanager
+def scoring_progress(disable: bool = False) -> Iterator[Callable[[int, int, Any], None]]:
+    """A transient progress bar over scored candidates; yields the callback ensembling calls."""
+    progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"), TimeElapsedColumn(),
+                        console=console, transient=True, disable=disable)  # fmt: skip
+    bar = None
+    with progress:
+
+        def advance(done: int, total: int, candidate: Any) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = progress.add_task("scoring", total=total, what="")
+            progress.update(bar, completed=done, what=getattr(candidate, "label", ""))
+
+        yield advance

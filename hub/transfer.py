@@ -117,7 +117,8 @@ def ensemble(
     if score_examples < 1:
         raise EnsemblingError(f"--score-examples must be at least 1, got {score_examples}")
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    scoring = scoring_examples(data, score_examples)
+    # Only strategies that score read the scoring batch; the baselines need no target examples.
+    scoring = scoring_examples(data, score_examples) if chosen.transfer and not chosen.uniform else []
     train_examples = data.splits.get("train", ())
     dev_examples = data.splits.get("dev", ())
     if chosen.name in ("kl", "weight-cos", "euclidean", "performance") and not train_examples:
