@@ -27,8 +27,14 @@ def _metrics(record: ModuleRecord) -> str:
 
 def modules_table(records: Sequence[ModuleRecord], title: str = "modules") -> Table:
     table = Table(title=title)
-    for column in ("id", "task", "category", "method", "kind", "params", "metrics", "base model", "created"):
-        table.add_column(column, justify="right" if column in ("id", "params") else "left")
+    table.add_column("id", justify="right")
+    table.add_column("task", no_wrap=True)
+    table.add_column("category", overflow="fold")
+    table.add_column("method")
+    table.add_column("kind")
+    table.add_column("params", justify="right")
+    table.add_column("metrics", overflow="fold")
+    table.add_column("created", no_wrap=True)
     for record in records:
         table.add_row(
             str(record.id),
@@ -38,16 +44,18 @@ def modules_table(records: Sequence[ModuleRecord], title: str = "modules") -> Ta
             record.kind,
             f"{record.num_params:,}",
             _metrics(record),
-            record.base_model,
-            record.created_at.strftime("%Y-%m-%d %H:%M"),
+            record.created_at.strftime("%Y-%m-%d"),
         )
     return table
 
 
 def hits_table(hits: Sequence[SearchHit], title: str) -> Table:
     table = Table(title=title)
-    for column in ("rank", "id", "similarity", "task", "category", "method", "metrics"):
-        table.add_column(column, justify="right" if column in ("rank", "id", "similarity") else "left")
+    for column in ("rank", "id", "similarity"):
+        table.add_column(column, justify="right")
+    table.add_column("task", no_wrap=True)
+    for column in ("category", "method", "metrics"):
+        table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         record = hit.module
         table.add_row(str(rank), str(record.id), f"{hit.similarity:.3f}", record.task, record.category, record.method, _metrics(record))
@@ -75,7 +83,7 @@ def module_details(record: ModuleRecord) -> Table:
     if record.provenance is not None:
         provenance = record.provenance
         sources = ", ".join(f"{source.module_id or source.digest[:8]}:{source.weight:.3f}" for source in provenance.sources)
-        rows.append(("ensemble", f"{provenance.strategy} τ={provenance.temperature:g} top-k={provenance.top_k or 'all'}; {sources}"))
+        rows.append(("init", f"{provenance.strategy} τ={provenance.temperature:g} top-k={provenance.top_k or 'all'}; {sources}"))
     for field, value in rows:
         table.add_row(field, value)
     return table
