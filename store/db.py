@@ -126,7 +126,12 @@ def check_schema(engine: Engine, create: bool) -> None:
         raise unreachable(engine, error) from None
     head = head_revision()
     if current is None and empty and create:
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except StoreError:
+            # Several processes opening a new registry at once: one creates the schema, the others find it.
+            if current_revision(engine) != head:
+                raise
         return
     if current == head:
         return
