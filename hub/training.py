@@ -1,4 +1,11 @@
-"""Training a module on a task: AdamW on the module's parameters, dev evaluation, best-state keeping."""
+"""Training a module on a task: AdamW on the module's parameters, dev evaluation, best-state keeping.
+
+One loop serves a CPU, one GPU, and several GPUs under `accelerate launch`. An
+`accelerate.Accelerator` wraps the model for data parallelism and mixed precision
+(bf16 where the GPU has it, else fp16 with a gradient scaler) and carries the
+collectives; on a single CPU process it adds nothing, so a seed gives the same
+module every time.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +28,10 @@ from hub.methods import Method
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters; the defaults are the paper's (lr 5e-4, batch 8)."""
+    """Hyper-parameters; the defaults are the paper's (lr 5e-4, batch 8).
+
+    `batch_size` is per process: under `accelerate launch` with N processes a step sees N × batch_size examples.
+    """
 
     epochs: int = 10
     lr: float = 5e-4
@@ -42,6 +52,7 @@ class TrainResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     module_id: int | None = None  # set when the trained module was pushed
+    main_process: bool = True  # False on the other processes of an `accelerate launch`: only the main one should push
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,31 +68,76 @@ def resolve_device(name: str) -> torch.device:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # seeds every CUDA device too
+
+
+def mixed_precision(device: torch.device) -> str:
+    """bf16 on GPUs that support it, fp16 on older ones; full precision on CPU."""
+    if device.type != "cuda":
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def autocast(device: torch.device):
-    """bf16 autocast on GPUs that support it, fp16 on older ones; full precision on CPU."""
-    if device.type != "cuda":
+    """The autocast context matching `mixed_precision` (for evaluation outside `train`)."""
+    precision = mixed_precision(device)
+    if precision == "no":
         return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, formulation: Formulation, examples: Sequence[Example], batch_size: int = 32, device: torch.device | None = None) -> float:
-    """Accuracy: the share of examples whose gold candidate is chosen."""
+def evaluate(
+    model: nn.Module,
+    formulation: Formulation,
+    examples: Sequence[Example],
+    batch_size: int = 32,
+    device: torch.device | None = None,
+    accelerator=None,
+) -> float:
+    """Accuracy: the share of examples whose gold candidate is chosen.
+
+    With an `accelerator` of several processes each one scores its own share of the
+    examples and the counts are summed, so every process returns the same number.
+    `model` must then be the unwrapped module: a DDP forward is a collective, and the
+    shares may differ in batch count.
+    """
     device = device or next(model.parameters()).device
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+    mine = examples[rank::world] if world > 1 else examples
     was_training = model.training
     model.eval()
-    correct = 0
-    for batch in formulation.batches(examples, batch_size):
+    # Counted on the device and read once: a read per batch would wait for the GPU every batch.
+    counts = torch.zeros(2, dtype=torch.long, device=device)
+    for batch in formulation.batches(mine, batch_size):
         batch = batch.to(device)
         with autocast(device):
             chosen = formulation.choose(model, batch)
-        correct += int((chosen == batch.extras["gold"]).sum())
+        counts[0] += (chosen == batch.extras["gold"]).sum()
+        counts[1] += batch.size
     model.train(was_training)
-    return correct / max(len(examples), 1)
+    if world > 1:
+        counts = accelerator.reduce(counts, reduction="sum")
+    correct, total = counts.tolist()
+    return correct / max(total, 1)
+
+
+def make_accelerator(device: torch.device):
+    """An Accelerator for this device; `device_placement=False` because `train` places the model itself."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    precision = mixed_precision(device)
+    # Accelerate keeps its state in per-process singletons that refuse to change device or precision,
+    # but one process may train on CPU and later on a GPU (tests, notebooks). A single process has no
+    # process group to lose, so it starts afresh; a launched one keeps its group and renews the rest.
+    process = PartialState._shared_state
+    if process and process.get("num_processes", 1) == 1 and process["device"].type != device.type:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    elif AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
+        AcceleratorState._reset_state()
+    # cpu=True is what makes a launch without GPUs (torchrun, `accelerate launch --cpu`) a multi-CPU one.
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=precision, device_placement=False)
 
 
 def train(
@@ -93,53 +149,116 @@ def train(
     config: TrainConfig,
     test_examples: Sequence[Example] = (),
 ) -> TrainResult:
-    """Train in place; the model ends holding the module of the best dev epoch."""
+    """Train in place; the model ends holding the module of the best dev epoch (also when training diverges)."""
     if not train_examples:
         raise HubError("nothing to train on: the train split is empty")
     device = resolve_device(config.device)
+    accelerator = make_accelerator(device)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if world > 1:
+        if accelerator.device.type != device.type:
+            raise HubError(f"--device {config.device} does not match this accelerate launch, whose processes run on {accelerator.device.type}; use --device auto")
+        device = accelerator.device  # this process's own GPU
     seed_everything(config.seed)
     model.to(device)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    # `wrapped` runs the training forward (DDP across processes, autocast on GPU); `model` stays the
+    # plain module whose tensors are read and written, and runs evaluation.
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    # Every process draws the same order and takes its own batches of it.
     order = random.Random(config.seed)
-    best_dev = evaluate(model, formulation, dev_examples, config.eval_batch_size, device) if dev_examples else -math.inf
+    chunks_per_epoch = math.ceil(len(train_examples) / config.batch_size)
+    steps_per_epoch = math.ceil(chunks_per_epoch / world)
+    total = config.epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps, config.epochs * steps_per_epoch)
+    # Reading the loss makes the CPU wait for the GPU; every few steps lets it prepare the next batches
+    # meanwhile. On a CPU the read is free, so each step is checked and divergence stops at once.
+    check_every = 1 if device.type == "cpu" else 16
+
+    def dev_score() -> float:
+        return evaluate(model, formulation, dev_examples, config.eval_batch_size, device, accelerator)
+
+    best_dev = dev_score() if dev_examples else -math.inf
     best_tensors = method.get_tensors(model)
     history: list[dict[str, float]] = [{"epoch": 0, "loss": math.nan, "dev": best_dev}]
     steps, stale, epochs_run = 0, 0, 0
-    steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)
-    total = config.epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps, config.epochs * steps_per_epoch)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn(), disable=not config.progress, transient=True)
-    with progress:
-        bar = progress.add_task("training", total=total, status="")
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            shuffled = list(train_examples)
-            order.shuffle(shuffled)
-            losses = []
-            for batch in formulation.batches(shuffled, config.batch_size):
-                batch = batch.to(device)
-                with autocast(device):
-                    loss = formulation.loss(model, batch)
-                if not torch.isfinite(loss):
-                    raise HubError(f"training diverged: loss is {float(loss)} at step {steps + 1}; lower --lr (nothing was pushed)")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                steps += 1
-                progress.update(bar, advance=1, status=f"loss {losses[-1]:.3f}  dev {best_dev:.3f}")
-                if config.max_steps is not None and steps >= config.max_steps:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        disable=not config.progress or not accelerator.is_main_process,
+        transient=True,
+    )
+    try:
+        with progress:
+            bar = progress.add_task("training", total=total, status="")
+            for epoch in range(1, config.epochs + 1):
+                wrapped.train()
+                shuffled = list(train_examples)
+                order.shuffle(shuffled)
+                chunks = [shuffled[start : start + config.batch_size] for start in range(0, len(shuffled), config.batch_size)]
+                # Processes take turns through the chunks; the last turn wraps round so all do the same number of steps.
+                mine = [chunks[(turn * world + rank) % len(chunks)] for turn in range(steps_per_epoch)]
+                losses: list[float] = []
+                pending: list[torch.Tensor] = []
+                for examples in mine:
+                    batch = formulation.collate(examples).to(device)
+                    loss = formulation.loss(wrapped, batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    pending.append(loss.detach())
+                    steps += 1
+                    done = config.max_steps is not None and steps >= config.max_steps
+                    if len(pending) >= check_every or done or len(losses) + len(pending) == len(mine):
+                        losses += _read_losses(accelerator, pending, steps)
+                        pending = []
+                        progress.update(bar, status=f"loss {losses[-1]:.3f}  dev {best_dev:.3f}")
+                    progress.update(bar, advance=1)
+                    if done:
+                        break
+                epochs_run = epoch
+                mean_loss = float(np.mean(losses))
+                dev = dev_score() if dev_examples else -mean_loss
+                history.append({"epoch": epoch, "loss": mean_loss, "dev": dev})
+                if dev > best_dev:
+                    best_dev, best_tensors, stale = dev, method.get_tensors(model), 0
+                else:
+                    stale += 1
+                progress.update(bar, status=f"loss {mean_loss:.3f}  dev {dev:.3f}  best {best_dev:.3f}")
+                # `dev` is the same on every process (summed counts, or the reduced losses), so all stop together.
+                if stale >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
                     break
-            epochs_run = epoch
-            dev = evaluate(model, formulation, dev_examples, config.eval_batch_size, device) if dev_examples else -float(np.mean(losses))
-            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "dev": dev})
-            if dev > best_dev:
-                best_dev, best_tensors, stale = dev, method.get_tensors(model), 0
-            else:
-                stale += 1
-            if stale >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
-                break
-    method.set_tensors(model, {name: tensor.to(device) for name, tensor in best_tensors.items()})
-    model.eval()
-    test = evaluate(model, formulation, test_examples, config.eval_batch_size, device) if test_examples else None
-    return TrainResult(best_dev=best_dev, test=test, steps=steps, epochs_run=epochs_run, history=history)
+    finally:
+        # Leave no accelerate wrapper behind (the autocast forward patched onto the model), and hand
+        # back the best module even when training stopped on an error.
+        accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)
+        method.set_tensors(model, {name: tensor.to(device) for name, tensor in best_tensors.items()})
+        model.eval()
+    test = evaluate(model, formulation, test_examples, config.eval_batch_size, device, accelerator) if test_examples else None
+    return TrainResult(
+        best_dev=best_dev,
+        test=test,
+        steps=steps,
+        epochs_run=epochs_run,
+        history=history,
+        main_process=accelerator.is_main_process,
+    )
+
+
+def _read_losses(accelerator, pending: list[torch.Tensor], steps: int) -> list[float]:
+    """The losses of the last few steps (averaged over processes); a NaN or Inf among them stops training.
+
+    The losses are float32 even under autocast (the formulation takes log-softmax in float32),
+    so an overflow shows up here as Inf or NaN rather than being rounded away.
+    """
+    values = torch.stack(pending).float()
+    if accelerator.num_processes > 1:
+        values = accelerator.reduce(values, reduction="mean")  # a NaN on any process reaches all of them
+    losses = values.tolist()
+    for offset, value in enumerate(losses):
+        if not math.isfinite(value):
+            step = steps - len(losses) + offset + 1
+            raise HubError(f"training diverged: loss is {value} at step {step}; lower --lr (nothing was pushed)")
+    return losses
