@@ -137,13 +137,21 @@ def main() -> None:
         header = f"{'N':>4} {'strategy':<8} {'live s':>8} {'s/cand':>7} {'naive s':>9} {'s/cand':>7} {'ratio':>6}"
         header += f" {'batched s':>10} {'ratio':>6}" if args.naive_batched else ""
         header += f" {'max |Δ|':>9}"
+        timed: dict[tuple[int, bool], tuple[float, dict[str, list[float]]]] = {}
+
+        def naive_run(count: int, batched: bool) -> tuple[float, dict[str, list[float]]]:
+            # the same first `count` candidates are timed once, however many sizes extrapolate from them
+            if (count, batched) not in timed:
+                timed[count, batched] = naive_scores(folders[:count], module.backbone.ref, examples, batched=batched)
+            return timed[count, batched]
+
         for size in args.sizes:
             measured = min(size, args.naive_limit or size)
-            naive_time, naive = naive_scores(folders[:measured], module.backbone.ref, examples, batched=False)
+            naive_time, naive = naive_run(measured, False)
             naive_total = naive_time * size / measured
             batched_total = None
             if args.naive_batched:
-                batched_time, batched = naive_scores(folders[:measured], module.backbone.ref, examples, batched=True)
+                batched_time, batched = naive_run(measured, True)
                 batched_total = batched_time * size / measured
             mark = "~" if measured < size else " "
             for strategy in args.strategies:
