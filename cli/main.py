@@ -10,7 +10,8 @@ import typer
 
 from cli import render
 from ensembling.errors import EnsemblingError
-from hub import Hub, HubError
+from hub import Hub, HubError, load_dataset
+from hub.training import TrainConfig, resolve_device
 from store.errors import StoreError
 
 app = typer.Typer(help="deltahub: a registry of adapter modules and task-transfer initializations.", no_args_is_help=True, add_completion=False)
@@ -208,6 +209,55 @@ def ensemble(
             render.console.print(f"registered the init as module [bold]{result.record.id}[/] (kind ensemble){saved}")
 
 
+@app.command()
+def train(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder of the task to train (task.json + splits).")],
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")] = None,
+    method: Annotated[str, typer.Option("--method", help="PET method: lora, prefix, adapter, ….")] = "lora",
+    init: Annotated[str, typer.Option("--init", help="random (the method's default), a module id, or an ensembling strategy (el2n, loss, …).")] = "random",
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Ensemble: keep only the k largest weights.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="Ensemble: softmax temperature (default: the strategy's).")] = None,
+    candidates: Annotated[Optional[int], typer.Option("--candidates", help="Ensemble: first narrow to the N modules of the most similar datasets.")] = None,
+    shots: Annotated[Optional[int], typer.Option("--shots", help="Train on N examples per label of the train split (few-shot).")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping on dev accuracy may end sooner.")] = 10,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (the paper: 5e-4).")] = 5e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step (the paper: 8).")] = 8,
+    patience: Annotated[int, typer.Option("--patience", help="Epochs without a better dev score before stopping.")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the few-shot sample, the init and the data order.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")] = "auto",
+    push_module: Annotated[bool, typer.Option("--push", help="Register the trained module with its metrics and its init's provenance.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the trained module as a folder here (new or empty).")] = None,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a module for a task from an init (random, a registry module, or a strategy's ensemble)."""
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        fail(f"--out {out} exists and is not an empty folder; choose a new folder")
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, patience=patience, max_steps=max_steps, progress=not as_json)
+    with opened(registry, blobs) as hub:
+        resolve_device(device)
+        data = load_dataset(dataset)
+        data.split("train")
+        if shots is not None:
+            data = data.few_shot(shots, seed)
+        if init.isdigit():
+            module = hub.load_module(int(init), base_model=base_model, method=method)
+        else:
+            module = hub.transfer_init(
+                base_model, data, strategy=init, method=method, top_k=top_k, temperature=temperature, candidates=candidates, seed=seed, register=False, device=device
+            )
+        result = hub.train(module, data, config, push=push_module)
+        if out is not None:
+            module.save(out)
+        summary = {"task": data.card.name, "init": init, "train_examples": len(data.split("train")), "steps": result.steps, "dev_acc": result.best_dev, "test_acc": result.test, "module_id": result.module_id}
+        if as_json:
+            render.print_json(summary)
+        else:
+            render.console.print(render.training_table(summary))
+
+
 @index_app.command("rebuild")
 def index_rebuild(registry: RegistryOption = None, blobs: BlobsOption = None) -> None:
     """Rebuild every faiss index from the database."""
@@ -225,6 +275,7 @@ def db_upgrade(registry: RegistryOption = None, blobs: BlobsOption = None) -> No
     except USER_ERRORS as error:
         fail(str(error))
     render.console.print(f"registry schema: {before or 'empty'} -> {after}")
+
 
 def _seconds(text: str) -> float:
     """'3600', '90s', '30m', '1h', '2d' -> seconds."""

@@ -155,3 +155,16 @@ def scoring_progress(disable: bool = False) -> Iterator[Callable[[int, int, Any]
             progress.update(bar, completed=done, what=getattr(candidate, "label", ""))
 
         yield advance
+
+
+def training_table(summary: dict[str, Any]) -> Table:
+    """One trained module: its init, budget and scores."""
+    table = Table(title=f"trained {summary['task']} from init {summary['init']}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("train examples", str(summary["train_examples"]))
+    table.add_row("steps", str(summary["steps"]))
+    table.add_row("best dev acc", f"{summary['dev_acc']:.4f}")
+    table.add_row("test acc", "-" if summary["test_acc"] is None else f"{summary['test_acc']:.4f}")
+    table.add_row("pushed as", "-" if summary["module_id"] is None else f"module {summary['module_id']}")
+    return table

@@ -186,7 +186,8 @@ def transfer_init(hub: Hub, base_model: str | os.PathLike[str] | None, dataset: 
     seed_everything(int(options.get("seed", 0)))
     model = result.method.attach(copy.deepcopy(backbone.model), result.config)
     result.method.set_tensors(model, result.tensors)
-    module = TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone)
+    origin = result.provenance if result.provenance.sources else None
+    module = TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin)
     module.transfer = result  # type: ignore[attr-defined]  # the scores and weights it came from
     return module
 
