@@ -126,7 +126,8 @@ class Hub:
         """
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
         result = train(module.model, module.method, module.formulation, data.split("train"), data.splits.get("dev", ()), config or TrainConfig(), data.splits.get("test", ()))
-        if push:
+        # Under `accelerate launch` every process trains the same module; one registers it.
+        if push and result.main_process:
             metrics = {"dev_acc": result.best_dev, **({"test_acc": result.test} if result.test is not None else {})}
             tensors = {name: tensor.cpu() for name, tensor in module.tensors().items()}
             record = self.register(module.method, module.config, tensors, data, module.backbone, metrics=metrics, tags=tags, provenance=module.origin)
