@@ -149,7 +149,7 @@ def train(
     config: TrainConfig,
     test_examples: Sequence[Example] = (),
 ) -> TrainResult:
-    """Train in place; the model ends holding the module of the best dev epoch (also when training diverges)."""
+    """Train in place; the model ends holding the module of the best dev epoch (also when training fails)."""
     if not train_examples:
         raise HubError("nothing to train on: the train split is empty")
     device = resolve_device(config.device)
@@ -162,13 +162,13 @@ def train(
     seed_everything(config.seed)
     model.to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    best_tensors = method.get_tensors(model)
     # `wrapped` runs the training forward (DDP across processes, autocast on GPU); `model` stays the
     # plain module whose tensors are read and written, and runs evaluation.
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     # Every process draws the same order and takes its own batches of it.
     order = random.Random(config.seed)
-    chunks_per_epoch = math.ceil(len(train_examples) / config.batch_size)
-    steps_per_epoch = math.ceil(chunks_per_epoch / world)
+    steps_per_epoch = math.ceil(math.ceil(len(train_examples) / config.batch_size) / world)
     total = config.epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps, config.epochs * steps_per_epoch)
     # Reading the loss makes the CPU wait for the GPU; every few steps lets it prepare the next batches
     # meanwhile. On a CPU the read is free, so each step is checked and divergence stops at once.
@@ -177,10 +177,6 @@ def train(
     def dev_score() -> float:
         return evaluate(model, formulation, dev_examples, config.eval_batch_size, device, accelerator)
 
-    best_dev = dev_score() if dev_examples else -math.inf
-    best_tensors = method.get_tensors(model)
-    history: list[dict[str, float]] = [{"epoch": 0, "loss": math.nan, "dev": best_dev}]
-    steps, stale, epochs_run = 0, 0, 0
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -191,6 +187,9 @@ def train(
         transient=True,
     )
     try:
+        best_dev = dev_score() if dev_examples else -math.inf
+        history: list[dict[str, float]] = [{"epoch": 0, "loss": math.nan, "dev": best_dev}]
+        steps, stale, epochs_run = 0, 0, 0
         with progress:
             bar = progress.add_task("training", total=total, status="")
             for epoch in range(1, config.epochs + 1):
@@ -231,20 +230,18 @@ def train(
                 if stale >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
                     break
     finally:
-        # Leave no accelerate wrapper behind (the autocast forward patched onto the model), and hand
-        # back the best module even when training stopped on an error.
-        accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)
+        # Hand back the best module, also when training stopped on divergence or Ctrl-C, and leave no
+        # accelerate wrapper behind: not the autocast forward patched onto the model, nor (across
+        # processes) the DDP wrapper, whose gradient hooks would make any later backward through
+        # `model` (a gradient-norm score, another training) wait for the other processes.
         method.set_tensors(model, {name: tensor.to(device) for name, tensor in best_tensors.items()})
         model.eval()
+        accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)
+        if world > 1:
+            wrapped = optimizer = None
+            accelerator.free_memory()  # drops accelerate's own references, then collects
     test = evaluate(model, formulation, test_examples, config.eval_batch_size, device, accelerator) if test_examples else None
-    return TrainResult(
-        best_dev=best_dev,
-        test=test,
-        steps=steps,
-        epochs_run=epochs_run,
-        history=history,
-        main_process=accelerator.is_main_process,
-    )
+    return TrainResult(best_dev=best_dev, test=test, steps=steps, epochs_run=epochs_run, history=history, main_process=accelerator.is_main_process)
 
 
 def _read_losses(accelerator, pending: list[torch.Tensor], steps: int) -> list[float]:
