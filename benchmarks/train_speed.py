@@ -16,7 +16,9 @@ Only `trainer.train()` is timed, while deltahub's whole `train()` call is
 (setup included), which favours the Trainer.
 
 Each measurement runs in a fresh process (so peak RSS is its own), alternating
-a, b, a, b, ...; the table shows the median. On a GPU peak memory is
+a, b, a, b, ...; the table shows the median. Besides wall time it shows the
+process's CPU time over the timed region, which other load on a shared machine
+disturbs less. On a GPU peak memory is
 `torch.cuda.max_memory_allocated` over the timed region; on a CPU it is the
 process's peak RSS (`resource.getrusage`), whose growth during training is
 shown too.
@@ -65,7 +67,11 @@ def main() -> None:
         for name in IMPLEMENTATIONS:
             row = run_worker(name, args)
             runs[name].append(row)
-            print(f"run {repeat + 1}/{args.repeats} {name:8s} {row['examples_per_s']:8.2f} examples/s  {row['seconds']:7.2f} s  peak {row['peak_mib']:7.0f} MiB", flush=True)
+            print(
+                f"run {repeat + 1}/{args.repeats} {name:8s} {row['examples_per_s']:8.2f} examples/s  {row['seconds']:7.2f} s  "
+                f"{row['cpu_seconds']:7.2f} CPU s  peak {row['peak_mib']:7.0f} MiB",
+                flush=True,
+            )
     checksums = {row["init_checksum"] for rows in runs.values() for row in rows}
     if len(checksums) != 1:
         sys.exit(f"the two sides did not start from the same module (init checksums {sorted(checksums)}); the comparison is void")
@@ -86,17 +92,20 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
     print()
     print(f"task {args.task}, {args.steps} steps of batch {args.batch_size}, device {first['device']}, {args.repeats} runs each (median)")
     memory = "peak GPU MiB" if first["device"].startswith("cuda") else "peak RSS MiB  RSS growth MiB"
-    print(f"{'implementation':30s} {'examples/s':>10s} {'seconds':>8s}  {memory}")
+    print(f"{'implementation':30s} {'examples/s':>10s} {'seconds':>8s} {'CPU s':>8s}  {memory}")
     medians = {}
     for name, label in zip(IMPLEMENTATIONS, ("deltahub hub.training.train", "PEFT + transformers.Trainer")):
         rows = runs[name]
         medians[name] = statistics.median(row["examples_per_s"] for row in rows)
         seconds = statistics.median(row["seconds"] for row in rows)
+        cpu_seconds = statistics.median(row["cpu_seconds"] for row in rows)
         peak = statistics.median(row["peak_mib"] for row in rows)
         extra = f"  {statistics.median(row['growth_mib'] for row in rows):14.0f}" if "growth_mib" in rows[0] else ""
-        print(f"{label:30s} {medians[name]:10.2f} {seconds:8.2f}  {peak:12.0f}{extra}")
+        print(f"{label:30s} {medians[name]:10.2f} {seconds:8.2f} {cpu_seconds:8.2f}  {peak:12.0f}{extra}")
     ratio = medians["deltahub"] / medians["trainer"]
     print(f"ratio deltahub / Trainer (examples/s): {ratio:.3f}  ({'not slower' if ratio >= 1.0 else 'SLOWER'})")
+    cpu_ratio = statistics.median(row["cpu_seconds"] for row in runs["trainer"]) / statistics.median(row["cpu_seconds"] for row in runs["deltahub"])
+    print(f"ratio Trainer / deltahub (CPU seconds of the process; steadier than wall time on a shared machine): {cpu_ratio:.3f}")
 
 
 # --- one measurement, in its own process ---------------------------------------------------------
@@ -121,12 +130,12 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     rss_before = peak_rss_mib()
     if name == "deltahub":
-        seconds, steps = train_deltahub(model, formulation, train_examples, epochs, device, args)
+        seconds, cpu_seconds, steps = train_deltahub(model, formulation, train_examples, epochs, device, args)
     else:
-        seconds, steps = train_trainer(model, formulation, deltahub_order(train_examples, epochs, args.seed), device, args)
+        seconds, cpu_seconds, steps = train_trainer(model, formulation, deltahub_order(train_examples, epochs, args.seed), device, args)
     if steps != args.steps:
         raise SystemExit(f"{name} ran {steps} steps, not {args.steps}")
-    row = {"impl": name, "device": str(device), "steps": steps, "seconds": seconds, "examples_per_s": steps * args.batch_size / seconds, "init_checksum": init_checksum}
+    row = {"impl": name, "device": str(device), "steps": steps, "seconds": seconds, "examples_per_s": steps * args.batch_size / seconds, "cpu_seconds": cpu_seconds, "init_checksum": init_checksum}
     if device.type == "cuda":
         row["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     else:
@@ -178,18 +187,18 @@ def deltahub_order(examples: list, epochs: int, seed: int) -> list:
     return sequence
 
 
-def train_deltahub(model, formulation, examples, epochs, device, args) -> tuple[float, int]:
+def train_deltahub(model, formulation, examples, epochs, device, args) -> tuple[float, float, int]:
     from hub.methods import get_method
     from hub.training import TrainConfig, train
 
     config = TrainConfig(epochs=epochs, lr=LR, batch_size=args.batch_size, seed=args.seed, device=str(device), max_steps=args.steps, progress=False)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = train(model, get_method("lora"), formulation, examples, (), config)
     sync(device)
-    return time.perf_counter() - start, result.steps
+    return time.perf_counter() - start, time.process_time() - cpu_start, result.steps
 
 
-def train_trainer(model, formulation, ordered_examples, device, args) -> tuple[float, int]:
+def train_trainer(model, formulation, ordered_examples, device, args) -> tuple[float, float, int]:
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -241,10 +250,10 @@ def train_trainer(model, formulation, ordered_examples, device, args) -> tuple[f
             **precision,
         )
         trainer = CrossEncoderTrainer(model=model, args=training_args, train_dataset=Examples(ordered_examples), data_collator=collate)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         trainer.train()
         sync(device)
-        return time.perf_counter() - start, trainer.state.global_step
+        return time.perf_counter() - start, time.process_time() - cpu_start, trainer.state.global_step
 
 
 def sync(device) -> None:
