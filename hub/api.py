@@ -108,7 +108,7 @@ class Hub:
         backbone = self.backbone(resolve_base_model(base_model))
         config = chosen.default_config(backbone.ref, **method_config)
         model = chosen.attach(copy.deepcopy(backbone.model), config)
-        return TrainableModule(model, chosen, config, formulation_for(backbone.ref), backbone)
+        return TrainableModule(model, chosen, chosen.attached_config(model, config), formulation_for(backbone.ref), backbone)
 
     def train(
         self,

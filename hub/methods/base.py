@@ -40,6 +40,10 @@ class Method(ABC):
     def attach(self, model: nn.Module, config: dict[str, Any]) -> nn.Module:
         """Wrap a freshly loaded backbone so that only the module's parameters train."""
 
+    def attached_config(self, model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
+        """The config as it stands once attached to `model` (what a saved folder should hold)."""
+        return config
+
     @abstractmethod
     def get_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """The module's tensors under their saved names (detached copies)."""

@@ -55,6 +55,10 @@ class PeftMethod(Method):
         peft_config.inference_mode = False
         return get_peft_model(model, peft_config)
 
+    def attached_config(self, model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
+        # PEFT completes the config while attaching (e.g. num_transformer_submodules), as save_pretrained records it.
+        return {key: value for key, value in _json_config(model.peft_config["default"]).items() if key != "base_model_name_or_path"}
+
     def get_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
         return {name: tensor.detach().clone().contiguous() for name, tensor in get_peft_model_state_dict(model).items()}
 
@@ -118,20 +122,26 @@ class PrefixMethod(PeftMethod):
         super().check_config(config, tensors)
         prompt = tensors.get("prompt_embeddings")
         if prompt is None:
-            raise ModuleFolderError("the weights hold no prompt_embeddings but the config is prefix tuning; the config and weights disagree")
-        # PEFT fills num_transformer_submodules in at attach time: 2 (encoder and decoder) for seq2seq, else 1.
-        submodules = config.get("num_transformer_submodules") or (2 if config.get("task_type") == TaskType.SEQ_2_SEQ_LM else 1)
-        if prompt.shape[0] != int(config.get("num_virtual_tokens", 0)) * int(submodules):
+            raise ModuleFolderError(f"the weights hold no prompt_embeddings but the config is {self.peft_type}; the config and weights disagree")
+        if prompt.shape[0] != self.prompt_rows(config):
             raise ModuleFolderError(
                 f"config says {config.get('num_virtual_tokens')} virtual tokens but prompt_embeddings has {prompt.shape[0]} rows; "
                 "the config and weights disagree"
             )
+
+    def prompt_rows(self, config: dict[str, Any]) -> int:
+        # One prefix (its keys and values for every layer) a virtual token, shared by encoder and decoder.
+        return int(config.get("num_virtual_tokens", 0))
 
 
 class PromptTuningMethod(PrefixMethod):
     name = "prompt"
     peft_type = "PROMPT_TUNING"
     config_class = PromptTuningConfig
+
+    def prompt_rows(self, config: dict[str, Any]) -> int:
+        # Prompt tuning keeps separate virtual tokens for the encoder and the decoder of a seq2seq model.
+        return int(config.get("num_virtual_tokens", 0)) * int(config.get("num_transformer_submodules") or 1)
 
 
 class IA3Method(PeftMethod):
