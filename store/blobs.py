@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.errors import BlobCorrupt, StoreError
+from store.files import atomic_write
 
 SUFFIX = ".safetensors"
 TEMP_PREFIX = ".tmp-"
@@ -84,20 +84,9 @@ class BlobStore:
             raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or pass the right --blobs")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=SUFFIX)
+            atomic_write(target, lambda out: out.write(data), prefix=TEMP_PREFIX, suffix=SUFFIX, mode=BLOB_MODE)
         except OSError as error:
             raise StoreError(f"cannot write blobs under {self.root}: {error.strerror}; check the blob directory's permissions") from None
-        try:
-            os.fchmod(handle, BLOB_MODE)
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
         return digest
 
     def get(self, digest: str, owner: str = "") -> bytes:
@@ -150,7 +139,7 @@ class BlobStore:
         found = self.registry_id()
         if found is None:
             try:
-                _atomic_write(self.root / MARKER, registry_id.encode() + b"\n")
+                atomic_write(self.root / MARKER, lambda out: out.write(registry_id.encode() + b"\n"), prefix=TEMP_PREFIX, mode=BLOB_MODE)
             except OSError:
                 return  # a read-only blob directory: reads work, a push will say what is wrong
             found = self.registry_id()
@@ -224,27 +213,3 @@ class BlobStore:
             except FileNotFoundError:
                 continue
         return report
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
-    try:
-        os.fchmod(handle, BLOB_MODE)
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

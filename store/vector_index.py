@@ -18,14 +18,15 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, BinaryIO, Final, Literal
 
 import faiss
 import numpy as np
 import numpy.typing as npt
+
+from store.files import atomic_write
 
 __all__ = [
     "DEFAULT_EXACT_THRESHOLD",
@@ -121,37 +122,18 @@ def _normalized(vectors: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
     return arr
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: Path, write: Callable[[Callable[[bytes], None]], None]) -> str:
     """Write ``path`` atomically through ``write(sink)``; return the sha256."""
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
 
-            def sink(chunk: bytes) -> None:
-                digest.update(chunk)
-                f.write(chunk)
+    def fill(out: BinaryIO) -> None:
+        def sink(chunk: bytes) -> None:
+            digest.update(chunk)
+            out.write(chunk)
 
-            write(sink)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+        write(sink)
+
+    atomic_write(path, fill, prefix=f".{path.name}.", suffix=".tmp")
     return digest.hexdigest()
 
 

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from store.blobs import QUARANTINE_PREFIX, TEMP_PREFIX
 from store.maintenance import collect_garbage, verify
