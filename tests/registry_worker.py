@@ -79,13 +79,15 @@ def arm(point: str | None) -> None:
 
         store.blobs.os.replace = replace
     elif point == "blob_renamed":
-        original_fsync_dir = store.blobs._fsync_dir
+        import store.files
+
+        original_fsync_dir = store.files.fsync_dir
 
         def fsync_dir(directory):
             original_fsync_dir(directory)
-            _die()
+            _die()  # the blob is renamed into place and durable; its row is not written
 
-        store.blobs._fsync_dir = fsync_dir
+        store.files.fsync_dir = fsync_dir
     elif point in ("rows_flushed", "before_commit"):
         from sqlalchemy import event
         from sqlalchemy.orm import Session
