@@ -33,6 +33,19 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 BaseModelFilter = Annotated[Optional[str], typer.Option("--base-model", help="Only modules of this base model ('minilm' or a path).")]
 MethodFilter = Annotated[Optional[str], typer.Option("--method", help="Only modules of this method (lora, prefix, adapter, …).")]
 CategoryFilter = Annotated[Optional[str], typer.Option("--category", help="Only modules of tasks in this category.")]
+# Shared by `ensemble` and `train`, which builds its init with the same ensemble options.
+BaseModelOption = Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")]
+MethodOption = Annotated[str, typer.Option("--method", help="PET method: lora, prefix, adapter, prompt, ia3.")]
+TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Ensemble: keep only the k largest weights (renormalized).")]
+TemperatureOption = Annotated[Optional[float], typer.Option("--temperature", "-T", help="Ensemble: softmax temperature (default: the strategy's).")]
+CandidatesOption = Annotated[Optional[int], typer.Option("--candidates", help="Ensemble: first narrow to the N modules of the most similar datasets.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the default init, the few-shot sample and any training.")]
+OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the module as a folder here (new or empty).")]
+
+
+def refuse_used_folder(out: Path | None) -> None:
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        fail(f"--out {out} exists and is not an empty folder; choose a new folder")
 
 
 def fail(message: str) -> None:
@@ -165,27 +178,26 @@ def export(
 @app.command()
 def ensemble(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder of the new (target) task.")],
-    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")] = None,
-    method: Annotated[str, typer.Option("--method", help="PET method of the sources and the init (lora, prefix, adapter, …).")] = "lora",
+    base_model: BaseModelOption = None,
+    method: MethodOption = "lora",
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="loss, kl, el2n, grand, cos, weight-cos, euclidean, performance, random, average, group-average.")] = "el2n",
-    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Keep only the k largest weights (renormalized).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="Softmax temperature (default: the strategy's).")] = None,
+    top_k: TopKOption = None,
+    temperature: TemperatureOption = None,
     znorm: Annotated[Optional[bool], typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
-    candidates: Annotated[Optional[int], typer.Option("--candidates", help="First narrow to the N modules of the most similar datasets.")] = None,
+    candidates: CandidatesOption = None,
     score_examples: Annotated[int, typer.Option("--score-examples", help="Target examples scored (one dev batch; the paper uses ~50).")] = 50,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps of the reference θ_t (kl, weight-cos) or per source (euclidean, performance).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the default init and of any training.")] = 0,
+    seed: SeedOption = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
     skip_corrupt: Annotated[bool, typer.Option("--skip-corrupt", help="Ensemble without candidates whose blobs fail their digest check.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the init as a module folder here (new or empty).")] = None,
+    out: OutOption = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart of the weights (PNG).")] = None,
     registry: RegistryOption = None,
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score the registry's modules on a new task, compose the weighted init and register it."""
-    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        fail(f"--out {out} exists and is not an empty folder; choose a new folder")
+    refuse_used_folder(out)
     if plot is not None and not plot.parent.resolve().is_dir():
         fail(f"--plot {plot}: folder {plot.parent} does not exist")
     step_options = {} if steps is None else {"reference_steps": steps, "tune_steps": steps}
@@ -212,29 +224,28 @@ def ensemble(
 @app.command()
 def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder of the task to train (task.json + splits).")],
-    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")] = None,
-    method: Annotated[str, typer.Option("--method", help="PET method: lora, prefix, adapter, ….")] = "lora",
+    base_model: BaseModelOption = None,
+    method: MethodOption = "lora",
     init: Annotated[str, typer.Option("--init", help="random (the method's default), a module id, or an ensembling strategy (el2n, loss, …).")] = "random",
-    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Ensemble: keep only the k largest weights.")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="Ensemble: softmax temperature (default: the strategy's).")] = None,
-    candidates: Annotated[Optional[int], typer.Option("--candidates", help="Ensemble: first narrow to the N modules of the most similar datasets.")] = None,
+    top_k: TopKOption = None,
+    temperature: TemperatureOption = None,
+    candidates: CandidatesOption = None,
     shots: Annotated[Optional[int], typer.Option("--shots", help="Train on N examples per label of the train split (few-shot).")] = None,
     epochs: Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping on dev accuracy may end sooner.")] = 10,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (the paper: 5e-4).")] = 5e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step (the paper: 8).")] = 8,
     patience: Annotated[int, typer.Option("--patience", help="Epochs without a better dev score before stopping.")] = 3,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the few-shot sample, the init and the data order.")] = 0,
+    seed: SeedOption = 0,
     device: Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")] = "auto",
     push_module: Annotated[bool, typer.Option("--push", help="Register the trained module with its metrics and its init's provenance.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the trained module as a folder here (new or empty).")] = None,
+    out: OutOption = None,
     registry: RegistryOption = None,
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train a module for a task from an init (random, a registry module, or a strategy's ensemble)."""
-    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        fail(f"--out {out} exists and is not an empty folder; choose a new folder")
+    refuse_used_folder(out)
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, patience=patience, max_steps=max_steps, progress=not as_json)
     with opened(registry, blobs) as hub:
         resolve_device(device)
