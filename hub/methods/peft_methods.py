@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Any, ClassVar
 
@@ -53,7 +54,10 @@ class PeftMethod(Method):
     def attach(self, model: nn.Module, config: dict[str, Any]) -> nn.Module:
         peft_config = PeftConfig.from_peft_type(**{k: v for k, v in config.items() if k != "base_model_name_or_path"})
         peft_config.inference_mode = False
-        return get_peft_model(model, peft_config)
+        with warnings.catch_warnings():
+            # PEFT asks transformers about gradient checkpointing through a deprecated name; not the user's concern.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return get_peft_model(model, peft_config)
 
     def attached_config(self, model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
         # PEFT completes the config while attaching (e.g. num_transformer_submodules), as save_pretrained records it.
