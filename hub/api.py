@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import getpass
 import os
 from collections.abc import Iterable, Mapping
@@ -73,6 +74,7 @@ class Hub:
         self.registry = Registry.open(registry, blobs)
         self._encoder: DatasetEncoder | None = None
         self._backbones: dict[tuple[str, str], _Backbone] = {}
+        self._expected: dict[tuple[str, str, str, str], dict[str, tuple[int, ...]]] = {}
 
     def close(self) -> None:
         self.registry.close()
@@ -204,10 +206,7 @@ class Hub:
 
     def check_fits(self, method: Method, config: dict, tensors: dict[str, torch.Tensor], backbone: _Backbone) -> None:
         """Refuse a module whose tensors are not exactly what the method builds on this base model."""
-        try:
-            expected = method.get_tensors(method.attach(copy.deepcopy(backbone.model), config))
-        except (ValueError, KeyError, RuntimeError) as error:
-            raise BaseModelMismatch(f"the module does not fit base model {backbone.ref.name}: {str(error).splitlines()[0]}") from None
+        expected = self._expected_shapes(method, config, backbone)
         missing = sorted(set(expected) - set(tensors))
         unexpected = sorted(set(tensors) - set(expected))
         if missing or unexpected:
@@ -215,11 +214,22 @@ class Hub:
             what = "lacks" if missing else "has unexpected"
             raise BaseModelMismatch(f"the module {what} tensor {name} for base model {backbone.ref.name}; push it with the base model it was trained on")
         for name, tensor in tensors.items():
-            if tuple(tensor.shape) != tuple(expected[name].shape):
+            if tuple(tensor.shape) != expected[name]:
                 raise BaseModelMismatch(
-                    f"tensor {name} has shape {tuple(tensor.shape)} but base model {backbone.ref.name} needs {tuple(expected[name].shape)}; "
+                    f"tensor {name} has shape {tuple(tensor.shape)} but base model {backbone.ref.name} needs {expected[name]}; "
                     "push it with the base model it was trained on"
                 )
+
+    def _expected_shapes(self, method: Method, config: dict, backbone: _Backbone) -> dict[str, tuple[int, ...]]:
+        """The tensor names and shapes the method builds on this backbone, once per config (attaching costs a model copy)."""
+        key = (str(backbone.ref.path), backbone.ref.kind, method.name, json.dumps(config, sort_keys=True, default=str))
+        if key not in self._expected:
+            try:
+                tensors = method.get_tensors(method.attach(copy.deepcopy(backbone.model), config))
+            except (ValueError, KeyError, RuntimeError) as error:
+                raise BaseModelMismatch(f"the module does not fit base model {backbone.ref.name}: {str(error).splitlines()[0]}") from None
+            self._expected[key] = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+        return self._expected[key]
 
     def search(
         self,
