@@ -15,10 +15,10 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import app
+from cli_helpers import snapshot
 from ensembling.errors import EnsemblingError
 from hub import Hub, load_dataset
 from hub.datasets import Dataset, write_dataset
-from store.registry import Registry, resolve_location
 
 TARGET = "wn-isa-animal"
 SOURCES = {"wn-isa-plant": 1, "wn-isa-artifact": 2, "wn-synonym-noun": 3, "wn-antonym-noun": 4}
@@ -60,15 +60,6 @@ def registry(small_registry, tmp_path: Path) -> tuple[Path, Path]:
     source, target = small_registry
     shutil.copytree(source, tmp_path / "registry")
     return tmp_path / "registry", target
-
-
-def snapshot(path: Path) -> tuple:
-    opened = Registry(resolve_location(path), create=False)
-    try:
-        modules = [(m.id, m.blob_digest, m.kind) for m in opened.catalog.list_modules()]
-        return modules, opened.catalog.generation(), sorted(opened.blobs.digests())
-    finally:
-        opened.close()
 
 
 def test_ensemble_scores_every_compatible_source_but_the_targets_own(registry):
@@ -169,7 +160,7 @@ def test_cli_ensemble_end_to_end(registry, tmp_path: Path):
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     modules, generation, _ = snapshot(path)
-    assert len(modules) == len(before[0]) + 1 and modules[-1][2] == "ensemble" and generation > before[1]
+    assert len(modules) == len(before[0]) + 1 and modules[-1][3] == "ensemble" and generation > before[1]
     # the saved folder loads back as a module of this registry's schema
     with Hub(path) as hub:
         config, tensors = hub.show(modules[-1][0]).method, hub.load_tensors(hub.show(modules[-1][0]))
