@@ -235,11 +235,14 @@ def distributed_run(batch_size: int) -> dict:
     }  # fmt: skip
 
 
+# Each process writes its own file: two processes printing long lines into one pipe may interleave them.
 WORKER = """
-import json, sys
+import json, os, sys
 sys.path[:0] = [{tests!r}, {root!r}]
 from test_training import distributed_run
-print("RESULT " + json.dumps(distributed_run(int(sys.argv[1]))), flush=True)
+result = distributed_run(int(sys.argv[1]))
+with open(os.path.join(sys.argv[2], "rank" + os.environ["RANK"] + ".json"), "w") as out:
+    json.dump(result, out)
 """
 
 
@@ -250,10 +253,10 @@ def test_two_processes_agree_and_match_one_process_with_twice_the_batch(tmp_path
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(tests=str(ROOT / "tests"), root=str(ROOT)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), "4"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), "4", str(tmp_path)]
     done = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    pair = sorted((json.loads(line.split("RESULT ", 1)[1]) for line in done.stdout.splitlines() if "RESULT " in line), key=lambda row: row["rank"])
+    pair = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     single = distributed_run(8)
 
     assert [row["rank"] for row in pair] == [0, 1] and [row["main"] for row in pair] == [True, False]
