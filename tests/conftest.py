@@ -101,3 +101,14 @@ def make_registry_spec(backend: str, tmp_path: Path, request: pytest.FixtureRequ
 def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> RegistrySpec:
     """A fresh, empty registry on each backend (the PostgreSQL leg skips when no server can start)."""
     return make_registry_spec(request.param, tmp_path, request)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine a second thread spins rather than helps."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -80,13 +80,7 @@ def toy_dataset(size: int = 16):
 MIXED = [Example("is a cat an animal ?", ("yes", "no"), 0), Example("pick the color of grass", ("red", "blue sky", "green"), 2)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,7 @@ SUITE = ROOT / "suites" / "wordnet"
 # --- a tiny cross-encoder (random BERT, MiniLM's tokenizer): the loop's logic in milliseconds -------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and a busy machine makes a second one spin rather than help."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
