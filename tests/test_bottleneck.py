@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_text_to_text import MIXED, one_thread, tiny_backbone, toy_dataset  # noqa: F401  (one_thread is an autouse fixture)
+from test_text_to_text import MIXED, tiny_backbone, toy_dataset
 
 from hub.backbones import load_base_model, resolve_base_model
 from hub.datasets import TaskCard, from_records
@@ -17,6 +17,8 @@ from hub.formulations import formulation_for
 from hub.methods import METHODS, get_method, method_for_config, read_config
 from hub.methods.bottleneck import BottleneckMethod
 from hub.training import TrainConfig, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 KINDS = ["bert", "t5", "gpt2"]
 ADAPTER = BottleneckMethod()

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel
-from test_text_to_text import MIXED, one_thread, tiny_backbone, toy_dataset  # noqa: F401  (one_thread is an autouse fixture)
+from test_text_to_text import MIXED, tiny_backbone, toy_dataset
 
 from hub.backbones import load_base_model
 from hub.methods import method_for_config, read_config
 from hub.training import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CASES = [
     ("minilm", "lora"),
