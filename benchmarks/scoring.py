@@ -11,7 +11,7 @@ so no 256 modules need training. The target is 64 dev examples of wn-isa-animal
 live   what `adapters ensemble` does: the base model is loaded and the method attached
        once (`hub.evaluation.ModelEvaluator`); per candidate its blob is read (digest
        verified) and copied into the live parameters (`method.set_tensors`); the target
-       examples are tokenized once, sorted by length into batches of 32, and run under
+       examples are tokenized once, sorted by length into batches (8 on CPU), and run under
        `torch.inference_mode()`. Timed per strategy, each strategy its own full pass.
 naive  what one would write first: per candidate a freshly loaded base model
        (`AutoModelForSequenceClassification.from_pretrained`) and
@@ -31,6 +31,7 @@ per-candidate cost does not depend on N.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -71,7 +72,7 @@ def synthetic_registry(hub: Hub, count: int, seed: int = 0) -> list:
 def live_scores(hub: Hub, records: list, module, examples, strategy: str) -> tuple[float, list[float]]:
     started = time.perf_counter()
     seed_everything(0)
-    evaluator = ModelEvaluator(module.method.attach(__import__("copy").deepcopy(module.backbone.model), module.config), module.method, module.formulation, examples)
+    evaluator = ModelEvaluator(module.method.attach(copy.deepcopy(module.backbone.model), module.config), module.method, module.formulation, examples)
     candidates = (Candidate(r.id, r.task, r.category, r.blob_digest, hub.load_tensors(r), r.base_model) for r in records)
     context = Context(Target("target", "x"), evaluator)
     chosen = get_strategy(strategy)

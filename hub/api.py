@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
 from store.maintenance import verify as verify_registry
 from store.tensors import digest_of, from_bytes, schema_hash, tensor_schema, to_bytes
+
+if TYPE_CHECKING:
+    from hub.transfer import TransferResult
 
 KIND_OF_TASK_TYPE = {"SEQ_CLS": "cross-encoder", "SEQ_2_SEQ_LM": "seq2seq", "CAUSAL_LM": "causal"}
 
@@ -56,6 +60,7 @@ class TrainableModule:
     formulation: Formulation
     backbone: _Backbone
     origin: Provenance | None = None  # where the init came from; None for the method's default init
+    transfer: TransferResult | None = None  # the scores and weights of a `transfer_init`, whatever the strategy
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return self.method.get_tensors(self.model)

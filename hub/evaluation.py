@@ -23,7 +23,11 @@ from hub.formulations import Batch, Formulation
 from hub.methods import Method
 from hub.training import seed_everything
 
-SCORE_BATCH_SIZE = 32  # examples per forward when scoring (throughput; scores do not depend on it)
+# Examples per scoring forward (throughput only; scores do not depend on it). On CPU the
+# forward is compute-bound and small length-sorted batches pad least: 8 measured ~25%
+# faster than 32 for MiniLM on 2 cores. Accelerators want the larger batch.
+CPU_SCORE_BATCH_SIZE = 8
+ACCELERATOR_SCORE_BATCH_SIZE = 32
 GRAD_BATCH_SIZE = 8  # examples per batch for grand (the paper's batch size)
 TRAIN_BATCH_SIZE = 8
 LEARNING_RATE = 5e-4
@@ -47,12 +51,14 @@ class ModelEvaluator:
         train_examples: Sequence[Example] = (),
         dev_examples: Sequence[Example] = (),
         device: torch.device | str = "cpu",
-        batch_size: int = SCORE_BATCH_SIZE,
+        batch_size: int | None = None,
         grad_batch_size: int = GRAD_BATCH_SIZE,
         train_batch_size: int = TRAIN_BATCH_SIZE,
         lr: float = LEARNING_RATE,
     ) -> None:
         self.device = torch.device(device)
+        if batch_size is None:
+            batch_size = CPU_SCORE_BATCH_SIZE if self.device.type == "cpu" else ACCELERATOR_SCORE_BATCH_SIZE
         self.model = model.to(self.device)
         self.model.eval()
         self.method = method

@@ -187,9 +187,7 @@ def transfer_init(hub: Hub, base_model: str | os.PathLike[str] | None, dataset: 
     model = result.method.attach(copy.deepcopy(backbone.model), result.config)
     result.method.set_tensors(model, result.tensors)
     origin = result.provenance if result.provenance.sources else None
-    module = TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin)
-    module.transfer = result  # type: ignore[attr-defined]  # the scores and weights it came from
-    return module
+    return TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin, result)
 
 
 def scoring_examples(data: Dataset, count: int) -> list[Example]:
