@@ -218,7 +218,15 @@ def ensemble(
             for line in result.skipped:
                 render.console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
             saved = f"; wrote {out}" if out is not None else ""
-            render.console.print(f"registered the init as module [bold]{result.record.id}[/] (kind ensemble){saved}")
+            earlier = result.record.provenance
+            if earlier is not None and earlier.strategy != result.strategy:
+                # The catalog keeps one row per (base model, dataset, weights): identical weights are not registered twice.
+                render.console.print(
+                    f"the init has the same weights as module [bold]{result.record.id}[/], registered earlier by strategy "
+                    f"{earlier.strategy}; kept that one{saved}"
+                )
+            else:
+                render.console.print(f"registered the init as module [bold]{result.record.id}[/] (kind ensemble){saved}")
 
 
 @app.command()

@@ -12,6 +12,11 @@ from store.registry import Registry, resolve_location
 runner = CliRunner()
 
 
+def cli(*args: str):
+    """`adapters ARGS...` exactly as given."""
+    return runner.invoke(app, list(args))
+
+
 def adapters(registry: Path | str, *args: str):
     return runner.invoke(app, [*args, "--registry", str(registry)] if args and args[0] not in ("index", "db") else [*args[:2], "--registry", str(registry), *args[2:]])
 
@@ -32,5 +37,5 @@ def one_line_error(result) -> str:
     assert result.exit_code != 0, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
-    assert lines[0].startswith("error: ")
+    assert lines[0].startswith("error: "), result.output
     return lines[0]

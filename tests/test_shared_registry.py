@@ -12,26 +12,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
-from typer.testing import CliRunner
 
 import synthetic
-from cli.main import app
+from cli_helpers import cli, one_line_error
 from store.db import make_engine, upgrade
 from store.models import Base
-
-runner = CliRunner()
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("error: "), result.output
-    return lines[0]
 
 
 def database_url(spec) -> str:

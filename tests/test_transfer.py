@@ -12,17 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from cli.main import app
-from cli_helpers import snapshot
+from cli_helpers import cli, one_line_error, snapshot
 from ensembling.errors import EnsemblingError
 from hub import Hub, load_dataset
 from hub.datasets import Dataset, write_dataset
 
 TARGET = "wn-isa-animal"
 SOURCES = {"wn-isa-plant": 1, "wn-isa-artifact": 2, "wn-synonym-noun": 3, "wn-antonym-noun": 4}
-runner = CliRunner()
 
 
 def tiny(suite: Path, task: str, out: Path, size: int = 8) -> Path:
@@ -133,23 +130,11 @@ def test_ensemble_bad_input_in_the_api_leaves_the_registry_as_it_was(registry):
     assert snapshot(path) == before
 
 
-def adapters(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
 def test_cli_ensemble_end_to_end(registry, tmp_path: Path):
     path, target = registry
     before = snapshot(path)
     out, plot = tmp_path / "init", tmp_path / "weights.png"
-    result = adapters(
+    result = cli(
         "ensemble", str(target), "--base-model", "minilm", "--method", "lora", "--strategy", "el2n", "--top-k", "3",
         "--score-examples", "8", "--out", str(out), "--plot", str(plot), "--registry", str(path),
     )  # fmt: skip
@@ -170,6 +155,19 @@ def test_cli_ensemble_end_to_end(registry, tmp_path: Path):
         assert all(torch.equal(saved[key], tensors[key]) for key in tensors)
 
 
+def test_cli_ensemble_says_when_another_strategy_already_registered_the_same_weights(registry):
+    path, target = registry
+    common = ("--candidates", "1", "--score-examples", "8", "--registry", str(path))  # one source: weight 1 whatever the strategy
+    first = cli("ensemble", str(target), "--strategy", "cos", *common)
+    assert first.exit_code == 0, first.output
+    assert "registered the init as module" in first.output
+    modules = snapshot(path)[0]
+    second = cli("ensemble", str(target), "--strategy", "average", *common)
+    assert second.exit_code == 0, second.output
+    assert f"the init has the same weights as module {modules[-1][0]}, registered earlier by strategy cos" in " ".join(second.output.split())
+    assert snapshot(path)[0] == modules
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -184,7 +182,7 @@ def test_cli_ensemble_end_to_end(registry, tmp_path: Path):
 def test_cli_ensemble_bad_input(registry, extra, message):
     path, target = registry
     before = snapshot(path)
-    result = adapters("ensemble", str(target), "--score-examples", "8", *extra, "--registry", str(path))
+    result = cli("ensemble", str(target), "--score-examples", "8", *extra, "--registry", str(path))
     assert message in one_line_error(result)
     assert snapshot(path) == before
 
@@ -195,11 +193,11 @@ def test_cli_ensemble_refuses_a_dataset_without_labels_and_a_used_out_folder(reg
     unlabelled = tmp_path / "unlabelled"
     shutil.copytree(target, unlabelled)
     (unlabelled / "dev.jsonl").write_text('{"text": "cat: a small feline", "text_pair": "animal"}\n')
-    assert "label None is not one of the card's labels" in one_line_error(adapters("ensemble", str(unlabelled), "--score-examples", "1", "--registry", str(path)))
+    assert "label None is not one of the card's labels" in one_line_error(cli("ensemble", str(unlabelled), "--score-examples", "1", "--registry", str(path)))
     used = tmp_path / "used"
     used.mkdir()
     (used / "file").write_text("x")
-    assert "not an empty folder" in one_line_error(adapters("ensemble", str(target), "--out", str(used), "--registry", str(path)))
+    assert "not an empty folder" in one_line_error(cli("ensemble", str(target), "--out", str(used), "--registry", str(path)))
     assert snapshot(path) == before
 
 
@@ -211,9 +209,9 @@ def test_cli_ensemble_corrupt_candidate_is_named_and_skipped_only_when_asked(reg
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes()[:-8] + b"corrupt!")
     before = snapshot(path)
-    line = one_line_error(adapters("ensemble", str(target), "--score-examples", "8", "--registry", str(path)))
+    line = one_line_error(cli("ensemble", str(target), "--score-examples", "8", "--registry", str(path)))
     assert f"module {victim.id} (wn-isa-plant)" in line and "sha256" in line and "--skip-corrupt" in line
     assert snapshot(path) == before
-    result = adapters("ensemble", str(target), "--score-examples", "8", "--skip-corrupt", "--json", "--registry", str(path))
+    result = cli("ensemble", str(target), "--score-examples", "8", "--skip-corrupt", "--json", "--registry", str(path))
     assert result.exit_code == 0, result.output
     assert "wn-isa-plant" not in [row["task"] for row in __import__("json").loads(result.output)["sources"]]
