@@ -50,15 +50,17 @@ from ensembling.scores import el2n_score, loss_score  # noqa: E402
 from ensembling.strategies import Context, get_strategy  # noqa: E402
 from ensembling.ensemble import score_candidates  # noqa: E402
 from hub import Hub, load_dataset  # noqa: E402
+from hub.api import TrainableModule  # noqa: E402
 from hub.evaluation import ModelEvaluator  # noqa: E402
 from hub.formulations import formulation_for  # noqa: E402
 from hub.training import seed_everything  # noqa: E402
+from store.catalog import ModuleRecord  # noqa: E402
 
 SUITE = ROOT / "suites" / "wordnet"
 SCORERS = {"loss": loss_score, "el2n": el2n_score}
 
 
-def synthetic_registry(hub: Hub, count: int, seed: int = 0) -> list:
+def synthetic_registry(hub: Hub, count: int, seed: int = 0) -> tuple[list[ModuleRecord], TrainableModule]:
     module = hub.new_module("minilm", "lora")
     source = load_dataset(SUITE / "wn-supersense-noun-a")
     generator = torch.Generator().manual_seed(seed)
@@ -69,7 +71,7 @@ def synthetic_registry(hub: Hub, count: int, seed: int = 0) -> list:
     return records, module
 
 
-def live_scores(hub: Hub, records: list, module, examples, strategy: str) -> tuple[float, list[float]]:
+def live_scores(hub: Hub, records: list[ModuleRecord], module: TrainableModule, examples, strategy: str) -> tuple[float, list[float]]:
     started = time.perf_counter()
     seed_everything(0)
     evaluator = ModelEvaluator(module.method.attach(copy.deepcopy(module.backbone.model), module.config), module.method, module.formulation, examples)

@@ -7,6 +7,7 @@ target's own modules, composition from the blobs, provenance, determinism and ba
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -214,4 +215,4 @@ def test_cli_ensemble_corrupt_candidate_is_named_and_skipped_only_when_asked(reg
     assert snapshot(path) == before
     result = cli("ensemble", str(target), "--score-examples", "8", "--skip-corrupt", "--json", "--registry", str(path))
     assert result.exit_code == 0, result.output
-    assert "wn-isa-plant" not in [row["task"] for row in __import__("json").loads(result.output)["sources"]]
+    assert "wn-isa-plant" not in [row["task"] for row in json.loads(result.output)["sources"]]
