@@ -10,7 +10,7 @@ import typer
 
 from cli import render
 from ensembling.errors import EnsemblingError
-from hub import Hub, HubError, load_dataset
+from hub import Hub, HubError, load_dataset, strategy_summaries
 from hub.training import TrainConfig, resolve_device
 from store.errors import StoreError
 
@@ -21,6 +21,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(db_app, name="db")
 
 USER_ERRORS = (HubError, StoreError, EnsemblingError)
+STRATEGY_HELP = "; ".join(f"{name}: {summary}" for name, summary in strategy_summaries())
 
 RegistryOption = Annotated[
     Optional[str],
@@ -180,13 +181,13 @@ def ensemble(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder of the new (target) task.")],
     base_model: BaseModelOption = None,
     method: MethodOption = "lora",
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="loss, kl, el2n, grand, cos, weight-cos, euclidean, performance, random, average, group-average.")] = "el2n",
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help=STRATEGY_HELP)] = "el2n",
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
     znorm: Annotated[Optional[bool], typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
     candidates: CandidatesOption = None,
-    score_examples: Annotated[int, typer.Option("--score-examples", help="Target examples scored (one dev batch; the paper uses ~50).")] = 50,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps of the reference θ_t (kl, weight-cos) or per source (euclidean, performance).")] = None,
+    score_examples: Annotated[int, typer.Option("--score-examples", help="Most target examples scored (one dev batch; the paper: up to 50).")] = 50,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Step cap of the reference θ_t (kl, weight-cos) or per source (euclidean, performance); the best dev checkpoint is kept.")] = None,
     seed: SeedOption = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
     skip_corrupt: Annotated[bool, typer.Option("--skip-corrupt", help="Ensemble without candidates whose blobs fail their digest check.")] = False,
@@ -238,12 +239,13 @@ def train(
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
     candidates: CandidatesOption = None,
-    shots: Annotated[Optional[int], typer.Option("--shots", help="Train on N examples per label of the train split (few-shot).")] = None,
+    shots: Annotated[Optional[int], typer.Option("--shots", help="The k-shot sample: k train and k dev examples per label, both drawn from the train split.")] = None,
     epochs: Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping on dev accuracy may end sooner.")] = 10,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (the paper: 5e-4).")] = 5e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step (the paper: 8).")] = 8,
-    patience: Annotated[int, typer.Option("--patience", help="Epochs without a better dev score before stopping.")] = 3,
+    patience: Annotated[int, typer.Option("--patience", help="Dev evaluations without a better dev score before stopping.")] = 3,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Steps between dev evaluations (default: once an epoch).")] = None,
     seed: SeedOption = 0,
     device: Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")] = "auto",
     push_module: Annotated[bool, typer.Option("--push", help="Register the trained module with its metrics and its init's provenance.")] = False,
@@ -254,7 +256,9 @@ def train(
 ) -> None:
     """Train a module for a task from an init (random, a registry module, or a strategy's ensemble)."""
     refuse_used_folder(out)
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, patience=patience, max_steps=max_steps, progress=not as_json)
+    config = TrainConfig(
+        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, patience=patience, max_steps=max_steps, eval_every=eval_every, progress=not as_json
+    )
     with opened(registry, blobs) as hub:
         resolve_device(device)
         data = load_dataset(dataset)
@@ -265,8 +269,9 @@ def train(
             module = hub.load_module(int(init), base_model=base_model, method=method)
         else:
             module = hub.transfer_init(
-                base_model, data, strategy=init, method=method, top_k=top_k, temperature=temperature, candidates=candidates, seed=seed, register=False, device=device
-            )
+                base_model, data, strategy=init, method=method, top_k=top_k, temperature=temperature, candidates=candidates, seed=seed, register=False, device=device,
+                tuning=config,
+            )  # fmt: skip
         result = hub.train(module, data, config, push=push_module)
         if out is not None:
             module.save(out)

@@ -124,16 +124,20 @@ def weights_plot(result, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(result.sources, key=lambda row: (-row.weight, row.module_id))
+    rows = sorted(result.sources, key=lambda row: (row.weight, -row.module_id))  # barh draws bottom-up: heaviest on top
     labels = [f"{row.module_id}: {row.task}" for row in rows] or ["(default init)"]
     values = [row.weight for row in rows] or [0.0]
-    figure, axes = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 1.5), 4.0))
+    # Horizontal bars: long task names stay readable and the figure is wide enough for its title.
+    figure, axes = plt.subplots(figsize=(8.0, max(2.5, 0.35 * len(labels) + 1.5)))
     try:
-        axes.bar(range(len(values)), values, color="#4C72B0")
-        axes.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-        axes.set_ylabel("weight")
-        axes.set_ylim(0, max(values + [1e-9]) * 1.1)
-        axes.set_title(f"{result.strategy} weights for {result.target} (τ={result.temperature:g})")
+        axes.barh(range(len(values)), values, color="#4C72B0")
+        axes.set_yticks(range(len(labels)), labels, fontsize=8)
+        axes.set_xlabel("weight")
+        axes.set_xlim(0, max(values + [1e-9]) * 1.15)
+        for index, value in enumerate(values):
+            axes.text(value, index, f" {value:.2f}", va="center", fontsize=7)
+        effective = 1.0 / sum(value * value for value in values) if any(values) else 0.0
+        axes.set_title(f"{result.strategy} weights for {result.target}\n(τ={result.temperature:g}, effective sources 1/Σw² = {effective:.1f} of {len(rows)})", fontsize=10)
         figure.tight_layout()
         figure.savefig(path, dpi=120)
     finally:

@@ -55,9 +55,18 @@ class Target:
     fingerprint: str = ""
 
 
+@dataclass(frozen=True)
+class Tuned:
+    """A module tuned on the target's k-shot train split, kept at its best k-shot dev checkpoint."""
+
+    tensors: Tensors
+    steps: int  # optimizer steps taken (the budget spent, not the best checkpoint's step)
+    dev: float  # k-shot dev accuracy of the kept checkpoint
+
+
 @runtime_checkable
 class Evaluator(Protocol):
-    """A live model with a module slot, bound to the target task's data.
+    """A live model with a module slot, bound to the target task's k-shot data.
 
     The base model is loaded once; `apply` switches candidates by copying their
     tensors into the live module parameters. Every method that trains leaves the
@@ -73,14 +82,20 @@ class Evaluator(Protocol):
     def rows(self) -> Rows:
         """Predictions of the applied module on the target's scoring examples (no gradients)."""
 
+    def predict(self, candidate: Candidate) -> Rows:
+        """`rows()` of a candidate; the same candidate (by digest) is run once per evaluator."""
+
     def gradient_norms(self) -> list[float]:
         """‖∇θ L(θ; batch)‖₂ of the applied module, one per scoring batch (θ: the module's parameters)."""
 
-    def train_reference(self, steps: int, seed: int) -> dict[str, torch.Tensor]:
-        """A module briefly trained on the target's train examples from the default init."""
+    def reference(self, max_steps: int, seed: int) -> Tuned:
+        """θ_t: the target's own module trained from the default init to its best dev checkpoint.
 
-    def finetune(self, tensors: Tensors, steps: int, seed: int) -> dict[str, torch.Tensor]:
-        """`tensors` tuned on the target's train examples for a fixed number of steps."""
+        Trained once per evaluator (or given by the caller, e.g. the benchmark's `random` arm).
+        """
+
+    def finetune(self, tensors: Tensors, max_steps: int, seed: int) -> Tuned:
+        """`tensors` tuned on the target's train examples, kept at the best dev checkpoint within `max_steps`."""
 
     def dev_score(self) -> float:
         """Accuracy of the applied module on the target's dev examples."""

@@ -1,24 +1,28 @@
-"""One ensemble: score the sources with a strategy, turn scores into weights, compose the init."""
+"""One ensemble: a strategy weights the sources, the weighted sum of their tensors is the init."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from ensembling.candidates import Candidate, Evaluator, Target
-from ensembling.compose import check_compatible, compose
+from ensembling.compose import compose
 from ensembling.errors import EnsemblingError
-from ensembling.strategies import Context, Strategy, get_strategy
-from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS
-from ensembling.weights import check_temperature, check_top_k, scores_to_weights, uniform_weights
+from ensembling.strategies import Composition, Context, Strategy, Weighting, get_strategy
+from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS, Progress
+from ensembling.weights import check_temperature, check_top_k
 
 
 @dataclass(frozen=True)
 class Options:
-    """How to weight: temperature and znorm default to the strategy's own (DESIGN.md)."""
+    """How to weight: temperature and znorm default to the strategy's own (DESIGN.md).
+
+    `reference_steps` / `tune_steps` cap the training of θ_t and of each tuned source (both
+    keep their best k-shot dev checkpoint); `pool_size` is random-pool's number of sources.
+    """
 
     temperature: float | None = None
     top_k: int | None = None
@@ -26,6 +30,7 @@ class Options:
     seed: int = 0
     reference_steps: int = REFERENCE_STEPS
     tune_steps: int = TUNE_STEPS
+    pool_size: int = 3
 
     def check(self) -> Options:
         if self.temperature is not None:
@@ -33,11 +38,15 @@ class Options:
         check_top_k(self.top_k)
         if self.reference_steps < 1 or self.tune_steps < 1:
             raise EnsemblingError("--steps must be at least 1")
+        if self.pool_size < 1:
+            raise EnsemblingError(f"--pool-size must be at least 1, got {self.pool_size}")
         return self
 
 
 @dataclass(frozen=True)
 class SourceWeight:
+    """A source, as composed (tuned tensors for a strategy that tunes), with its score and weight."""
+
     candidate: Candidate
     score: float | None
     weight: float
@@ -54,33 +63,30 @@ class Ensemble:
     sources: tuple[SourceWeight, ...]
     tensors: dict[str, torch.Tensor]
     seconds: float
+    tuning_steps: int = 0  # optimizer steps spent tuning sources on the target (euclidean, performance)
 
     @property
     def weights(self) -> dict[int, float]:
         return {source.candidate.id: source.weight for source in self.sources}
 
+    @property
+    def effective_sources(self) -> float:
+        """1 / Σ w²: how many sources a uniform weighting of the same concentration would use."""
+        total = sum(source.weight**2 for source in self.sources)
+        return 1.0 / total if total > 0 else 0.0
 
-Progress = Callable[[int, int, Candidate], None]
 
-
-def resolve(strategy: str | Strategy, options: Options) -> tuple[Strategy, float, bool]:
-    """The strategy object with the temperature and znorm it will use; errors before any work."""
+def resolve(strategy: str | Strategy, options: Options) -> tuple[Strategy, Weighting]:
+    """The strategy object with the weighting it will use; errors before any work."""
     chosen = get_strategy(strategy) if isinstance(strategy, str) else strategy
     options.check()
     temperature = chosen.temperature if options.temperature is None else float(options.temperature)
     znorm = chosen.znorm if options.znorm is None else bool(options.znorm)
-    return chosen, temperature, znorm
+    return chosen, Weighting(temperature, znorm, options.top_k)
 
 
-def score_candidates(strategy: Strategy, candidates: Sequence[Candidate], context: Context, progress: Progress | None = None) -> list:
-    """Scored results in candidate order (the `prepare` step included)."""
-    strategy.prepare(context)
-    results = []
-    for index, candidate in enumerate(candidates):
-        results.append(strategy.score(context, candidate))
-        if progress is not None:
-            progress(index + 1, len(candidates), candidate)
-    return results
+def context_for(target: Target, evaluator: Evaluator | None, options: Options, memo: dict[str, object] | None = None) -> Context:
+    return Context(target, evaluator, options.seed, options.reference_steps, options.tune_steps, options.pool_size, {} if memo is None else memo)
 
 
 def run(
@@ -90,39 +96,23 @@ def run(
     evaluator: Evaluator | None,
     options: Options = Options(),
     progress: Progress | None = None,
+    memo: dict[str, object] | None = None,
 ) -> Ensemble:
-    """Select, score, weight and compose. `candidates` must already exclude the target's own modules."""
+    """Weight and compose. `candidates` must already exclude the target's own modules.
+
+    Pass the same `memo` to the runs of several strategies on one target and evaluator:
+    a control then permutes the weights its strategy already found instead of scoring again.
+    """
     started = time.perf_counter()
-    chosen, temperature, znorm = resolve(strategy, options)
+    chosen, weighting = resolve(strategy, options)
     own = [candidate for candidate in candidates if candidate.task == target.task or (target.fingerprint and candidate.metadata.get("fingerprint") == target.fingerprint)]
     if own:
         raise EnsemblingError(f"{own[0].label} belongs to the target task; the target's own modules are never sources")
-    if not chosen.transfer:
+    if chosen.composition is Composition.DEFAULT_INIT:
         if evaluator is None:
             raise EnsemblingError(f"strategy {chosen.name} needs the model's default init")
-        return Ensemble(chosen.name, temperature, options.top_k, znorm, (), evaluator.default_tensors(), time.perf_counter() - started)
-    sources = chosen.select(candidates, target)
-    if not sources:
-        raise EnsemblingError("no compatible source modules to ensemble")
-    check_compatible(sources)
-    context = Context(target, evaluator, options.seed, options.reference_steps, options.tune_steps)
-    if chosen.uniform:
-        scores: list[float | None] = [None] * len(sources)
-        weights = uniform_weights(len(sources), options.top_k)
-        composed_from = list(sources)
-    else:
-        if chosen.needs_model:
-            context.need_evaluator(chosen.name)
-        results = score_candidates(chosen, sources, context, progress)
-        scores = [result.score for result in results]
-        for source, score in zip(sources, scores):
-            if score != score or score in (float("inf"), float("-inf")):
-                raise EnsemblingError(f"{source.label} got a non-finite {chosen.name} score ({score}); check the module")
-        weights = scores_to_weights(scores, sign=chosen.sign, temperature=temperature, znorm=znorm, top_k=options.top_k)
-        composed_from = [
-            source if result.tensors is None else Candidate(source.id, source.task, source.category, source.digest, result.tensors, source.base_model, source.metadata)
-            for source, result in zip(sources, results)
-        ]
-    tensors = compose(composed_from, weights)
-    ranked = tuple(SourceWeight(source, score, weight) for source, score, weight in zip(sources, scores, weights))
-    return Ensemble(chosen.name, temperature, options.top_k, znorm, ranked, tensors, time.perf_counter() - started)
+        return Ensemble(chosen.label, weighting.temperature, options.top_k, weighting.znorm, (), evaluator.default_tensors(), time.perf_counter() - started)
+    weighted = chosen.weigh(context_for(target, evaluator, options, memo), candidates, weighting, progress)
+    tensors = compose(weighted.sources, weighted.weights)
+    ranked = tuple(SourceWeight(source, score, weight) for source, score, weight in zip(weighted.sources, weighted.scores, weighted.weights))
+    return Ensemble(chosen.label, weighting.temperature, options.top_k, weighting.znorm, ranked, tensors, time.perf_counter() - started, weighted.tuning_steps)

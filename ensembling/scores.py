@@ -92,9 +92,9 @@ def weight_cos_score(reference: Mapping[str, torch.Tensor], tensors: Mapping[str
 
 
 def euclidean_score(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor]) -> float:
-    """‖θ_i' − θ_i‖₂ over all tensors: how far tuning on the target moved the module."""
+    """Σ over tensors of ‖θ_i'[t] − θ_i[t]‖₂ (the paper's code sums per-tensor norms)."""
     names = _same_keys(before, after, "euclidean")
-    return math.sqrt(sum(float((after[name].double() - before[name].double()).pow(2).sum()) for name in names))
+    return math.fsum(float((after[name].double() - before[name].double()).norm()) for name in names)
 
 
 def performance_score(tuned_dev: float, zero_shot_dev: float) -> float:

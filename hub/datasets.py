@@ -97,23 +97,39 @@ class Dataset:
         return sum(len(examples) for examples in self.splits.values())
 
     def few_shot(self, shots_per_label: int, seed: int) -> Dataset:
-        """A copy whose train split keeps `shots_per_label` examples per gold answer, chosen by `seed`."""
+        """The k-shot sample of this task: `shots_per_label` train and as many dev examples per gold answer.
+
+        Both come from the train split, disjoint, as CrossFit's few-shot files do (the paper's
+        setting), so the full dev split is never read; the test split is kept for the final score.
+        """
+        if shots_per_label < 1:
+            raise DatasetError(f"--shots must be at least 1, got {shots_per_label}")
         train = self.split("train")
-        by_answer: dict[str, list[Example]] = {}
+        by_answer: dict[int, list[Example]] = {}
         for example in train:
-            by_answer.setdefault(str(example.label), []).append(example)
+            by_answer.setdefault(example.label, []).append(example)
         rng = random.Random(seed)
-        chosen: list[Example] = []
-        for key in sorted(by_answer):
-            group = by_answer[key]
-            if len(group) < shots_per_label:
+        chosen_train: list[Example] = []
+        chosen_dev: list[Example] = []
+        for label in sorted(by_answer):
+            group = by_answer[label]
+            if len(group) < 2 * shots_per_label:
                 raise DatasetError(
-                    f"dataset {self.card.name!r} has {len(group)} train examples with label {key}, "
-                    f"fewer than --shots {shots_per_label}; lower --shots"
+                    f"dataset {self.card.name!r} has {len(group)} train examples with label {label}, fewer than "
+                    f"2 x --shots {shots_per_label} (k train + k dev per label); lower --shots"
                 )
-            chosen.extend(rng.sample(group, shots_per_label))
-        rng.shuffle(chosen)
-        return Dataset(self.card, {**self.splits, "train": tuple(chosen)}, self.source)
+            drawn = rng.sample(group, 2 * shots_per_label)
+            chosen_train.extend(drawn[:shots_per_label])
+            chosen_dev.extend(drawn[shots_per_label:])
+        rng.shuffle(chosen_train)
+        splits = {"train": tuple(chosen_train), "dev": tuple(chosen_dev)}
+        if self.splits.get("test"):
+            splits["test"] = self.splits["test"]
+        return Dataset(self.card, splits, self.source)
+
+    def without_test(self) -> Dataset:
+        """A copy without its test split: what the arms of a comparison may read."""
+        return Dataset(self.card, {name: examples for name, examples in self.splits.items() if name != "test"}, self.source)
 
 
 def load_card(path: Path) -> TaskCard:

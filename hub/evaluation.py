@@ -4,33 +4,31 @@ The base model is loaded (deep-copied from the Hub's cache) and the method attac
 once; each candidate is switched in with `method.set_tensors`, an in-place copy into
 the live module parameters. The target's scoring examples are tokenized once,
 sorted by length so batches carry little padding, and run under
-`torch.inference_mode()`; only `gradient_norms` and the short tuning runs
-(`train_reference`, `finetune`) build graphs.
+`torch.inference_mode()`. Tuning (θ_t, and each source for euclidean and performance)
+is `hub.training.train` on the target's k-shot train split with early stopping on its
+k-shot dev split, under the same `TrainConfig` the target itself is trained with.
 """
 
 from __future__ import annotations
 
-import random
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from ensembling.candidates import Rows
+from ensembling.candidates import Candidate, Rows, Tuned
 from ensembling.errors import EnsemblingError
 from hub.datasets import Example
 from hub.formulations import Batch, Formulation
 from hub.methods import Method
-from hub.training import seed_everything
+from hub.training import TrainConfig, evaluate, train
 
 # Examples per scoring forward (throughput only; scores do not depend on it). On CPU the
 # forward is compute-bound and small length-sorted batches pad least: 8 measured ~25%
 # faster than 32 for MiniLM on 2 cores. Accelerators want the larger batch.
 CPU_SCORE_BATCH_SIZE = 8
 ACCELERATOR_SCORE_BATCH_SIZE = 32
-GRAD_BATCH_SIZE = 8  # examples per batch for grand (the paper's batch size)
-TRAIN_BATCH_SIZE = 8
-LEARNING_RATE = 5e-4
 
 
 def by_length(examples: Sequence[Example]) -> list[Example]:
@@ -39,7 +37,11 @@ def by_length(examples: Sequence[Example]) -> list[Example]:
 
 
 class ModelEvaluator:
-    """Implements `ensembling.candidates.Evaluator` for a method attached to a live backbone."""
+    """Implements `ensembling.candidates.Evaluator` for a method attached to a live backbone.
+
+    `tuning` is the training budget of θ_t and of tuned sources (its `max_steps` is replaced by
+    the strategy's cap); `reference`, when given, is θ_t already trained under that budget.
+    """
 
     def __init__(
         self,
@@ -52,9 +54,8 @@ class ModelEvaluator:
         dev_examples: Sequence[Example] = (),
         device: torch.device | str = "cpu",
         batch_size: int | None = None,
-        grad_batch_size: int = GRAD_BATCH_SIZE,
-        train_batch_size: int = TRAIN_BATCH_SIZE,
-        lr: float = LEARNING_RATE,
+        tuning: TrainConfig | None = None,
+        reference: Tuned | None = None,
     ) -> None:
         self.device = torch.device(device)
         if batch_size is None:
@@ -67,11 +68,14 @@ class ModelEvaluator:
         self._parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         ordered = by_length(score_examples)
         self._score_batches = self._collate(ordered, batch_size)
-        self._grad_batches = self._collate(ordered, grad_batch_size)
-        self._train_examples = list(train_examples)
-        self._dev_batches = self._collate(by_length(dev_examples), batch_size)
-        self._train_batch_size = train_batch_size
-        self._lr = lr
+        # grand's gradient is taken on batches of the scoring-batch size: the whole scoring batch (paper).
+        self._grad_batches = self._collate(ordered, max(len(ordered), 1))
+        self._train_examples = tuple(train_examples)
+        self._dev_examples = tuple(dev_examples)
+        self._score_batch_size = batch_size
+        self._tuning = dataclasses.replace(tuning or TrainConfig(), device=str(self.device), progress=False)
+        self._reference = reference
+        self._predictions: dict[str, Rows] = {}
 
     def _collate(self, examples: Sequence[Example], size: int) -> list[Batch]:
         return [batch.to(self.device) for batch in self.formulation.batches(list(examples), size)] if examples else []
@@ -91,6 +95,13 @@ class ModelEvaluator:
         gold = torch.cat([part.gold for part in parts]).cpu()
         return Rows(log_probs, gold)
 
+    def predict(self, candidate: Candidate) -> Rows:
+        # Keyed by the blob digest: the same stored tensors give the same rows on the same examples.
+        if candidate.digest not in self._predictions:
+            self.apply(candidate.tensors)
+            self._predictions[candidate.digest] = self.rows()
+        return self._predictions[candidate.digest]
+
     def gradient_norms(self) -> list[float]:
         self.model.eval()  # no dropout: the gradient of the source as it is
         norms = []
@@ -103,48 +114,32 @@ class ModelEvaluator:
             norms.append(float(torch.sqrt(sum((g.double().pow(2).sum() for g in gradients if g is not None), torch.zeros((), dtype=torch.float64)))))
         return norms
 
-    def train_reference(self, steps: int, seed: int) -> dict[str, torch.Tensor]:
-        return self.finetune(self._default, steps, seed)
+    def use_reference(self, reference: Tuned) -> None:
+        """θ_t trained elsewhere under the same budget (the benchmark's `random` arm), instead of training it here."""
+        self._reference = reference
 
-    def finetune(self, tensors: Mapping[str, torch.Tensor], steps: int, seed: int) -> dict[str, torch.Tensor]:
-        """AdamW (the paper's lr 5e-4, batch 8) for `steps` steps over the shuffled train examples."""
+    def reference(self, max_steps: int, seed: int) -> Tuned:
+        if self._reference is None:
+            self._reference = self.finetune(self._default, max_steps, seed)
+        return self._reference
+
+    def finetune(self, tensors: Mapping[str, torch.Tensor], max_steps: int, seed: int) -> Tuned:
         if not self._train_examples:
             raise EnsemblingError("the target dataset has no train examples to tune on; add a train split")
+        if not self._dev_examples:
+            raise EnsemblingError("the target dataset has no dev examples to keep the best tuning checkpoint by; add a dev split")
         self.apply(tensors)
-        seed_everything(seed)
-        order = random.Random(seed)
-        optimizer = torch.optim.AdamW(self._parameters, lr=self._lr)
-        self.model.train()
-        done = 0
-        with torch.enable_grad():
-            while done < steps:
-                shuffled = list(self._train_examples)
-                order.shuffle(shuffled)
-                for start in range(0, len(shuffled), self._train_batch_size):
-                    batch = self.formulation.collate(shuffled[start : start + self._train_batch_size]).to(self.device)
-                    loss = self.formulation.loss(self.model, batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    done += 1
-                    if done >= steps:
-                        break
-        self.model.eval()
+        config = dataclasses.replace(self._tuning, seed=seed, max_steps=max_steps, epochs=max_steps)
+        result = train(self.model, self.method, self.formulation, self._train_examples, self._dev_examples, config)
         for parameter in self._parameters:
             parameter.grad = None
-        return {name: tensor.cpu() for name, tensor in self.method.get_tensors(self.model).items()}
+        tuned = {name: tensor.cpu() for name, tensor in self.method.get_tensors(self.model).items()}
+        return Tuned(tuned, result.steps, result.best_dev)
 
     def dev_score(self) -> float:
-        if not self._dev_batches:
+        if not self._dev_examples:
             raise EnsemblingError("the target dataset has no dev examples to score on; add a dev split")
-        self.model.eval()
-        correct = total = 0
-        with torch.inference_mode():
-            for batch in self._dev_batches:
-                chosen = self.formulation.choose(self.model, batch)
-                correct += int((chosen == batch.extras["gold"]).sum())
-                total += batch.size
-        return correct / total
+        return evaluate(self.model, self.formulation, self._dev_examples, self._score_batch_size, self.device)
 
 
 def _pad(log_probs: torch.Tensor, width: int) -> torch.Tensor:

@@ -38,19 +38,46 @@ class TrainConfig:
     batch_size: int = 8
     seed: int = 0
     device: str = "auto"
-    patience: int = 3
+    patience: int = 3  # dev evaluations without improvement before stopping
     max_steps: int | None = None
+    eval_every: int | None = None  # steps between dev evaluations; None: once an epoch
     eval_batch_size: int = 32
     progress: bool = True
+
+    def check(self) -> TrainConfig:
+        """Refuse values no training can run with, in one line naming the option."""
+        for name, value in (("epochs", self.epochs), ("batch-size", self.batch_size), ("patience", self.patience), ("eval-batch-size", self.eval_batch_size)):
+            if value < 1:
+                raise HubError(f"--{name} must be at least 1, got {value}")
+        for name, value in (("max-steps", self.max_steps), ("eval-every", self.eval_every)):
+            if value is not None and value < 1:
+                raise HubError(f"--{name} must be at least 1, got {value}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise HubError(f"--lr must be a positive number, got {self.lr}")
+        return self
+
+
+@dataclass(frozen=True)
+class DevScore:
+    """Accuracy, with the mean loss of the gold answers to break ties (few-shot dev sets tie often)."""
+
+    accuracy: float
+    loss: float
+
+    def beats(self, other: DevScore) -> bool:
+        return self.accuracy > other.accuracy or (self.accuracy == other.accuracy and self.loss < other.loss)
 
 
 @dataclass
 class TrainResult:
+    """`best_dev` is the kept checkpoint's dev accuracy; `history` one row per evaluation (step 0: the init)."""
+
     best_dev: float
     test: float | None
     steps: int
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
+    best_step: int = 0
     module_id: int | None = None  # set when the trained module was pushed
     main_process: bool = True  # False on the other processes of an `accelerate launch`: only the main one should push
 
@@ -87,18 +114,18 @@ def autocast(device: torch.device):
 
 
 @torch.no_grad()
-def evaluate(
+def measure(
     model: nn.Module,
     formulation: Formulation,
     examples: Sequence[Example],
     batch_size: int = 32,
     device: torch.device | None = None,
     accelerator=None,
-) -> float:
-    """Accuracy: the share of examples whose gold candidate is chosen.
+) -> DevScore:
+    """Accuracy (the share of examples whose gold candidate is chosen) and the mean gold-answer loss.
 
     With an `accelerator` of several processes each one scores its own share of the
-    examples and the counts are summed, so every process returns the same number.
+    examples and the sums are reduced, so every process returns the same numbers.
     `model` must then be the unwrapped module: a DDP forward is a collective, and the
     shares may differ in batch count.
     """
@@ -107,19 +134,25 @@ def evaluate(
     mine = examples[rank::world] if world > 1 else examples
     was_training = model.training
     model.eval()
-    # Counted on the device and read once: a read per batch would wait for the GPU every batch.
-    counts = torch.zeros(2, dtype=torch.long, device=device)
+    # Summed on the device and read once: a read per batch would wait for the GPU every batch.
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
     for batch in formulation.batches(mine, batch_size):
         batch = batch.to(device)
         with autocast(device):
-            chosen = formulation.choose(model, batch)
-        counts[0] += (chosen == batch.extras["gold"]).sum()
-        counts[1] += batch.size
+            chosen, loss = formulation.choose_with_loss(model, batch)
+        sums[0] += (chosen == batch.extras["gold"]).sum()
+        sums[1] += loss.double() * batch.size
+        sums[2] += batch.size
     model.train(was_training)
     if world > 1:
-        counts = accelerator.reduce(counts, reduction="sum")
-    correct, total = counts.tolist()
-    return correct / max(total, 1)
+        sums = accelerator.reduce(sums, reduction="sum")
+    correct, loss, total = sums.tolist()
+    return DevScore(correct / max(total, 1), loss / max(total, 1))
+
+
+def evaluate(model: nn.Module, formulation: Formulation, examples: Sequence[Example], batch_size: int = 32, device: torch.device | None = None, accelerator=None) -> float:
+    """Accuracy on `examples` (see `measure`)."""
+    return measure(model, formulation, examples, batch_size, device, accelerator).accuracy
 
 
 def make_accelerator(device: torch.device):
@@ -152,6 +185,7 @@ def train(
     """Train in place; the model ends holding the module of the best dev epoch (also when training fails)."""
     if not train_examples:
         raise HubError("nothing to train on: the train split is empty")
+    config.check()
     device = resolve_device(config.device)
     accelerator = make_accelerator(device)
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -174,8 +208,11 @@ def train(
     # meanwhile. On a CPU the read is free, so each step is checked and divergence stops at once.
     check_every = 1 if device.type == "cpu" else 16
 
-    def dev_score() -> float:
-        return evaluate(model, formulation, dev_examples, config.eval_batch_size, device, accelerator)
+    def dev_score(train_loss: float) -> DevScore:
+        if dev_examples:
+            return measure(model, formulation, dev_examples, config.eval_batch_size, device, accelerator)
+        # No dev split: the lowest training loss since the last evaluation stands in for dev.
+        return DevScore(0.0, train_loss)
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -186,10 +223,15 @@ def train(
         disable=not config.progress or not accelerator.is_main_process,
         transient=True,
     )
+    eval_every = config.eval_every or steps_per_epoch
     try:
-        best_dev = dev_score() if dev_examples else -math.inf
-        history: list[dict[str, float]] = [{"epoch": 0, "loss": math.nan, "dev": best_dev}]
+        best = dev_score(math.inf)
+        best_step = 0
+        history: list[dict[str, float]] = [{"step": 0, "epoch": 0, "loss": math.nan, "dev": best.accuracy if dev_examples else math.nan, "dev_loss": best.loss}]
         steps, stale, epochs_run = 0, 0, 0
+        losses: list[float] = []
+        pending: list[torch.Tensor] = []
+        stop = False
         with progress:
             bar = progress.add_task("training", total=total, status="")
             for epoch in range(1, config.epochs + 1):
@@ -199,8 +241,6 @@ def train(
                 chunks = [shuffled[start : start + config.batch_size] for start in range(0, len(shuffled), config.batch_size)]
                 # Processes take turns through the chunks; the last turn wraps round so all do the same number of steps.
                 mine = [chunks[(turn * world + rank) % len(chunks)] for turn in range(steps_per_epoch)]
-                losses: list[float] = []
-                pending: list[torch.Tensor] = []
                 for examples in mine:
                     batch = formulation.collate(examples).to(device)
                     loss = formulation.loss(wrapped, batch)
@@ -209,25 +249,30 @@ def train(
                     optimizer.step()
                     pending.append(loss.detach())
                     steps += 1
-                    done = config.max_steps is not None and steps >= config.max_steps
-                    if len(pending) >= check_every or done or len(losses) + len(pending) == len(mine):
+                    last = steps >= total
+                    evaluating = steps % eval_every == 0 or last
+                    if len(pending) >= check_every or evaluating:
                         losses += _read_losses(accelerator, pending, steps)
                         pending = []
-                        progress.update(bar, status=f"loss {losses[-1]:.3f}  dev {best_dev:.3f}")
+                        progress.update(bar, status=f"loss {losses[-1]:.3f}  dev {best.accuracy:.3f}")
                     progress.update(bar, advance=1)
-                    if done:
+                    if evaluating:
+                        mean_loss = float(np.mean(losses))
+                        losses = []
+                        score = dev_score(mean_loss)
+                        history.append({"step": steps, "epoch": epoch, "loss": mean_loss, "dev": score.accuracy if dev_examples else math.nan, "dev_loss": score.loss})
+                        if score.beats(best):
+                            best, best_step, best_tensors, stale = score, steps, method.get_tensors(model), 0
+                        else:
+                            stale += 1
+                        wrapped.train()
+                        progress.update(bar, status=f"loss {mean_loss:.3f}  dev {score.accuracy:.3f}  best {best.accuracy:.3f}")
+                        # The score is the same on every process (reduced sums, or the reduced losses), so all stop together.
+                        stop = stale >= config.patience or last
+                    if stop:
                         break
                 epochs_run = epoch
-                mean_loss = float(np.mean(losses))
-                dev = dev_score() if dev_examples else -mean_loss
-                history.append({"epoch": epoch, "loss": mean_loss, "dev": dev})
-                if dev > best_dev:
-                    best_dev, best_tensors, stale = dev, method.get_tensors(model), 0
-                else:
-                    stale += 1
-                progress.update(bar, status=f"loss {mean_loss:.3f}  dev {dev:.3f}  best {best_dev:.3f}")
-                # `dev` is the same on every process (summed counts, or the reduced losses), so all stop together.
-                if stale >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
+                if stop:
                     break
     finally:
         # Hand back the best module, also when training stopped on divergence or Ctrl-C, and leave no
@@ -241,7 +286,10 @@ def train(
             wrapped = optimizer = None
             accelerator.free_memory()  # drops accelerate's own references, then collects
     test = evaluate(model, formulation, test_examples, config.eval_batch_size, device, accelerator) if test_examples else None
-    return TrainResult(best_dev=best_dev, test=test, steps=steps, epochs_run=epochs_run, history=history, main_process=accelerator.is_main_process)
+    best_dev = best.accuracy if dev_examples else -best.loss
+    return TrainResult(
+        best_dev=best_dev, test=test, steps=steps, epochs_run=epochs_run, history=history, best_step=best_step, main_process=accelerator.is_main_process
+    )
 
 
 def _read_losses(accelerator, pending: list[torch.Tensor], steps: int) -> list[float]:

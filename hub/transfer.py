@@ -1,4 +1,4 @@
-"""Ensembles and transfer inits: from a target dataset to a registered, composed initialization.
+"""Ensembles and transfer inits: from a target's k-shot data to a registered, composed initialization.
 
 Picks the candidates from the catalog (compatible with the base model and method,
 never the target task's own), optionally narrows them with the dataset-embedding
@@ -6,11 +6,14 @@ index, builds a live `ModelEvaluator`, lets `ensembling` score, weight and
 compose, and registers the result with its provenance. Every check that can fail
 runs before anything is written, so a failed ensemble leaves the registry as it was.
 
-Scoring data: the target's dev split (the paper scores with the few-shot dev data),
-or its train split when it has no dev split; the first `score_examples` examples in
-content-hash order (independent of file order). The strategies that train
-(kl and weight-cos for the reference θ_t, euclidean and performance per source)
-tune on the train split; performance measures accuracy on the dev split.
+Target data: what the strategy declares it needs (`Strategy.needs`), all of it from
+the dataset it is given, which for a fair comparison is the k-shot sample
+(`Dataset.few_shot`: k train + k dev examples per label). Scoring reads up to
+`score_examples` labelled dev examples (the paper's one scoring batch of up to 50),
+or train examples when there is no dev split; tuning (θ_t for kl and weight-cos,
+each source for euclidean and performance) trains on the train split and keeps the
+best dev checkpoint. `make_evaluator` and `load_candidates` are what the transfer
+benchmark builds its inits with, so the CLI and the benchmark run one code path.
 """
 
 from __future__ import annotations
@@ -25,16 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ensembling.candidates import Candidate, Target
+from ensembling.candidates import Candidate, Target, Tuned
 from ensembling.ensemble import Ensemble, Options, resolve, run
 from ensembling.errors import EnsemblingError
+from ensembling.strategies import STRATEGIES, Composition, Needs, Strategy, known
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS
 from hub.backbones import resolve_base_model
 from hub.datasets import Dataset, Example, deterministic_sample, load_dataset
 from hub.evaluation import ModelEvaluator
 from hub.formulations import formulation_for
 from hub.methods import Method, get_method
-from hub.training import resolve_device, seed_everything
+from hub.training import TrainConfig, resolve_device, seed_everything
 from store.catalog import ModuleRecord, Provenance, SourceWeight
 from store.errors import BlobCorrupt
 
@@ -72,6 +76,7 @@ class TransferResult:
     record: ModuleRecord | None = None
     skipped: tuple[str, ...] = ()
     seconds: float = 0.0
+    tuning_steps: int = 0
 
     @property
     def weights(self) -> dict[int, float]:
@@ -102,6 +107,7 @@ def ensemble(
     score_examples: int = SCORE_EXAMPLES,
     reference_steps: int = REFERENCE_STEPS,
     tune_steps: int = TUNE_STEPS,
+    tuning: TrainConfig | None = None,
     seed: int = 0,
     skip_corrupt: bool = False,
     register: bool = True,
@@ -111,54 +117,44 @@ def ensemble(
 ) -> TransferResult:
     """Score the compatible modules on the target, weight them, compose and (by default) register the init."""
     options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps)
-    chosen, used_temperature, _ = resolve(strategy, options)
+    chosen, weighting = resolve(strategy, options)
     if candidates is not None and candidates < 1:
         raise EnsemblingError(f"--candidates must be at least 1, got {candidates}")
-    if score_examples < 1:
-        raise EnsemblingError(f"--score-examples must be at least 1, got {score_examples}")
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    # Only strategies that score read the scoring batch; the baselines need no target examples.
-    scoring = scoring_examples(data, score_examples) if chosen.transfer and not chosen.uniform else []
-    train_examples = data.splits.get("train", ())
-    dev_examples = data.splits.get("dev", ())
-    if chosen.name in ("kl", "weight-cos", "euclidean", "performance") and not train_examples:
-        raise EnsemblingError(f"strategy {chosen.name} tunes on the target's train split, but {data.card.name!r} has none; add train.jsonl")
-    if chosen.name == "performance" and not dev_examples:
-        raise EnsemblingError(f"strategy performance scores on the target's dev split, but {data.card.name!r} has none; add dev.jsonl")
+    check_needs(chosen, data, score_examples)
     method_obj = get_method(method)
     backbone = hub.backbone(resolve_base_model(base_model))
     target = Target(data.card.name, data.card.category, data.fingerprint)
+    transfers = chosen.composition is not Composition.DEFAULT_INIT
 
     records = compatible_records(hub, data, backbone, method_obj, candidates)
     config, records = choose_group(records, method_obj, backbone, method_config)
-    if chosen.transfer and not records:
+    if transfers and not records:
         raise EnsemblingError(
             f"no compatible candidates: the registry has no trained {method} modules on {backbone.ref.name} "
             f"(other than {data.card.name}'s own){_config_note(method_config)}; push some or choose another --method/--base-model"
         )
-    light = [Candidate(r.id, r.task, r.category, r.blob_digest, {}, f"{r.base_model}@{r.base_arch_hash[:12]}", {"fingerprint": r.dataset_fingerprint}) for r in records]
-    selected = chosen.select(light, target) if chosen.transfer else []
-    loaded, skipped = load_candidates(hub, selected, skip_corrupt)
-    if chosen.transfer and not loaded:
+    loaded, skipped = load_candidates(hub, [candidate_of(record) for record in records], skip_corrupt)
+    if transfers and not loaded:
         raise EnsemblingError("every candidate's blob failed its digest check; nothing is left to ensemble")
 
     evaluator = None
     if chosen.needs_model:
-        evaluator = build_evaluator(hub, backbone, method_obj, config, scoring, train_examples, dev_examples, device, seed)
+        evaluator = make_evaluator(backbone, method_obj, config, data, device=device, seed=seed, score_examples=score_examples, tuning=tuning)
     result: Ensemble = run(chosen, loaded, target, evaluator, options, progress)
 
     by_id = {record.id: record for record in records}
     rows = [SourceRow(s.candidate.id, s.candidate.task, s.candidate.category, s.score, s.weight) for s in result.sources]
     provenance = Provenance(
         strategy=result.strategy,
-        temperature=used_temperature,
+        temperature=weighting.temperature,
         top_k=top_k,
         sources=tuple(SourceWeight(s.candidate.id, by_id[s.candidate.id].blob_digest, s.score, s.weight) for s in result.sources),
         target_fingerprint=data.fingerprint,
     )
     outcome = TransferResult(
         strategy=result.strategy,
-        temperature=used_temperature,
+        temperature=weighting.temperature,
         top_k=top_k,
         method=method_obj,
         config=config,
@@ -169,12 +165,29 @@ def ensemble(
         target=data.card.name,
         skipped=tuple(skipped),
         seconds=result.seconds,
+        tuning_steps=result.tuning_steps,
     )
     if register:
         outcome.record = hub.register(
             method_obj, config, result.tensors, data, backbone, kind="ensemble", provenance=provenance, tags=(f"init:{result.strategy}",)
         )
     return outcome
+
+
+def strategy_summaries() -> list[tuple[str, str]]:
+    """Every registered strategy as written on the command line, with its one-line summary."""
+    return [(name, STRATEGIES[name.partition(":")[0]].summary) for name in known()]
+
+
+def check_needs(strategy: Strategy, data: Dataset, score_examples: int = SCORE_EXAMPLES) -> None:
+    """Refuse, before any work, a target that lacks the data the strategy declares it reads."""
+    if score_examples < 1:
+        raise EnsemblingError(f"--score-examples must be at least 1, got {score_examples}")
+    if Needs.SCORING in strategy.needs:
+        scoring_examples(data, score_examples)
+    for need, split in ((Needs.TRAIN, "train"), (Needs.DEV, "dev")):
+        if need in strategy.needs and not data.splits.get(split):
+            raise EnsemblingError(f"strategy {strategy.label} reads the target's {split} split, but {data.card.name!r} has none; add {split}.jsonl")
 
 
 def transfer_init(hub: Hub, base_model: str | os.PathLike[str] | None, dataset: Dataset | str | os.PathLike[str], **options: Any) -> TrainableModule:
@@ -191,17 +204,12 @@ def transfer_init(hub: Hub, base_model: str | os.PathLike[str] | None, dataset: 
 
 
 def scoring_examples(data: Dataset, count: int) -> list[Example]:
-    """One batch of labelled target examples: the dev split (paper), else train; refuse fewer than `count`."""
+    """One scoring batch: up to `count` labelled examples of the dev split (paper), else of train."""
     split = "dev" if data.splits.get("dev") else "train"
     examples = list(data.splits.get(split, ()))
     labelled = [example for example in examples if len(example.choices) >= 2 and 0 <= example.label < len(example.choices)]
     if not labelled:
         raise EnsemblingError(f"dataset {data.card.name!r} has no labelled examples in its {split} split; scoring needs gold answers")
-    if len(labelled) < count:
-        raise EnsemblingError(
-            f"dataset {data.card.name!r} has {len(labelled)} labelled {split} examples, fewer than one scoring batch of {count}; "
-            "add examples or lower --score-examples"
-        )
     return deterministic_sample(labelled, count)
 
 
@@ -249,6 +257,11 @@ def _config_note(overrides: dict[str, Any]) -> str:
     return f" with {', '.join(f'{key}={value}' for key, value in overrides.items())}" if overrides else ""
 
 
+def candidate_of(record: ModuleRecord) -> Candidate:
+    """A registry module as an ensembling candidate, its tensors not loaded yet."""
+    return Candidate(record.id, record.task, record.category, record.blob_digest, {}, f"{record.base_model}@{record.base_arch_hash[:12]}", {"fingerprint": record.dataset_fingerprint})
+
+
 def load_candidates(hub: Hub, candidates: Iterable[Candidate], skip_corrupt: bool) -> tuple[list[Candidate], list[str]]:
     """Read each candidate's blob (its digest is verified); a corrupt one stops the run unless skipped explicitly."""
     loaded, skipped = [], []
@@ -270,17 +283,40 @@ def from_blob(hub: Hub, candidate: Candidate) -> dict[str, torch.Tensor]:
     return from_bytes(hub.registry.blobs.get(candidate.digest, owner=candidate.label))
 
 
-def build_evaluator(hub, backbone, method: Method, config, scoring, train_examples, dev_examples, device: str, seed: int) -> ModelEvaluator:
-    """Attach the method once to a copy of the base model; the default init is seeded, so repeatable."""
+def make_evaluator(
+    backbone: _Backbone,
+    method: Method,
+    config: dict[str, Any],
+    data: Dataset,
+    *,
+    device: str,
+    seed: int,
+    score_examples: int = SCORE_EXAMPLES,
+    tuning: TrainConfig | None = None,
+    reference: Tuned | None = None,
+    model: torch.nn.Module | None = None,
+) -> ModelEvaluator:
+    """A live evaluator on the target's data holding the method's default init under `seed`.
+
+    `model`: a copy of the base model with the method attached to reuse (the benchmark keeps one);
+    otherwise the method is attached to a fresh copy.
+    """
     seed_everything(seed)
-    model = method.attach(copy.deepcopy(backbone.model), config)
+    fresh = method.attach(copy.deepcopy(backbone.model), config)
+    if model is None:
+        model = fresh
+    else:
+        method.set_tensors(model, method.get_tensors(fresh))
+        del fresh
+    scoring = scoring_examples(data, score_examples) if data.splits.get("dev") or data.splits.get("train") else []
     return ModelEvaluator(
         model,
         method,
         formulation_for(backbone.ref),
         scoring,
-        train_examples=train_examples,
-        dev_examples=dev_examples,
+        train_examples=data.splits.get("train", ()),
+        dev_examples=data.splits.get("dev", ()),
         device=resolve_device(device),
+        tuning=tuning,
+        reference=reference,
     )
-

@@ -83,12 +83,19 @@ def test_fingerprint_ignores_file_order_of_keys_but_not_content(suite: Path) -> 
     assert dataset.fingerprint != load_dataset(suite / "wn-isa-plant").fingerprint
 
 
-def test_few_shot_keeps_k_per_label(suite: Path) -> None:
+def test_few_shot_keeps_k_train_and_k_dev_per_label_from_train(suite: Path) -> None:
     dataset = load_dataset(suite / "wn-supersense-noun-a")
     shots = dataset.few_shot(4, seed=1)
-    labels = [example.label for example in shots.split("train")]
-    assert sorted(set(labels)) == list(range(len(dataset.card.labels)))
-    assert all(labels.count(label) == 4 for label in set(labels))
-    assert shots.split("train") == dataset.few_shot(4, seed=1).split("train")
-    with pytest.raises(DatasetError, match="fewer than --shots"):
+    for split in ("train", "dev"):
+        labels = [example.label for example in shots.split(split)]
+        assert sorted(set(labels)) == list(range(len(dataset.card.labels)))
+        assert all(labels.count(label) == 4 for label in set(labels))
+    # The k-shot dev is drawn from train, disjoint from the k-shot train; the full dev split is gone.
+    assert not set(shots.split("train")) & set(shots.split("dev"))
+    assert set(shots.split("dev")) <= set(dataset.split("train"))
+    assert shots.split("test") == dataset.split("test")
+    assert "test" not in shots.without_test().splits
+    assert shots.splits == dataset.few_shot(4, seed=1).splits
+    assert shots.split("train") != dataset.few_shot(4, seed=2).split("train")
+    with pytest.raises(DatasetError, match="fewer than 2 x --shots"):
         dataset.few_shot(10_000, seed=1)

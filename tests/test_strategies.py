@@ -14,7 +14,7 @@ from ensembling import scores
 from ensembling.candidates import Candidate, Target
 from ensembling.ensemble import Options, run
 from ensembling.errors import EnsemblingError
-from ensembling.strategies import STRATEGIES, get_strategy, known
+from ensembling.strategies import STRATEGIES, Family, get_strategy, known, of_family
 from ensembling.weights import keep_top_k, scores_to_weights, uniform_weights, znormalize
 
 # Two rows over three candidates; the second row has only two (the third is padding, -inf).
@@ -60,7 +60,7 @@ def test_weight_reading_scores():
     other = {"a": torch.tensor([0.0, 1.0]), "b": torch.tensor([2.0, 2.0])}
     assert scores.weight_cos_score(reference, other) == pytest.approx(0.5)
     assert scores.weight_cos_score(reference, {"a": torch.zeros(2), "b": torch.tensor([1.0, 1.0])}) == pytest.approx(0.5)
-    assert scores.euclidean_score({"a": torch.zeros(2), "b": torch.ones(1)}, {"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([5.0])}) == pytest.approx(5.0)
+    assert scores.euclidean_score({"a": torch.zeros(2), "b": torch.ones(1)}, {"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([5.0])}) == pytest.approx(3.0 + 4.0)
     assert scores.performance_score(0.75, 0.5) == pytest.approx(0.25)
     with pytest.raises(EnsemblingError, match="do not share tensor b"):
         scores.weight_cos_score(reference, {"a": torch.zeros(2), "c": torch.zeros(2)})
@@ -102,15 +102,21 @@ def test_weights_refuse_non_finite_scores_and_bad_top_k():
 
 
 def test_every_strategy_is_registered_with_the_designed_sign_and_temperature():
-    assert known() == sorted(["loss", "kl", "el2n", "grand", "cos", "weight-cos", "euclidean", "performance", "random", "average", "group-average"])
+    assert known() == [
+        "cos", "el2n", "grand", "kl", "loss", "euclidean", "performance", "weight-cos", "average", "group-average", "random",
+        "random-pool", "shuffled:<strategy>",
+    ]  # fmt: skip
+    assert of_family(Family.PAPER) == ["cos", "el2n", "grand", "kl", "loss"]
+    for name, cls in STRATEGIES.items():
+        assert cls.summary and isinstance(cls.family, Family), name
     signs = {"loss": -1, "kl": -1, "el2n": -1, "grand": -1, "cos": 1, "weight-cos": 1, "euclidean": -1, "performance": 1}
     for name, sign in signs.items():
         assert STRATEGIES[name].sign == sign, name
     for name in ("loss", "kl", "el2n", "grand", "cos"):
         assert STRATEGIES[name].temperature == 0.1
     assert STRATEGIES["weight-cos"].temperature == STRATEGIES["performance"].temperature == 0.001
-    assert STRATEGIES["euclidean"].znorm
-    with pytest.raises(EnsemblingError, match="unknown strategy 'nope'; use one of average, cos, el2n"):
+    assert STRATEGIES["euclidean"].temperature == 0.1 and not STRATEGIES["euclidean"].znorm  # the paper's code: raw, τ = 0.1
+    with pytest.raises(EnsemblingError, match="unknown strategy 'nope'; use one of cos, el2n, grand, kl, loss"):
         get_strategy("nope")
 
 
@@ -138,6 +144,10 @@ class FakeEvaluator:
 
     def gradient_norms(self):
         return [float(self.applied.norm())]
+
+    def predict(self, candidate):
+        self.apply(candidate.tensors)
+        return self.rows()
 
 
 def scores_rows(log_probs, gold):
@@ -185,7 +195,7 @@ def tiny_setting(suite):
     from hub.evaluation import ModelEvaluator
     from hub.formulations import formulation_for
     from hub.methods import get_method
-    from hub.training import seed_everything
+    from hub.training import TrainConfig, seed_everything
 
     ref = resolve_base_model("minilm")
     method = get_method("lora")
@@ -193,8 +203,10 @@ def tiny_setting(suite):
     model = method.attach(load_base_model(ref), method.default_config(ref, r=4))
     target = load_dataset(suite / "wn-synonym-noun").few_shot(4, seed=0)
     # Scored on the few-shot train examples themselves, so "fits the target" is unambiguous.
-    evaluator = ModelEvaluator(model, method, formulation_for(ref), target.split("train"), train_examples=target.split("train"), lr=5e-3)
-    own = evaluator.finetune(evaluator.default_tensors(), steps=30, seed=0)
+    examples = target.split("train")
+    tuning = TrainConfig(lr=5e-3, eval_every=5, patience=100)
+    evaluator = ModelEvaluator(model, method, formulation_for(ref), examples, train_examples=examples, dev_examples=examples, tuning=tuning)
+    own = evaluator.finetune(evaluator.default_tensors(), max_steps=30, seed=0).tensors
     default = evaluator.default_tensors()
     generator = torch.Generator().manual_seed(7)
     noise = {name: torch.randn(tensor.shape, generator=generator) * 0.1 for name, tensor in default.items()}
@@ -238,3 +250,46 @@ def test_live_switching_reads_each_candidates_own_predictions(tiny_setting):
     evaluator.apply(modules["own-data"].tensors)
     assert torch.equal(evaluator.rows().log_probs, first)
     assert not torch.allclose(first, other)
+
+
+def test_shuffled_permutes_its_strategys_weights_over_the_same_sources_from_the_memo():
+    candidates = [fake(i, [float(i), 0.0]) for i in range(1, 7)]
+    target = Target("target", "c")
+    memo: dict = {}
+    scored = run("loss", candidates, target, FakeEvaluator(), Options(seed=2), memo=memo)
+    assert "loss" in memo
+    shuffled = run("shuffled:loss", candidates, target, None, Options(seed=2), memo=memo)  # no evaluator: it reads the memo
+    assert shuffled.strategy == "shuffled:loss"
+    assert [s.candidate.id for s in shuffled.sources] == [s.candidate.id for s in scored.sources]
+    assert sorted(s.weight for s in shuffled.sources) == pytest.approx(sorted(s.weight for s in scored.sources))
+    assert [s.weight for s in shuffled.sources] != [s.weight for s in scored.sources]
+    alone = run("shuffled:loss", candidates, target, FakeEvaluator(), Options(seed=2))  # without a memo it scores first
+    assert [s.weight for s in alone.sources] == [s.weight for s in shuffled.sources]
+    with pytest.raises(EnsemblingError, match="only scored strategies"):
+        get_strategy("shuffled:average")
+    with pytest.raises(EnsemblingError, match="written shuffled:<strategy>"):
+        get_strategy("shuffled")
+
+
+def test_random_pool_draws_its_pool_by_seed_without_reading_the_target():
+    candidates = [fake(i, [float(i), 0.0]) for i in range(1, 9)]
+    target = Target("target", "c")
+    pools = {seed: [s.candidate.id for s in run("random-pool", candidates, target, None, Options(seed=seed, pool_size=3)).sources] for seed in range(4)}
+    assert all(len(pool) == 3 for pool in pools.values())
+    assert pools[0] == [s.candidate.id for s in run("random-pool", list(reversed(candidates)), target, None, Options(seed=0, pool_size=3)).sources]
+    assert len({tuple(pool) for pool in pools.values()}) > 1
+    assert STRATEGIES["random-pool"].family is Family.CONTROL and not STRATEGIES["random-pool"].needs
+
+
+def test_performance_composes_tuned_sources_and_its_shuffled_control_permutes_those(tiny_setting):
+    evaluator, modules = tiny_setting
+    candidates = [modules["random"], modules["own-data"]]
+    memo: dict = {}
+    target = Target("wn-synonym-noun-target", "synonymy")
+    tuned = run("performance", candidates, target, evaluator, Options(seed=0, tune_steps=2), memo=memo)
+    assert tuned.tuning_steps == 2 * len(candidates)
+    for source, original in zip(tuned.sources, candidates):
+        assert any(not torch.equal(source.candidate.tensors[k], original.tensors[k]) for k in original.tensors)
+    control = run("shuffled:performance", candidates, target, evaluator, Options(seed=0, tune_steps=2), memo=memo)
+    for mine, theirs in zip(control.sources, tuned.sources):
+        assert all(torch.equal(mine.candidate.tensors[k], theirs.candidate.tensors[k]) for k in theirs.candidate.tensors)

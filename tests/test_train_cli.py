@@ -77,7 +77,7 @@ def test_dataset_without_train_split_or_too_few_shots(registry: Path, suite: Pat
     no_train = Path(shutil.copytree(suite / "wn-isa-plant", tmp_path / "no-train"))
     (no_train / "train.jsonl").unlink()
     assert "no train split" in fails_unchanged(registry, str(no_train), "--push", "--json")
-    assert "fewer than --shots 1000" in fails_unchanged(registry, str(suite / "wn-isa-plant"), "--shots", "1000", "--push", "--json")
+    assert "fewer than 2 x --shots 1000" in fails_unchanged(registry, str(suite / "wn-isa-plant"), "--shots", "1000", "--push", "--json")
 
 
 def test_init_module_of_another_method(registry: Path, suite: Path) -> None:

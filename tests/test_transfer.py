@@ -124,8 +124,8 @@ def test_ensemble_bad_input_in_the_api_leaves_the_registry_as_it_was(registry):
     with Hub(path) as hub:
         with pytest.raises(EnsemblingError, match="no compatible candidates.*prefix"):
             hub.ensemble(target, method="prefix", strategy="el2n", score_examples=8)
-        with pytest.raises(EnsemblingError, match="fewer than one scoring batch of 50"):
-            hub.ensemble(target, strategy="el2n")
+        with pytest.raises(EnsemblingError, match="reads the target's dev split, but 'wn-isa-animal' has none"):
+            hub.ensemble(Dataset(load_dataset(target).card, {"train": load_dataset(target).split("train")}), strategy="performance")
         with pytest.raises(EnsemblingError, match="temperature"):
             hub.ensemble(target, strategy="el2n", temperature=0.0, score_examples=8)
     assert snapshot(path) == before
@@ -172,11 +172,12 @@ def test_cli_ensemble_says_when_another_strategy_already_registered_the_same_wei
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--strategy", "nearest"], "unknown strategy 'nearest'; use one of average, cos, el2n, euclidean, grand, group-average, kl, loss"),
+        (["--strategy", "nearest"], "unknown strategy 'nearest'; use one of cos, el2n, grand, kl, loss, euclidean, performance, weight-cos"),
+        (["--strategy", "shuffled:average"], "shuffled:average: only scored strategies have weights to shuffle"),
         (["--temperature", "0"], "--temperature must be a positive number"),
         (["--temperature", "-1"], "--temperature must be a positive number"),
         (["--method", "prefix"], "no compatible candidates"),
-        (["--score-examples", "9"], "has 8 labelled dev examples, fewer than one scoring batch of 9"),
+        (["--score-examples", "0"], "--score-examples must be at least 1"),
         (["--top-k", "0"], "--top-k must be at least 1"),
     ],
 )

@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 
 from ensembling.errors import EnsemblingError
-from ensembling.strategies.base import Context, Scored, Strategy
+from ensembling.strategies.base import Composition, Context, Family, Needs, Scored, Strategy, Weighted, Weighting
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
@@ -23,21 +23,35 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 
 def _load_all() -> None:
+    # Registration order is the order users see: the paper's strategies, the weight readers,
+    # the baselines, the controls; alphabetical within each.
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
         if info.name != "base" and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+    order = list(Family)
+    ranked = sorted(STRATEGIES.items(), key=lambda item: (order.index(item[1].family), item[0]))
+    STRATEGIES.clear()
+    STRATEGIES.update(ranked)
 
 
 def known() -> list[str]:
-    return sorted(STRATEGIES)
+    """Every strategy as it is written on the command line (`shuffled:<strategy>` for a parameterized one)."""
+    return [f"{name}:<{cls.parameter}>" if cls.parameter else name for name, cls in STRATEGIES.items()]
+
+
+def of_family(*families: Family) -> list[str]:
+    """The unparameterized strategies of these families, in registration order."""
+    return [name for name, cls in STRATEGIES.items() if cls.family in families and cls.parameter is None]
 
 
 def get_strategy(name: str) -> Strategy:
-    if name not in STRATEGIES:
+    """`name` or `name:argument` (e.g. shuffled:cos)."""
+    base, _, argument = name.partition(":")
+    if base not in STRATEGIES:
         raise EnsemblingError(f"unknown strategy {name!r}; use one of {', '.join(known())}")
-    return STRATEGIES[name]()
+    return STRATEGIES[base](argument or None)
 
 
 _load_all()
 
-__all__ = ["STRATEGIES", "Context", "Scored", "Strategy", "get_strategy", "known", "register"]
+__all__ = ["STRATEGIES", "Composition", "Context", "Family", "Needs", "Scored", "Strategy", "Weighted", "Weighting", "get_strategy", "known", "of_family", "register"]

@@ -1,10 +1,11 @@
 from ensembling.strategies import register
-from ensembling.strategies.base import Strategy
+from ensembling.strategies.base import Composition, Family, Strategy
 
 
 @register
 class Average(Strategy):
     name = "average"
-    needs_model = False
-    uniform = True
     summary = "uniform weights over every source"
+    family = Family.BASELINE
+    composition = Composition.UNIFORM
+    needs = frozenset()

@@ -8,29 +8,65 @@ with the strategy's sign and default temperature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import ClassVar
 
 import torch
 
-from ensembling.candidates import Candidate, Evaluator, Target, Tensors
+from ensembling.candidates import Candidate, Evaluator, Rows, Target, Tensors
+from ensembling.compose import check_compatible
 from ensembling.errors import EnsemblingError
+from ensembling.weights import scores_to_weights, uniform_weights
 
-# Paper defaults (DESIGN.md): steps of the briefly trained reference θ_t, and of per-source tuning.
-REFERENCE_STEPS = 100
+# Paper defaults (DESIGN.md): the step caps of the reference θ_t's training and of per-source tuning.
+REFERENCE_STEPS = 200
 TUNE_STEPS = 200
+
+
+class Composition(Enum):
+    """What a strategy composes: the default init, equal weights, or weights from scores."""
+
+    DEFAULT_INIT = "default-init"
+    UNIFORM = "uniform"
+    SCORED = "scored"
+
+
+class Family(Enum):
+    """Where a strategy comes from; the CLI and the benchmark group strategies by it."""
+
+    PAPER = "paper"  # the five task-similarity strategies of Lv et al. (2023)
+    WEIGHTS = "weights"  # the strategies of the paper's code that read module weights
+    BASELINE = "baseline"
+    CONTROL = "control"  # the same sources without similarity
+
+
+class Needs(Enum):
+    """Target data a strategy reads (all of it from the k-shot sample)."""
+
+    SCORING = "scoring"  # labelled examples to score candidates on (the k-shot dev, else train)
+    TRAIN = "train"  # the k-shot train split, to tune on
+    DEV = "dev"  # the k-shot dev split, to measure or early-stop on
 
 
 @dataclass
 class Context:
-    """Everything a strategy may read while scoring one target."""
+    """Everything a strategy may read while scoring one target.
+
+    `memo` is shared by the strategies run on the same target and data (the caller
+    passes one dict to several `run`s): each strategy leaves its `Weighted` there under
+    its label, and a control reads the weights it permutes from it.
+    """
 
     target: Target
     evaluator: Evaluator | None
     seed: int = 0
     reference_steps: int = REFERENCE_STEPS
     tune_steps: int = TUNE_STEPS
+    pool_size: int = 3
+    memo: dict[str, object] = field(default_factory=dict)
     state: dict[str, object] = field(default_factory=dict)
 
     def need_evaluator(self, strategy: str) -> Evaluator:
@@ -45,21 +81,51 @@ class Scored:
 
     score: float
     tensors: Tensors | None = None
+    tuning_steps: int = 0
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """A strategy's outcome over its sources: scores (None for uniform weights), weights, what is composed."""
+
+    sources: list[Candidate]
+    scores: list[float | None]
+    weights: list[float]
+    tuning_steps: int = 0
 
 
 class Strategy:
-    """Base class: override `score` (data or weight based) or set `uniform` (baselines)."""
+    """Base class. A strategy declares its family, composition and the target data it needs.
+
+    Scored strategies override `score` (and maybe `prepare`); uniform ones may override
+    `select`; a strategy that weights in its own way (the controls) overrides `weigh`.
+    """
 
     name: ClassVar[str]
+    summary: ClassVar[str]
+    parameter: ClassVar[str | None] = None  # a strategy named `name:<parameter>` (e.g. shuffled:cos) takes one
+    family: ClassVar[Family]
+    composition: ClassVar[Composition] = Composition.SCORED
+    needs: ClassVar[frozenset[Needs]] = frozenset({Needs.SCORING})
     sign: ClassVar[int] = -1
     temperature: ClassVar[float] = 0.1
     znorm: ClassVar[bool] = False
-    needs_model: ClassVar[bool] = True
-    uniform: ClassVar[bool] = False  # baselines: equal weights, no scores
-    transfer: ClassVar[bool] = True  # False: no sources, the method's default init
-    summary: ClassVar[str] = ""
 
-    def select(self, candidates: Sequence[Candidate], target: Target) -> list[Candidate]:
+    def __init__(self, argument: str | None = None) -> None:
+        if (argument is None) != (self.parameter is None):
+            expected = f"{self.name}:<{self.parameter}>" if self.parameter else self.name
+            raise EnsemblingError(f"strategy {self.name} is written {expected}")
+
+    @property
+    def label(self) -> str:
+        """The name under which its runs are reported (a parameterized strategy includes its parameter)."""
+        return self.name
+
+    @property
+    def needs_model(self) -> bool:
+        return self.composition is Composition.DEFAULT_INIT or bool(self.needs)
+
+    def select(self, candidates: Sequence[Candidate], context: Context) -> list[Candidate]:
         """The sources this strategy weights; reads only metadata (tensors may not be loaded yet)."""
         return list(candidates)
 
@@ -69,11 +135,48 @@ class Strategy:
     def score(self, context: Context, candidate: Candidate) -> Scored:
         raise NotImplementedError(f"strategy {self.name} does not score candidates")
 
+    def weigh(self, context: Context, candidates: Sequence[Candidate], weighting: Weighting, progress: Progress | None = None) -> Weighted:
+        """Select the sources, then weight them uniformly or by their scores (softmax of sign·s/τ)."""
+        sources = self.select(candidates, context)
+        if not sources:
+            raise EnsemblingError("no compatible source modules to ensemble")
+        check_compatible(sources)
+        if self.composition is Composition.UNIFORM:
+            return self._remember(context, Weighted(sources, [None] * len(sources), uniform_weights(len(sources), weighting.top_k)))
+        context.need_evaluator(self.name)
+        self.prepare(context)
+        results = []
+        for index, source in enumerate(sources):
+            result = self.score(context, source)
+            if not math.isfinite(result.score):
+                raise EnsemblingError(f"{source.label} got a non-finite {self.name} score ({result.score}); check the module")
+            results.append(result)
+            if progress is not None:
+                progress(index + 1, len(sources), source)
+        scores: list[float | None] = [result.score for result in results]
+        weights = scores_to_weights([result.score for result in results], sign=self.sign, temperature=weighting.temperature, znorm=weighting.znorm, top_k=weighting.top_k)
+        composed = [source if result.tensors is None else replace(source, tensors=result.tensors) for source, result in zip(sources, results)]
+        return self._remember(context, Weighted(composed, scores, weights, sum(result.tuning_steps for result in results)))
 
-def rows_of(context: Context, candidate: Candidate, strategy: str):
-    evaluator = context.need_evaluator(strategy)
-    evaluator.apply(candidate.tensors)
-    return evaluator.rows()
+    def _remember(self, context: Context, weighted: Weighted) -> Weighted:
+        context.memo[self.label] = weighted
+        return weighted
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """How scores become weights for one run: the temperature and znorm in force, and top-k."""
+
+    temperature: float
+    znorm: bool
+    top_k: int | None
+
+
+Progress = Callable[[int, int, Candidate], None]
+
+
+def rows_of(context: Context, candidate: Candidate, strategy: str) -> Rows:
+    return context.need_evaluator(strategy).predict(candidate)
 
 
 def detached(tensors: Tensors) -> dict[str, torch.Tensor]:

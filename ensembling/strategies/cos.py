@@ -1,14 +1,14 @@
 from ensembling.scores import cos_score
 from ensembling.strategies import register
-from ensembling.strategies.base import Scored, Strategy, rows_of
+from ensembling.strategies.base import Family, Scored, Strategy, rows_of
 
 
 @register
 class Cos(Strategy):
     name = "cos"
-    sign = 1
-    temperature = 0.1
     summary = "Σ cos(p, y), cosine of predicted probabilities and labels (higher is closer)"
+    family = Family.PAPER
+    sign = 1
 
     def score(self, context, candidate):
         rows = rows_of(context, candidate, self.name)

@@ -1,14 +1,13 @@
 from ensembling.scores import el2n_score
 from ensembling.strategies import register
-from ensembling.strategies.base import Scored, Strategy, rows_of
+from ensembling.strategies.base import Family, Scored, Strategy, rows_of
 
 
 @register
 class El2n(Strategy):
     name = "el2n"
-    sign = -1
-    temperature = 0.1
     summary = "Σ ‖p − y‖₂, the error L2 norm of the source's predictions (lower is closer)"
+    family = Family.PAPER
 
     def score(self, context, candidate):
         rows = rows_of(context, candidate, self.name)

@@ -1,14 +1,15 @@
 from ensembling.scores import grand_score
 from ensembling.strategies import register
-from ensembling.strategies.base import Scored, Strategy
+from ensembling.strategies.base import Family, Scored, Strategy
 
 
 @register
 class Grand(Strategy):
+    """The gradient is taken on batches of the scoring-batch size (the paper: its one scoring batch of up to 50)."""
+
     name = "grand"
-    sign = -1
-    temperature = 0.1
-    summary = "Σ over batches of ‖∇θ L‖₂ w.r.t. the source's parameters (lower is closer)"
+    summary = "Σ over scoring batches of ‖∇θ L‖₂ w.r.t. the source's parameters (lower is closer)"
+    family = Family.PAPER
 
     def score(self, context, candidate):
         evaluator = context.need_evaluator(self.name)

@@ -1,17 +1,18 @@
 from ensembling.errors import EnsemblingError
 from ensembling.strategies import register
-from ensembling.strategies.base import Strategy
+from ensembling.strategies.base import Composition, Family, Strategy
 
 
 @register
 class GroupAverage(Strategy):
     name = "group-average"
-    needs_model = False
-    uniform = True
     summary = "uniform weights over the sources of the target's task category"
+    family = Family.BASELINE
+    composition = Composition.UNIFORM
+    needs = frozenset()
 
-    def select(self, candidates, target):
-        same = [candidate for candidate in candidates if candidate.category == target.category]
+    def select(self, candidates, context):
+        same = [candidate for candidate in candidates if candidate.category == context.target.category]
         if not same:
-            raise EnsemblingError(f"group-average found no source of category {target.category!r}; use average or another strategy")
+            raise EnsemblingError(f"group-average found no source of category {context.target.category!r}; use average or another strategy")
         return same

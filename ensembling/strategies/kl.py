@@ -1,19 +1,20 @@
 from ensembling.scores import kl_score
 from ensembling.strategies import register
-from ensembling.strategies.base import Scored, Strategy, rows_of
+from ensembling.strategies.base import Family, Needs, Scored, Strategy, rows_of
 
 
 @register
 class Kl(Strategy):
+    """p_t comes from θ_t, the target's module trained from the default init to its best k-shot dev checkpoint."""
+
     name = "kl"
-    sign = -1
-    temperature = 0.1
-    summary = "Σ KL(p_t ‖ p_i), p_t from a module briefly trained on the target (lower is closer)"
+    summary = "Σ KL(p_t ‖ p_i), p_t from the target's own trained module (lower is closer)"
+    family = Family.PAPER
+    needs = frozenset({Needs.SCORING, Needs.TRAIN, Needs.DEV})
 
     def prepare(self, context):
         evaluator = context.need_evaluator(self.name)
-        reference = evaluator.train_reference(context.reference_steps, context.seed)
-        evaluator.apply(reference)
+        evaluator.apply(evaluator.reference(context.reference_steps, context.seed).tensors)
         context.state["reference_rows"] = evaluator.rows()
 
     def score(self, context, candidate):

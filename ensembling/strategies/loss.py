@@ -1,14 +1,13 @@
 from ensembling.scores import loss_score
 from ensembling.strategies import register
-from ensembling.strategies.base import Scored, Strategy, rows_of
+from ensembling.strategies.base import Family, Scored, Strategy, rows_of
 
 
 @register
 class Loss(Strategy):
     name = "loss"
-    sign = -1
-    temperature = 0.1
     summary = "mean cross-entropy of the source on the target's examples (lower is closer)"
+    family = Family.PAPER
 
     def score(self, context, candidate):
         rows = rows_of(context, candidate, self.name)

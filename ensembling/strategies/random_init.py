@@ -1,11 +1,11 @@
 from ensembling.strategies import register
-from ensembling.strategies.base import Strategy
+from ensembling.strategies.base import Composition, Family, Strategy
 
 
 @register
 class Random(Strategy):
     name = "random"
-    transfer = False
-    needs_model = True  # the default init comes from the live model
-    uniform = True
     summary = "no transfer: the method's default initialization"
+    family = Family.BASELINE
+    composition = Composition.DEFAULT_INIT
+    needs = frozenset()

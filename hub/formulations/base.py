@@ -64,5 +64,9 @@ class Formulation(ABC):
         predictions = self.predictions(model, batch)
         return nn.functional.nll_loss(predictions.log_probs, predictions.gold)
 
+    def choose_with_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chosen candidates and the batch's mean loss (formulations that can share one forward do)."""
+        return self.choose(model, batch), self.loss(model, batch)
+
     def batches(self, examples: Sequence[Example], batch_size: int) -> list[Batch]:
         return [self.collate(examples[start : start + batch_size]) for start in range(0, len(examples), batch_size)]

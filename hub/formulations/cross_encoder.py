@@ -44,3 +44,7 @@ class CrossEncoderFormulation(Formulation):
 
     def choose(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return self.predictions(model, batch).log_probs.argmax(dim=-1)
+
+    def choose_with_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        predictions = self.predictions(model, batch)
+        return predictions.log_probs.argmax(dim=-1), nn.functional.nll_loss(predictions.log_probs, predictions.gold)

@@ -1,0 +1,1 @@
+"""The transfer benchmark's parts: settings, sources, the per-target protocol, stored runs, statistics, report."""

@@ -1,0 +1,125 @@
+"""One target under the fair protocol: one k-shot sample per (shots, seed), every arm built and trained on it.
+
+For each (shots, seed): `Dataset.few_shot` draws k train and k dev examples per label
+from the target's train split. The arms read that sample only (`without_test`); the
+test split is read once per arm, for its final score. `random` is trained first: its
+trained module is θ_t for kl and weight-cos. Every arm is trained with the same
+`TrainConfig` (budget, early stopping on the k-shot dev, seed). Inits come from
+`hub.transfer.make_evaluator` + `ensembling.ensemble.run`, the code path of
+`adapters ensemble`; one memo per sample lets each shuffled control permute the
+weights its strategy found.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+
+from benchmarks.transferbench.runs import RunStore
+from benchmarks.transferbench.settings import Settings
+
+
+def target_config(settings: Settings, seed: int):
+    from hub.training import TrainConfig
+
+    return TrainConfig(
+        epochs=settings.target_max_steps, max_steps=settings.target_max_steps, eval_every=settings.target_eval_every, patience=settings.target_patience,
+        lr=settings.target_lr, batch_size=settings.batch_size, seed=seed, device=settings.device, progress=False,
+    )  # fmt: skip
+
+
+def test_examples(data, settings: Settings):
+    from hub.datasets import deterministic_sample
+
+    test = data.split("test")
+    return deterministic_sample(test, settings.test_cap) if settings.test_cap else list(test)
+
+
+def source_diagnostics(evaluator, candidates) -> list[dict]:
+    """Per source, on the target's scoring examples: zero-shot accuracy and confidence (mean top probability)."""
+    rows = []
+    for candidate in candidates:
+        predictions = evaluator.predict(candidate)
+        probs = predictions.log_probs.exp()
+        rows.append(
+            {
+                "source": candidate.task,
+                "category": candidate.category,
+                "zero_shot": float((predictions.log_probs.argmax(dim=1) == predictions.gold).double().mean()),
+                "confidence": float(probs.max(dim=1).values.double().mean()),
+            }
+        )
+    return rows
+
+
+def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, sources: dict, settings: Settings, store: RunStore, log: Callable[[str], None]) -> None:
+    """Every missing arm of one (target, shots, seed), each run appended to `store` as it ends."""
+    from ensembling.candidates import Target, Tuned
+    from ensembling.ensemble import Options, run
+    from ensembling.errors import EnsemblingError
+    from hub.backbones import resolve_base_model
+    from hub.formulations import formulation_for
+    from hub.methods import get_method
+    from hub.training import measure, train
+    from hub.transfer import candidate_of, load_candidates, make_evaluator
+
+    full = suite[target]
+    method_obj = get_method(method)
+    backbone = hub.backbone(resolve_base_model(settings.base_model))
+    records = [hub.show(sources[task].module_id) for task in sorted(sources) if task != target]
+    config = dict(records[0].config)
+    candidates, _skipped = load_candidates(hub, [candidate_of(record) for record in records], skip_corrupt=False)
+    formulation = formulation_for(backbone.ref)
+    model = method_obj.attach(copy.deepcopy(backbone.model), config)
+    test = test_examples(full, settings)
+    arms = ["random", *[name for name in settings.strategies if name != "random"]]
+    if all(store.has(target, method, shots, seed, arm) for arm in arms):
+        return
+    sample = full.few_shot(shots, seed).without_test()
+    evaluator = make_evaluator(
+        backbone, method_obj, config, sample, device=settings.device, seed=seed, score_examples=settings.score_examples,
+        tuning=target_config(settings, seed), model=model,
+    )  # fmt: skip
+    if not store.has_cell(target, method, shots, seed):
+        store.add_cell(target, method, shots, seed, source_diagnostics(evaluator, candidates))
+    options = Options(seed=seed, reference_steps=settings.target_max_steps, tune_steps=settings.tune_steps, pool_size=settings.pool_size)
+    memo: dict[str, object] = {}
+    goal = Target(full.card.name, full.card.category, full.fingerprint)
+    for arm in arms:
+        if store.has(target, method, shots, seed, arm):
+            if arm == "random":
+                evaluator.use_reference(Tuned(store.random_module(target, method, shots, seed), 0, math.nan))
+            continue
+        started = time.perf_counter()
+        try:
+            init = run(arm, candidates, goal, evaluator, options, memo=memo)
+        except EnsemblingError as error:
+            log(f"skip {arm} for {target} ({shots}-shot, seed {seed}): {error}")
+            store.add_skip(target, method, shots, seed, arm, str(error))
+            continue
+        built = time.perf_counter()
+        method_obj.set_tensors(model, init.tensors)
+        result = train(model, method_obj, formulation, sample.split("train"), sample.split("dev"), target_config(settings, seed))
+        trained = time.perf_counter()
+        test_acc = measure(model, formulation, test).accuracy
+        done = time.perf_counter()
+        if arm == "random":
+            tensors = {name: tensor.detach().cpu().clone() for name, tensor in method_obj.get_tensors(model).items()}
+            store.save_random_module(target, method, shots, seed, tensors)
+            evaluator.use_reference(Tuned(tensors, result.steps, result.best_dev))
+        store.add_run(
+            dict(
+                target=target, category=full.card.category, method=method, shots=shots, seed=seed, arm=arm,
+                test_acc=test_acc, dev_acc=result.best_dev, steps=result.steps, best_step=result.best_step,
+                history=[[row["step"], row["dev"]] for row in result.history],
+                init_s=built - started, train_s=trained - built, eval_s=done - trained, tuning_steps=init.tuning_steps,
+                effective_sources=init.effective_sources,
+                weights=[[source.candidate.task, source.score, source.weight] for source in init.sources],
+            )
+        )  # fmt: skip
+        log(
+            f"{method} {target} {shots}-shot seed {seed} {arm:>20}: test {test_acc:.3f} dev {result.best_dev:.3f} "
+            f"({built - started:.0f}+{trained - built:.0f}+{done - trained:.0f} s, {result.steps} steps)"
+        )

@@ -1,0 +1,298 @@
+"""The benchmark's report: results.md (tables with intervals, per target, weight analysis), CSVs and heatmaps."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from benchmarks.transferbench.settings import Settings
+from benchmarks.transferbench.sources import SourceInfo
+from benchmarks.transferbench.stats import paired_delta, per_target_delta, spearman, steps_to_reach
+
+GOAL_POINTS = 5.0
+
+
+def family_of(arm: str) -> str:
+    from ensembling.strategies import get_strategy
+
+    return get_strategy(arm).family.value
+
+
+def scored(arms: list[str]) -> list[str]:
+    from ensembling.strategies import Composition, Family, get_strategy
+
+    return [arm for arm in arms if get_strategy(arm).composition is Composition.SCORED and get_strategy(arm).family is not Family.CONTROL]
+
+
+def mean(values) -> float:
+    values = [value for value in values if value is not None and not math.isnan(value)]
+    return statistics.fmean(values) if values else math.nan
+
+
+def arms_in(runs: list[dict], settings: Settings) -> list[str]:
+    present = {run["arm"] for run in runs}
+    order = ["random", *[name for name in settings.strategies if name != "random"]]
+    return [arm for arm in order if arm in present]
+
+
+def main_table(runs: list[dict], method: str, shots: int, arms: list[str]) -> list[str]:
+    lines = [
+        "| arm | family | test acc | Δ random [95 % CI] | Δ average | Δ random-pool | Δ own shuffled | worst target Δ | W/T/L targets | eff. sources | steps to random's dev | s/run |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |",
+    ]
+    mine = [run for run in runs if run["method"] == method and run["shots"] == shots]
+    random_dev = {(run["target"], run["seed"]): run["dev_acc"] for run in mine if run["arm"] == "random"}
+    for arm in arms:
+        rows = [run for run in mine if run["arm"] == arm]
+        if not rows:
+            continue
+        acc = mean(100 * run["test_acc"] for run in rows)
+        cells = []
+        for reference in ("random", "average", "random-pool", f"shuffled:{arm}"):
+            cells.append("–" if reference == arm or not any(r["arm"] == reference for r in mine) else paired_delta(runs, method, shots, arm, reference).text())
+        targets = per_target_delta(runs, method, shots, arm, "random") if arm != "random" else {}
+        worst = f"{min(targets.values()):+.1f} ({min(targets, key=targets.get)})" if targets else "–"
+        tally = f"{sum(v > 0 for v in targets.values())}/{sum(v == 0 for v in targets.values())}/{sum(v < 0 for v in targets.values())}" if targets else "–"
+        effective = mean(run["effective_sources"] for run in rows) if arm != "random" else math.nan
+        reached = [steps_to_reach(run["history"], random_dev[(run["target"], run["seed"])]) for run in rows if (run["target"], run["seed"]) in random_dev]
+        hits = [value for value in reached if value is not None]
+        speed = f"{statistics.median(hits):.0f} ({len(hits)}/{len(reached)})" if hits else f"– (0/{len(reached)})"
+        seconds = mean(run["init_s"] + run["train_s"] + run["eval_s"] for run in rows)
+        lines.append(
+            f"| {arm} | {family_of(arm)} | {acc:.1f} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {worst} | {tally} | "
+            f"{'–' if math.isnan(effective) else f'{effective:.1f}'} | {speed} | {seconds:.0f} |"
+        )
+    return lines
+
+
+def target_table(runs: list[dict], method: str, shots: int, arms: list[str], targets: list[str]) -> list[str]:
+    shown = [arm for arm in arms if arm != "random"]
+    lines = ["| target | random acc | " + " | ".join(shown) + " |", "| --- | ---: | " + " | ".join("---:" for _ in shown) + " |"]
+    for target in targets:
+        base = [100 * run["test_acc"] for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == "random" and run["target"] == target]
+        if not base:
+            continue
+        parts = []
+        for arm in shown:
+            deltas = per_target_delta(runs, method, shots, arm, "random")
+            parts.append(f"{deltas[target]:+.1f}" if target in deltas else "–")
+        lines.append(f"| {target} | {mean(base):.1f} | " + " | ".join(parts) + " |")
+    return lines
+
+
+def top_sources(runs: list[dict], method: str, arms: list[str], targets: list[str], categories: dict[str, str]) -> list[str]:
+    """Per target and scored strategy: the source most often weighted highest (over shots and seeds), its mean weight."""
+    chosen = scored(arms)
+    lines = ["| target (category) | " + " | ".join(chosen) + " |", "| --- | " + " | ".join("---" for _ in chosen) + " |"]
+    for target in targets:
+        parts = []
+        for arm in chosen:
+            tops = []
+            for run in runs:
+                if run["method"] == method and run["arm"] == arm and run["target"] == target and run["weights"]:
+                    source, _score, weight = max(run["weights"], key=lambda row: row[2])
+                    tops.append((source, weight))
+            if not tops:
+                parts.append("–")
+                continue
+            source, count = Counter(name for name, _ in tops).most_common(1)[0]
+            weight = mean(w for name, w in tops if name == source)
+            same = "=" if categories.get(source) == categories.get(target) else "≠"
+            parts.append(f"{source} {same} ({weight:.2f}, {count}/{len(tops)})")
+        lines.append(f"| {target} ({categories.get(target, '?')}) | " + " | ".join(parts) + " |")
+    return lines
+
+
+def related_or_sharp(runs: list[dict], cells: list[dict], method: str, arms: list[str], categories: dict[str, str]) -> list[str]:
+    """Does a strategy weight sources of the target's category, or merely confident ones?"""
+    diagnostics = {(cell["target"], cell["shots"], cell["seed"]): {row["source"]: row for row in cell["sources"]} for cell in cells if cell["method"] == method}
+    lines = [
+        "| strategy | weight on same-category sources | uniform share | ρ(weight, same category) | ρ(weight, source confidence) | ρ(weight, source zero-shot acc) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for arm in scored(arms) + ["group-average", "random-pool"]:
+        share, uniform, weights, same, confidence, zero_shot = [], [], [], [], [], []
+        for run in runs:
+            if run["method"] != method or run["arm"] != arm or not run["weights"]:
+                continue
+            category = categories.get(run["target"])
+            diag = diagnostics.get((run["target"], run["shots"], run["seed"]), {})
+            share.append(sum(w for source, _s, w in run["weights"] if categories.get(source) == category))
+            uniform.append(sum(categories.get(source) == category for source in diag) / max(len(diag), 1))
+            for source, _score, weight in run["weights"]:
+                if source in diag:
+                    weights.append(weight)
+                    same.append(float(categories.get(source) == category))
+                    confidence.append(diag[source]["confidence"])
+                    zero_shot.append(diag[source]["zero_shot"])
+        if not share:
+            continue
+        lines.append(
+            f"| {arm} | {mean(share):.2f} | {mean(uniform):.2f} | {spearman(weights, same):+.2f} | {spearman(weights, confidence):+.2f} | {spearman(weights, zero_shot):+.2f} |"
+        )
+    return lines
+
+
+def goal_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[str]) -> list[str]:
+    lines = []
+    for arm in scored(arms):
+        verdicts = []
+        for shots in shots_list:
+            vs_random = paired_delta(runs, method, shots, arm, "random")
+            if vs_random.units == 0:
+                continue
+            checks = [f"Δ random {vs_random.text()}{' ≥ 5' if vs_random.mean >= GOAL_POINTS else ' < 5'}"]
+            passed = vs_random.mean >= GOAL_POINTS and vs_random.excludes_zero
+            for reference in ("average", "random-pool", f"shuffled:{arm}"):
+                delta = paired_delta(runs, method, shots, arm, reference)
+                if delta.units == 0:
+                    checks.append(f"{reference} not run")
+                    passed = False
+                    continue
+                beats = delta.mean > 0 and delta.excludes_zero
+                passed = passed and beats
+                checks.append(f"{'beats' if beats else 'does not beat'} {reference}")
+            verdicts.append(f"{shots}-shot: {'MET' if passed else 'not met'} ({'; '.join(checks)})")
+        lines.append(f"- `{arm}`: " + " · ".join(verdicts))
+    return lines
+
+
+def time_lines(runs: list[dict], arms: list[str]) -> list[str]:
+    lines = ["| arm | runs | init (scoring, tuning, composing) s | training s | test s | tuning steps / run |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for arm in arms:
+        rows = [run for run in runs if run["arm"] == arm]
+        lines.append(
+            f"| {arm} | {len(rows)} | {sum(r['init_s'] for r in rows):.0f} | {sum(r['train_s'] for r in rows):.0f} | {sum(r['eval_s'] for r in rows):.0f} | "
+            f"{mean(r['tuning_steps'] for r in rows):.0f} |"
+        )
+    return lines
+
+
+def source_lines(sources: list[SourceInfo]) -> list[str]:
+    lines = ["| source task | category | method | dev acc | chance | steps (best) | train s | note |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for info in sources:
+        note = "AT CHANCE" if info.at_chance else ""
+        if info.reused:
+            note = (note + " reused").strip()
+        lines.append(
+            f"| {info.task} | {info.category} | {info.method} | {100 * info.dev_acc:.1f} | {100 * info.chance:.1f} | {info.steps} ({info.best_step}) | {info.seconds:.0f} | {note} |"
+        )
+    return lines
+
+
+def render(runs: list[dict], cells: list[dict], skips: list[dict], sources: list[SourceInfo], settings: Settings, command: str, wall_s: float, targets: list[str]) -> str:
+    categories = {info.task: info.category for info in sources}
+    arms = arms_in(runs, settings)
+    smoke = settings.preset == "quick"
+    parts = [
+        "# Transfer benchmark" + (" — QUICK SMOKE TEST (too few targets and seeds for any conclusion)" if smoke else ""),
+        "",
+        f"Command: `{command}`  ",
+        f"Preset: {settings.preset}. Wall time of this invocation: {wall_s / 60:.1f} min. Targets ({len(targets)}): {', '.join(targets)}.  ",
+        f"Sources: the other tasks of {len(sources) // max(len(settings.methods), 1)} ({', '.join(settings.methods)}). Shots: {', '.join(map(str, settings.shots))}. Seeds: {', '.join(map(str, settings.seeds))}.",
+        "",
+        "Protocol: per (target, shots, seed) one k-shot sample (k train + k dev examples per label, drawn from the target's train split) "
+        "is all that every arm reads; the test split is read only for the final score. Every arm trains with the same budget: "
+        f"lr {settings.target_lr:g}, batch {settings.batch_size}, at most {settings.target_max_steps} steps, dev evaluation every "
+        f"{settings.target_eval_every} steps, early stop after {settings.target_patience} evaluations without a better k-shot dev score "
+        "(accuracy, ties broken by dev loss), best checkpoint kept. Scoring strategies score on up to "
+        f"{settings.score_examples} k-shot dev examples; kl and weight-cos take the trained `random` arm as θ_t. Sources: full train "
+        f"split, lr {settings.source_lr:g}, dev evaluation every {settings.source_eval_every} steps on up to {settings.source_dev_cap} dev examples, "
+        f"patience {settings.source_patience}, cap {settings.source_max_steps} steps, best checkpoint. Test: "
+        f"{'up to ' + str(settings.test_cap) + ' examples (a content-hash sample, the same for every arm)' if settings.test_cap else 'the whole split'}. "
+        f"random-pool: {settings.pool_size} sources.",
+        "",
+        "Δ columns: mean paired difference in test-accuracy points over (target, seed) units, with a 95 % percentile-bootstrap "
+        "interval (10,000 resamples of the units). Worst target: the target whose mean Δ vs random (over seeds) is lowest. "
+        "Steps to random's dev: median over runs of the first evaluated step whose k-shot dev accuracy reaches the `random` arm's "
+        "best (0: the init already does), with how many runs reach it.",
+        "",
+    ]
+    for method in settings.methods:
+        for shots in settings.shots:
+            if not any(run["shots"] == shots and run["method"] == method for run in runs):
+                continue
+            parts += [f"## {method}, {shots}-shot", "", *main_table(runs, method, shots, arms), "", f"Per target: mean test accuracy of random, Δ of each arm vs random (points, mean over seeds).", ""]
+            parts += [*target_table(runs, method, shots, arms, targets), ""]
+        parts += ["## The goal: ≥ 5 points over random, and above average and both controls, each interval excluding 0", "", *goal_lines(runs, method, list(settings.shots), arms), ""]
+        parts += [
+            f"## What the strategies pick ({method})",
+            "",
+            "Top-weighted source per target (the most frequent top source over shots and seeds; = same category as the target, ≠ another; its mean weight, how often it was top):",
+            "",
+            *top_sources(runs, method, arms, targets, categories),
+            "",
+            "Related or merely sharp? Over every (run, source): the weight a strategy puts on sources of the target's category (against the "
+            "share of such sources), and the rank correlation of the weights with same-category, with the source's confidence on the "
+            "target's scoring examples (mean top probability) and with its zero-shot accuracy there.",
+            "",
+            *related_or_sharp(runs, cells, method, arms, categories),
+            "",
+        ]
+    parts += ["## Wall time per arm (all runs)", "", *time_lines(runs, arms), "", "## Sources", "", *source_lines(sources), ""]
+    if skips:
+        parts += ["## Skipped", "", *(f"- {row['arm']} for {row['target']} ({row['shots']}-shot, seed {row['seed']}): {row['reason']}" for row in skips), ""]
+    return "\n".join(parts)
+
+
+def write_csvs(out: Path, runs: list[dict], sources: list[SourceInfo]) -> None:
+    fields = ["target", "category", "method", "shots", "seed", "arm", "test_acc", "dev_acc", "steps", "best_step", "init_s", "train_s", "eval_s", "tuning_steps", "effective_sources"]
+    with (out / "runs.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(runs)
+    with (out / "weights.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["target", "method", "shots", "seed", "arm", "source", "score", "weight"])
+        for run in runs:
+            for source, score, weight in run["weights"]:
+                writer.writerow([run["target"], run["method"], run["shots"], run["seed"], run["arm"], source, "" if score is None else f"{score:.6g}", f"{weight:.6g}"])
+    with (out / "sources.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["task", "category", "method", "module_id", "dev_acc", "chance", "steps", "best_step", "train_s", "reused"])
+        for info in sources:
+            writer.writerow([info.task, info.category, info.method, info.module_id, f"{info.dev_acc:.4f}", f"{info.chance:.4f}", info.steps, info.best_step, f"{info.seconds:.1f}", int(info.reused)])
+
+
+def heatmaps(out: Path, runs: list[dict], settings: Settings, targets: list[str], tasks: list[str]) -> list[Path]:
+    """weights-<arm>.png: target × source mean weight over shots and seeds, one panel per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    for old in out.glob("weights-*.png"):
+        old.unlink()
+    written = []
+    for arm in [arm for arm in arms_in(runs, settings) if arm != "random"]:
+        figure, axes = plt.subplots(1, len(settings.methods), figsize=(max(7, 0.45 * len(tasks) + 4) * len(settings.methods), max(3.5, 0.4 * len(targets) + 3)), squeeze=False)
+        for axis, method in zip(axes[0], settings.methods):
+            sums = defaultdict(float)
+            counts = defaultdict(int)
+            for run in runs:
+                if run["arm"] == arm and run["method"] == method:
+                    counts[run["target"]] += 1
+                    for source, _score, weight in run["weights"]:
+                        sums[(run["target"], source)] += weight
+            matrix = np.full((len(targets), len(tasks)), np.nan)
+            for i, target in enumerate(targets):
+                for j, source in enumerate(tasks):
+                    if source != target and counts[target]:
+                        matrix[i, j] = sums[(target, source)] / counts[target]
+            image = axis.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=max(1e-9, float(np.nanmax(matrix))) if np.isfinite(matrix).any() else 1, cmap="viridis", aspect="auto")
+            axis.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=7)
+            axis.set_yticks(range(len(targets)), targets, fontsize=7)
+            axis.set_xlabel("source")
+            axis.set_ylabel("target")
+            axis.set_title(f"{arm} ({method}): mean weight", fontsize=9)
+            figure.colorbar(image, ax=axis, fraction=0.03)
+        figure.tight_layout()
+        path = out / f"weights-{arm.replace(':', '-')}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
