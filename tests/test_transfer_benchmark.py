@@ -1,15 +1,17 @@
-"""End to end: benchmarks/transfer.py on a 3-task toy suite with tiny budgets."""
+"""benchmarks/transfer.py end to end on a 3-task toy suite with tiny budgets: outputs, resume, and the data each arm reads."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from hub.datasets import TaskCard, from_records, write_dataset
+from hub.datasets import TaskCard, from_records, load_dataset, write_dataset
+from hub.formulations.cross_encoder import CrossEncoderFormulation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +20,10 @@ WORDS = {
     "toy-plant": (["oak", "rose", "fern", "moss", "pine", "tulip", "ivy", "palm", "reed", "lily"], ["car", "knife", "song", "shoe", "wall", "bell", "coin", "door", "rope", "sand"]),
     "toy-tool": (["hammer", "saw", "drill", "wrench", "chisel", "axe", "file", "rasp", "awl", "vise"], ["rain", "joy", "tiger", "salt", "moon", "snow", "duck", "milk", "wind", "fish"]),
 }
+TINY = [
+    "--methods", "lora", "--shots", "1", "2", "--seeds", "0", "--pool-size", "1", "--workers", "1", "--device", "cpu",
+    "--source-max-steps", "2", "--source-eval-every", "1", "--target-max-steps", "2", "--target-eval-every", "1", "--tune-steps", "1",
+]  # fmt: skip
 
 
 def load_benchmark():
@@ -30,64 +36,94 @@ def load_benchmark():
 
 def write_toy_suite(root: Path) -> None:
     for name, (positive, negative) in WORDS.items():
-        card = TaskCard(name, "toy", "pair", f"is it a {name[4:]}?", {"yes": "yes", "no": "no"})
+        card = TaskCard(name, "toy" if name != "toy-tool" else "tools", "pair", f"is it a {name[4:]}?", {"yes": "yes", "no": "no"})
         rows = [{"text": word, "text_pair": f"a kind of {name[4:]}", "label": "yes"} for word in positive] + [
             {"text": word, "text_pair": f"a kind of {name[4:]}", "label": "no"} for word in negative
         ]
-        # train: 3 per label, dev: 4 in all, test: 3 per label... interleaved so every split has both labels.
-        splits = {"train": rows[0:3] + rows[10:13], "dev": rows[3:5] + rows[13:15], "test": rows[5:8] + rows[15:18]}
+        # train: 6 per label (k train + k dev per label for k <= 3), dev: 2 per label, test: 2 per label.
+        splits = {"train": rows[0:6] + rows[10:16], "dev": rows[6:8] + rows[16:18], "test": rows[8:10] + rows[18:20]}
         write_dataset(from_records(card, splits), root / name)
 
 
-def test_transfer_benchmark_end_to_end(tmp_path, capsys):
+def test_transfer_benchmark_end_to_end_and_resume(tmp_path, capsys):
     bench = load_benchmark()
     suite = tmp_path / "suite"
     write_toy_suite(suite)
     out = tmp_path / "out"
-    strategies = ["random", "average", "group-average", "loss", "kl"]
-    argv = [
-        "--suite", str(suite), "--out", str(out), "--methods", "lora", "--shots", "1", "2", "--seeds", "0",
-        "--strategies", *strategies, "--shuffled", "best", "--pool-k", "1",
-        "--source-steps", "2", "--target-epochs", "1", "--target-min-steps", "1", "--target-max-steps", "2",
-        "--score-examples", "4", "--reference-steps", "1", "--tune-steps", "1", "--device", "cpu",
-    ]
+    arms = ["random", "average", "group-average", "loss", "kl", "cos", "random-pool", "shuffled:cos"]
+    argv = ["--suite", str(suite), "--out", str(out), *TINY, "--strategies", *arms]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "| strategy | method |" in printed
+    assert "## lora, 1-shot" in printed and "## lora, 2-shot" in printed and "Δ random [95 % CI]" in printed
 
     with (out / "runs.csv").open() as handle:
         runs = list(csv.DictReader(handle))
-    ran = sorted({row["strategy"] for row in runs})
-    shuffled = [name for name in ran if name.startswith("shuffled:")]
-    assert len(shuffled) == 1 and shuffled[0].split(":")[1] in {"loss", "kl"}
-    assert set(ran) == set(strategies) | {"random-pool", shuffled[0]}
     targets, shots, seeds = 3, 2, 1
-    assert len(runs) == targets * len(ran) * shots * seeds
-    for strategy in ran:
-        assert sum(row["strategy"] == strategy for row in runs) == targets * shots * seeds
+    # toy-tool is alone in its category, so group-average has no source for it (a skip, reported).
+    assert len(runs) == targets * len(arms) * shots * seeds - shots * seeds
+    assert {row["arm"] for row in runs} == set(arms)
     assert all(0.0 <= float(row["test_acc"]) <= 1.0 for row in runs)
-
     results = (out / "results.md").read_text()
-    assert printed.strip().endswith(results.strip().splitlines()[-1].strip())
-    random_row = next(line for line in results.splitlines() if line.startswith("| random | lora |"))
-    assert "| 0.0 |" in random_row  # random's gain over itself
-    for strategy in ran:
-        assert f"| {strategy} | lora |" in results
-    for name in ["average", "group-average", "loss", "kl", "random-pool", shuffled[0].replace(":", "-")]:
+    for arm in arms:
+        assert f"| {arm} |" in results
+    assert "Top-weighted source per target" in results and "Related or merely sharp?" in results
+    for name in ["average", "group-average", "loss", "kl", "cos", "random-pool", "shuffled-cos"]:
         assert (out / f"weights-{name}.png").stat().st_size > 0
-    assert not (out / "weights-random.png").exists()
 
-    # Every ensemble's weights sum to one over the other two tasks; the target is never a source.
+    # Every ensemble's weights sum to one over the other tasks; the target is never a source.
     with (out / "weights.csv").open() as handle:
         weights = list(csv.DictReader(handle))
     groups: dict[tuple, list[dict]] = {}
     for row in weights:
-        groups.setdefault((row["target"], row["shots"], row["seed"], row["strategy"]), []).append(row)
-    for (target, *_rest), rows in groups.items():
-        assert {row["source"] for row in rows} == set(WORDS) - {target}
+        groups.setdefault((row["target"], row["shots"], row["seed"], row["arm"]), []).append(row)
+    for (target, *_rest, arm), rows in groups.items():
+        assert target not in {row["source"] for row in rows}
         assert sum(float(row["weight"]) for row in rows) == pytest.approx(1.0, abs=1e-5)
+        if arm in ("average", "loss", "kl", "cos", "shuffled:cos"):
+            assert {row["source"] for row in rows} == set(WORDS) - {target}
+    # group-average: the target's category only (toy-tool is alone in its category: skipped, and said so).
+    assert "group-average for toy-tool" in results and "no source of category 'tools'" in results
 
-    # A rerun reuses the trained sources.
-    assert bench.main(argv + ["--strategies", "random", "--targets", "toy-plant", "--shots", "1"]) == 0
+    # A rerun resumes: every run is on disk, so nothing is trained again.
+    lines = sorted(path.read_text() for path in (out / "runs").rglob("*.jsonl"))
+    assert bench.main(argv) == 0
+    assert sorted(path.read_text() for path in (out / "runs").rglob("*.jsonl")) == lines
     with (out / "sources.csv").open() as handle:
         assert all(row["reused"] == "1" for row in csv.DictReader(handle))
+    # A changed budget is another protocol: its runs are new, the old lines stay but are not reported.
+    assert bench.main(argv[:-len(arms)] + ["random", "--target-max-steps", "3"]) == 0
+    with (out / "runs.csv").open() as handle:
+        assert {row["arm"] for row in csv.DictReader(handle)} == {"random"}
+
+
+def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_path, monkeypatch):
+    """Every example any arm tokenizes (scoring, θ_t, training, early stopping) is in the sample; the test split only for the score."""
+    bench = load_benchmark()
+    suite = tmp_path / "suite"
+    write_toy_suite(suite)
+    registry = tmp_path / "registry"
+    common = ["--suite", str(suite), "--registry", str(registry), *TINY]
+    assert bench.main([*common, "--out", str(tmp_path / "sources"), "--strategies", "random"]) == 0  # sources trained here
+
+    seen: list[tuple[str, str | None]] = []
+    collate = CrossEncoderFormulation.collate
+
+    def spy(self, examples):
+        seen.extend((example.text, example.text_pair) for example in examples)
+        return collate(self, examples)
+
+    monkeypatch.setattr(CrossEncoderFormulation, "collate", spy)
+    every = ["random", "average", "group-average", "loss", "kl", "el2n", "grand", "cos", "weight-cos", "euclidean", "performance", "random-pool", "shuffled:cos", "shuffled:performance"]
+    assert bench.main([*common, "--out", str(tmp_path / "arms"), "--targets", "toy-animal", "--strategies", *every]) == 0
+
+    target = load_dataset(suite / "toy-animal")
+    key = lambda example: (example.text, example.text_pair)  # noqa: E731
+    allowed = {key(example) for shots in (1, 2) for split in ("train", "dev") for example in target.few_shot(shots, 0).split(split)}
+    labelled = {key(example) for split in ("train", "dev") for example in target.split(split)}
+    test = {key(example) for example in target.split("test")}
+    read = set(seen) & (labelled | test)
+    assert read & allowed, "the spy saw none of the sample: it is not watching the arms"
+    assert read - allowed - test == set(), f"arms read target examples outside the k-shot sample: {sorted(read - allowed - test)}"
+    assert not {key(example) for example in target.split("dev")} & set(seen)  # the full dev split is never read
+    runs = [json.loads(line) for line in (tmp_path / "arms" / "runs" / "lora" / "toy-animal.jsonl").read_text().splitlines()]
+    assert {row["arm"] for row in runs if row["kind"] == "run"} == set(every)
