@@ -50,7 +50,7 @@ from ensembling.scores import el2n_score, loss_score  # noqa: E402
 from ensembling.strategies import Context, get_strategy  # noqa: E402
 from ensembling.ensemble import score_candidates  # noqa: E402
 from hub import Hub, load_dataset  # noqa: E402
-from hub.api import TrainableModule  # noqa: E402
+from hub.trainable import TrainableModule  # noqa: E402
 from hub.evaluation import ModelEvaluator  # noqa: E402
 from hub.formulations import formulation_for  # noqa: E402
 from hub.training import seed_everything  # noqa: E402

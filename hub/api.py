@@ -9,7 +9,6 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,15 +21,14 @@ from hub.errors import BaseModelMismatch, HubError
 from hub.formulations import Formulation, formulation_for
 from hub.training import TrainConfig, TrainResult, train
 from hub.methods import Method, get_method, method_for_config, read_config
+from hub.trainable import Backbone, TrainableModule
+from hub.transfer import TransferResult, TransferService
 from store.catalog import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
 from store.registry import Registry, upgrade_registry, resolve_location
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
 from store.maintenance import verify as verify_registry
 from store.tensors import digest_of, from_bytes, schema_hash, tensor_schema, to_bytes
-
-if TYPE_CHECKING:
-    from hub.transfer import TransferResult
 
 KIND_OF_TASK_TYPE = {"SEQ_CLS": "cross-encoder", "SEQ_2_SEQ_LM": "seq2seq", "CAUSAL_LM": "causal"}
 
@@ -43,42 +41,13 @@ class SearchHit:
     similarity: float
 
 
-@dataclass
-class _Backbone:
-    ref: BaseModelRef
-    model: nn.Module
-    arch_hash: str
-
-
-@dataclass
-class TrainableModule:
-    """A backbone with a module attached: the model to train, and how to read and save its module."""
-
-    model: nn.Module
-    method: Method
-    config: dict
-    formulation: Formulation
-    backbone: _Backbone
-    origin: Provenance | None = None  # where the init came from; None for the method's default init
-    transfer: TransferResult | None = None  # the scores and weights of a `transfer_init`, whatever the strategy
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return self.method.get_tensors(self.model)
-
-    def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write the module in the PEFT folder layout (what `adapters push` reads)."""
-        target = Path(folder)
-        self.method.write_folder(target, self.config, {k: v.cpu() for k, v in self.tensors().items()}, self.backbone.ref.name)
-        return target
-
-
 class Hub:
     """A registry of modules: push, search, list, show, remove, export; later ensemble and train."""
 
     def __init__(self, registry: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> None:
         self.registry = Registry.open(registry, blobs)
         self._encoder: DatasetEncoder | None = None
-        self._backbones: dict[tuple[str, str], _Backbone] = {}
+        self._backbones: dict[tuple[str, str], Backbone] = {}
         self._expected: dict[tuple[str, str, str, str], dict[str, tuple[int, ...]]] = {}
 
     def close(self) -> None:
@@ -101,12 +70,12 @@ class Hub:
             self._encoder = DatasetEncoder()
         return self._encoder
 
-    def backbone(self, ref: BaseModelRef) -> _Backbone:
+    def backbone(self, ref: BaseModelRef) -> Backbone:
         """The base model, loaded once per Hub."""
         key = (str(ref.path), ref.kind)
         if key not in self._backbones:
             model = load_base_model(ref)
-            self._backbones[key] = _Backbone(ref, model, architecture_hash(model))
+            self._backbones[key] = Backbone(ref, model, architecture_hash(model))
         return self._backbones[key]
 
     def new_module(self, base_model: str | os.PathLike[str] | None = None, method: str = "lora", **method_config: object) -> TrainableModule:
@@ -172,7 +141,7 @@ class Hub:
         config: dict,
         tensors: dict[str, torch.Tensor],
         dataset: Dataset,
-        backbone: _Backbone,
+        backbone: Backbone,
         *,
         metrics: Mapping[str, float] | None = None,
         tags: Iterable[str] = (),
@@ -209,7 +178,7 @@ class Hub:
         )
         return record
 
-    def check_fits(self, method: Method, config: dict, tensors: dict[str, torch.Tensor], backbone: _Backbone) -> None:
+    def check_fits(self, method: Method, config: dict, tensors: dict[str, torch.Tensor], backbone: Backbone) -> None:
         """Refuse a module whose tensors are not exactly what the method builds on this base model."""
         expected = self._expected_shapes(method, config, backbone)
         missing = sorted(set(expected) - set(tensors))
@@ -225,7 +194,7 @@ class Hub:
                     "push it with the base model it was trained on"
                 )
 
-    def _expected_shapes(self, method: Method, config: dict, backbone: _Backbone) -> dict[str, tuple[int, ...]]:
+    def _expected_shapes(self, method: Method, config: dict, backbone: Backbone) -> dict[str, tuple[int, ...]]:
         """The tensor names and shapes the method builds on this backbone, once per config (attaching costs a model copy)."""
         key = (str(backbone.ref.path), backbone.ref.kind, method.name, json.dumps(config, sort_keys=True, default=str))
         if key not in self._expected:
@@ -324,17 +293,18 @@ class Hub:
     def rebuild_indexes(self) -> dict[str, int]:
         return self.registry.indexes.rebuild()
 
-    def ensemble(self, dataset: Dataset | str | os.PathLike[str], **options: object):
-        """Score compatible modules on `dataset` with a strategy, compose them and register the init (see hub.transfer)."""
-        from hub import transfer
+    @property
+    def transfer(self) -> TransferService:
+        """Ensembles and transfer inits over this registry (see hub.transfer)."""
+        return TransferService(self.registry.catalog, self.registry.blobs, self.backbone, self.search, self.register)
 
-        return transfer.ensemble(self, dataset, **options)
+    def ensemble(self, dataset: Dataset | str | os.PathLike[str], **options: object) -> TransferResult:
+        """Score compatible modules on `dataset` with a strategy, compose them and register the init (see hub.transfer)."""
+        return self.transfer.ensemble(dataset, **options)
 
     def transfer_init(self, base_model: str | os.PathLike[str] | None, dataset: Dataset | str | os.PathLike[str], **options: object) -> TrainableModule:
         """A TrainableModule (a PeftModel for PEFT methods) initialized from an ensemble; `random` gives the default init."""
-        from hub import transfer
-
-        return transfer.transfer_init(self, base_model, dataset, **options)
+        return self.transfer.transfer_init(base_model, dataset, **options)
 
     def gc(self, grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport:
         """Delete blobs no module references that are older than the grace period (default one hour)."""

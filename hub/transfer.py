@@ -21,10 +21,10 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -33,17 +33,19 @@ from ensembling.ensemble import Ensemble, Options, resolve, run
 from ensembling.errors import EnsemblingError
 from ensembling.strategies import STRATEGIES, Composition, Needs, Strategy, known
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS
-from hub.backbones import resolve_base_model
+from hub.backbones import BaseModelRef, resolve_base_model
 from hub.datasets import Dataset, Example, deterministic_sample, load_dataset
 from hub.evaluation import ModelEvaluator
 from hub.formulations import formulation_for
 from hub.methods import Method, get_method
+from hub.trainable import Backbone, TrainableModule
 from hub.training import TrainConfig, resolve_device, seed_everything
 from store.catalog import ModuleRecord, Provenance, SourceWeight
 from store.errors import BlobCorrupt
+from store.tensors import from_bytes
 
 if TYPE_CHECKING:
-    from hub.api import Hub, TrainableModule, _Backbone
+    from hub.api import SearchHit
 
 SCORE_EXAMPLES = 50  # the paper scores with one dev batch of about 50 examples
 # Config keys that do not change what a module computes.
@@ -93,90 +95,172 @@ class TransferResult:
         return target
 
 
-def ensemble(
-    hub: Hub,
-    dataset: Dataset | str | os.PathLike[str],
-    *,
-    base_model: str | os.PathLike[str] | None = None,
-    method: str = "lora",
-    strategy: str = "el2n",
-    top_k: int | None = None,
-    temperature: float | None = None,
-    znorm: bool | None = None,
-    candidates: int | None = None,
-    score_examples: int = SCORE_EXAMPLES,
-    reference_steps: int = REFERENCE_STEPS,
-    tune_steps: int = TUNE_STEPS,
-    tuning: TrainConfig | None = None,
-    seed: int = 0,
-    skip_corrupt: bool = False,
-    register: bool = True,
-    device: str = "cpu",
-    progress: Callable[[int, int, Candidate], None] | None = None,
-    **method_config: Any,
-) -> TransferResult:
-    """Score the compatible modules on the target, weight them, compose and (by default) register the init."""
-    options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps)
-    chosen, weighting = resolve(strategy, options)
-    if candidates is not None and candidates < 1:
-        raise EnsemblingError(f"--candidates must be at least 1, got {candidates}")
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    check_needs(chosen, data, score_examples)
-    method_obj = get_method(method)
-    backbone = hub.backbone(resolve_base_model(base_model))
-    target = Target(data.card.name, data.card.category, data.fingerprint)
-    transfers = chosen.composition is not Composition.DEFAULT_INIT
+class CatalogReader(Protocol):
+    def list_modules(self, *, base_model: str | None = None, method: str | None = None) -> list[ModuleRecord]: ...
 
-    records = compatible_records(hub, data, backbone, method_obj, candidates)
-    config, records = choose_group(records, method_obj, backbone, method_config)
-    if transfers and not records:
-        raise EnsemblingError(
-            f"no compatible candidates: the registry has no trained {method} modules on {backbone.ref.name} "
-            f"(other than {data.card.name}'s own){_config_note(method_config)}; push some or choose another --method/--base-model"
+
+class BlobReader(Protocol):
+    def get(self, digest: str, owner: str = "") -> bytes: ...
+
+
+@dataclass
+class TransferService:
+    """Ensembles and transfer inits over one registry, from the narrow parts of it they need.
+
+    `Hub.transfer` builds one from its catalog, blob store, backbone cache, search and register.
+    """
+
+    catalog: CatalogReader
+    blobs: BlobReader
+    backbones: Callable[[BaseModelRef], Backbone]
+    search: Callable[..., list[SearchHit]]
+    register: Callable[..., ModuleRecord]
+
+    def ensemble(
+        self,
+        dataset: Dataset | str | os.PathLike[str],
+        *,
+        base_model: str | os.PathLike[str] | None = None,
+        method: str = "lora",
+        strategy: str = "el2n",
+        top_k: int | None = None,
+        temperature: float | None = None,
+        znorm: bool | None = None,
+        candidates: int | None = None,
+        score_examples: int = SCORE_EXAMPLES,
+        reference_steps: int = REFERENCE_STEPS,
+        tune_steps: int = TUNE_STEPS,
+        tuning: TrainConfig | None = None,
+        seed: int = 0,
+        skip_corrupt: bool = False,
+        register: bool = True,
+        device: str = "cpu",
+        progress: Callable[[int, int, Candidate], None] | None = None,
+        **method_config: Any,
+    ) -> TransferResult:
+        """Score the compatible modules on the target, weight them, compose and (by default) register the init."""
+        options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps)
+        chosen, weighting = resolve(strategy, options)
+        if candidates is not None and candidates < 1:
+            raise EnsemblingError(f"--candidates must be at least 1, got {candidates}")
+        data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+        check_needs(chosen, data, score_examples)
+        method_obj = get_method(method)
+        backbone = self.backbones(resolve_base_model(base_model))
+        target = Target(data.card.name, data.card.category, data.fingerprint)
+        transfers = chosen.composition is not Composition.DEFAULT_INIT
+
+        records = self.compatible_records(data, backbone, method_obj, candidates)
+        config, records = choose_group(records, method_obj, backbone, method_config)
+        if transfers and not records:
+            raise EnsemblingError(
+                f"no compatible candidates: the registry has no trained {method} modules on {backbone.ref.name} "
+                f"(other than {data.card.name}'s own){_config_note(method_config)}; push some or choose another --method/--base-model"
+            )
+        loaded, skipped = self.load_candidates([candidate_of(record) for record in records], skip_corrupt)
+        if transfers and not loaded:
+            raise EnsemblingError("every candidate's blob failed its digest check; nothing is left to ensemble")
+
+        evaluator = None
+        if chosen.needs_model:
+            evaluator = make_evaluator(backbone, method_obj, config, data, device=device, seed=seed, score_examples=score_examples, tuning=tuning)
+        result = compose_init(chosen, loaded, data, evaluator, options, score_examples, progress)
+
+        by_id = {record.id: record for record in records}
+        rows = [SourceRow(s.candidate.id, s.candidate.task, s.candidate.category, s.score, s.weight) for s in result.sources]
+        provenance = Provenance(
+            strategy=result.strategy,
+            temperature=weighting.temperature,
+            top_k=top_k,
+            sources=tuple(SourceWeight(s.candidate.id, by_id[s.candidate.id].blob_digest, s.score, s.weight) for s in result.sources),
+            target_fingerprint=data.fingerprint,
         )
-    loaded, skipped = load_candidates(hub, [candidate_of(record) for record in records], skip_corrupt)
-    if transfers and not loaded:
-        raise EnsemblingError("every candidate's blob failed its digest check; nothing is left to ensemble")
-
-    evaluator = None
-    if chosen.needs_model:
-        evaluator = make_evaluator(backbone, method_obj, config, data, device=device, seed=seed, score_examples=score_examples, tuning=tuning)
-    result: Ensemble = run(chosen, loaded, target, evaluator, options, progress)
-
-    by_id = {record.id: record for record in records}
-    rows = [SourceRow(s.candidate.id, s.candidate.task, s.candidate.category, s.score, s.weight) for s in result.sources]
-    provenance = Provenance(
-        strategy=result.strategy,
-        temperature=weighting.temperature,
-        top_k=top_k,
-        sources=tuple(SourceWeight(s.candidate.id, by_id[s.candidate.id].blob_digest, s.score, s.weight) for s in result.sources),
-        target_fingerprint=data.fingerprint,
-    )
-    outcome = TransferResult(
-        strategy=result.strategy,
-        temperature=weighting.temperature,
-        top_k=top_k,
-        method=method_obj,
-        config=config,
-        tensors=result.tensors,
-        sources=rows,
-        provenance=provenance,
-        base_model=backbone.ref.name,
-        target=data.card.name,
-        skipped=tuple(skipped),
-        seconds=result.seconds,
-        tuning_steps=result.tuning_steps,
-    )
-    if register:
-        outcome.record = hub.register(
-            method_obj, config, result.tensors, data, backbone, kind="ensemble", provenance=provenance, tags=(f"init:{result.strategy}",)
+        outcome = TransferResult(
+            strategy=result.strategy,
+            temperature=weighting.temperature,
+            top_k=top_k,
+            method=method_obj,
+            config=config,
+            tensors=result.tensors,
+            sources=rows,
+            provenance=provenance,
+            base_model=backbone.ref.name,
+            target=data.card.name,
+            skipped=tuple(skipped),
+            seconds=result.seconds,
+            tuning_steps=result.tuning_steps,
         )
-    return outcome
+        if register:
+            outcome.record = self.register(
+                method_obj, config, result.tensors, data, backbone, kind="ensemble", provenance=provenance, tags=(f"init:{result.strategy}",)
+            )
+        return outcome
 
+    def transfer_init(self, base_model: str | os.PathLike[str] | None, dataset: Dataset | str | os.PathLike[str], **options: Any) -> TrainableModule:
+        """A trainable model (a PeftModel for PEFT methods) holding the ensemble's init; `random` holds the default init."""
+        result = self.ensemble(dataset, base_model=base_model, **options)
+        backbone = self.backbones(resolve_base_model(base_model))
+        seed_everything(int(options.get("seed", 0)))
+        model = result.method.attach(copy.deepcopy(backbone.model), result.config)
+        result.method.set_tensors(model, result.tensors)
+        origin = result.provenance if result.provenance.sources else None
+        return TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin, result)
+
+    def compatible_records(self, data: Dataset, backbone: Backbone, method: Method, candidates: int | None) -> list[ModuleRecord]:
+        """Trained modules of this base model and method, never the target task's own; narrowed by the index when asked."""
+
+        def usable(record: ModuleRecord) -> bool:
+            return (
+                record.kind == "trained"
+                and record.base_arch_hash == backbone.arch_hash
+                and record.task != data.card.name
+                and record.dataset_fingerprint != data.fingerprint
+            )
+
+        records = [record for record in self.catalog.list_modules(base_model=backbone.ref.name, method=method.name) if usable(record)]
+        if candidates is None or len(records) <= candidates:
+            return records
+        excluded = len(self.catalog.list_modules(base_model=backbone.ref.name, method=method.name)) - len(records)
+        hits = self.search(data, top_k=candidates + excluded, base_model=backbone.ref.name, method=method.name)
+        return [hit.module for hit in hits if usable(hit.module)][:candidates]
+
+    def load_candidates(self, candidates: Iterable[Candidate], skip_corrupt: bool) -> tuple[list[Candidate], list[str]]:
+        """Read each candidate's blob (its digest is verified); a corrupt one stops the run unless skipped explicitly."""
+        loaded, skipped = [], []
+        for candidate in candidates:
+            try:
+                tensors = from_bytes(self.blobs.get(candidate.digest, owner=candidate.label))
+            except BlobCorrupt as error:
+                if not skip_corrupt:
+                    raise EnsemblingError(f"candidate {candidate.label}: {error}; pass --skip-corrupt to ensemble without it") from None
+                skipped.append(f"{candidate.label}: {error}")
+                continue
+            loaded.append(replace(candidate, tensors=tensors))
+        return loaded, skipped
 
 def strategy_summaries() -> list[tuple[str, str]]:
     """Every registered strategy as written on the command line, with its one-line summary."""
     return [(name, STRATEGIES[name.partition(":")[0]].summary) for name in known()]
+
+
+def compose_init(
+    strategy: str | Strategy,
+    candidates: Sequence[Candidate],
+    data: Dataset,
+    evaluator: ModelEvaluator | None,
+    options: Options,
+    score_examples: int = SCORE_EXAMPLES,
+    progress: Callable[[int, int, Candidate], None] | None = None,
+    memo: dict[str, object] | None = None,
+) -> Ensemble:
+    """The one way an init is built: the strategy's needs checked against the target data, then weighted and composed.
+
+    `candidates` are loaded sources (never the target's own); `evaluator` holds the target's data
+    (`make_evaluator`); a shared `memo` lets controls reuse the weights their strategy found.
+    """
+    chosen, _weighting = resolve(strategy, options)
+    check_needs(chosen, data, score_examples)
+    return run(chosen, candidates, Target(data.card.name, data.card.category, data.fingerprint), evaluator, options, progress, memo)
 
 
 def check_needs(strategy: Strategy, data: Dataset, score_examples: int = SCORE_EXAMPLES) -> None:
@@ -190,19 +274,6 @@ def check_needs(strategy: Strategy, data: Dataset, score_examples: int = SCORE_E
             raise EnsemblingError(f"strategy {strategy.label} reads the target's {split} split, but {data.card.name!r} has none; add {split}.jsonl")
 
 
-def transfer_init(hub: Hub, base_model: str | os.PathLike[str] | None, dataset: Dataset | str | os.PathLike[str], **options: Any) -> TrainableModule:
-    """A trainable model (a PeftModel for PEFT methods) holding the ensemble's init; `random` holds the default init."""
-    from hub.api import TrainableModule
-
-    result = ensemble(hub, dataset, base_model=base_model, **options)
-    backbone = hub.backbone(resolve_base_model(base_model))
-    seed_everything(int(options.get("seed", 0)))
-    model = result.method.attach(copy.deepcopy(backbone.model), result.config)
-    result.method.set_tensors(model, result.tensors)
-    origin = result.provenance if result.provenance.sources else None
-    return TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin, result)
-
-
 def scoring_examples(data: Dataset, count: int) -> list[Example]:
     """One scoring batch: up to `count` labelled examples of the dev split (paper), else of train."""
     split = "dev" if data.splits.get("dev") else "train"
@@ -213,30 +284,11 @@ def scoring_examples(data: Dataset, count: int) -> list[Example]:
     return deterministic_sample(labelled, count)
 
 
-def compatible_records(hub: Hub, data: Dataset, backbone: _Backbone, method: Method, candidates: int | None) -> list[ModuleRecord]:
-    """Trained modules of this base model and method, never the target task's own; narrowed by the index when asked."""
-
-    def usable(record: ModuleRecord) -> bool:
-        return (
-            record.kind == "trained"
-            and record.base_arch_hash == backbone.arch_hash
-            and record.task != data.card.name
-            and record.dataset_fingerprint != data.fingerprint
-        )
-
-    records = [record for record in hub.registry.catalog.list_modules(base_model=backbone.ref.name, method=method.name) if usable(record)]
-    if candidates is None or len(records) <= candidates:
-        return records
-    excluded = len(hub.registry.catalog.list_modules(base_model=backbone.ref.name, method=method.name)) - len(records)
-    hits = hub.search(data, top_k=candidates + excluded, base_model=backbone.ref.name, method=method.name)
-    return [hit.module for hit in hits if usable(hit.module)][:candidates]
-
-
 def config_key(config: dict[str, Any]) -> str:
     return json.dumps({key: value for key, value in config.items() if key not in VOLATILE_CONFIG_KEYS}, sort_keys=True, default=str)
 
 
-def choose_group(records: list[ModuleRecord], method: Method, backbone: _Backbone, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[ModuleRecord]]:
+def choose_group(records: list[ModuleRecord], method: Method, backbone: Backbone, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[ModuleRecord]]:
     """Modules compose only with the same tensor schema and config: pick that group.
 
     With config overrides (e.g. r=4), the group whose config has them; otherwise the
@@ -262,29 +314,8 @@ def candidate_of(record: ModuleRecord) -> Candidate:
     return Candidate(record.id, record.task, record.category, record.blob_digest, {}, f"{record.base_model}@{record.base_arch_hash[:12]}", {"fingerprint": record.dataset_fingerprint})
 
 
-def load_candidates(hub: Hub, candidates: Iterable[Candidate], skip_corrupt: bool) -> tuple[list[Candidate], list[str]]:
-    """Read each candidate's blob (its digest is verified); a corrupt one stops the run unless skipped explicitly."""
-    loaded, skipped = [], []
-    for candidate in candidates:
-        try:
-            tensors = from_blob(hub, candidate)
-        except BlobCorrupt as error:
-            if not skip_corrupt:
-                raise EnsemblingError(f"candidate {candidate.label}: {error}; pass --skip-corrupt to ensemble without it") from None
-            skipped.append(f"{candidate.label}: {error}")
-            continue
-        loaded.append(replace(candidate, tensors=tensors))
-    return loaded, skipped
-
-
-def from_blob(hub: Hub, candidate: Candidate) -> dict[str, torch.Tensor]:
-    from store.tensors import from_bytes
-
-    return from_bytes(hub.registry.blobs.get(candidate.digest, owner=candidate.label))
-
-
 def make_evaluator(
-    backbone: _Backbone,
+    backbone: Backbone,
     method: Method,
     config: dict[str, Any],
     data: Dataset,

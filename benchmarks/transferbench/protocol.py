@@ -5,7 +5,7 @@ from the target's train split. The arms read that sample only (`without_test`); 
 test split is read once per arm, for its final score. `random` is trained first: its
 trained module is θ_t for kl and weight-cos. Every arm is trained with the same
 `TrainConfig` (budget, early stopping on the k-shot dev, seed). Inits come from
-`hub.transfer.make_evaluator` + `ensembling.ensemble.run`, the code path of
+`hub.transfer.make_evaluator` + `hub.transfer.compose_init`, the code path of
 `adapters ensemble`; one memo per sample lets each shuffled control permute the
 weights its strategy found.
 """
@@ -56,21 +56,21 @@ def source_diagnostics(evaluator, candidates) -> list[dict]:
 
 def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, sources: dict, settings: Settings, store: RunStore, log: Callable[[str], None]) -> None:
     """Every missing arm of one (target, shots, seed), each run appended to `store` as it ends."""
-    from ensembling.candidates import Target, Tuned
-    from ensembling.ensemble import Options, run
+    from ensembling.candidates import Tuned
+    from ensembling.ensemble import Options
     from ensembling.errors import EnsemblingError
     from hub.backbones import resolve_base_model
     from hub.formulations import formulation_for
     from hub.methods import get_method
     from hub.training import measure, train
-    from hub.transfer import candidate_of, load_candidates, make_evaluator
+    from hub.transfer import candidate_of, compose_init, make_evaluator
 
     full = suite[target]
     method_obj = get_method(method)
     backbone = hub.backbone(resolve_base_model(settings.base_model))
     records = [hub.show(sources[task].module_id) for task in sorted(sources) if task != target]
     config = dict(records[0].config)
-    candidates, _skipped = load_candidates(hub, [candidate_of(record) for record in records], skip_corrupt=False)
+    candidates, _skipped = hub.transfer.load_candidates([candidate_of(record) for record in records], skip_corrupt=False)
     formulation = formulation_for(backbone.ref)
     model = method_obj.attach(copy.deepcopy(backbone.model), config)
     test = test_examples(full, settings)
@@ -86,7 +86,6 @@ def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, 
         store.add_cell(target, method, shots, seed, source_diagnostics(evaluator, candidates))
     options = Options(seed=seed, reference_steps=settings.target_max_steps, tune_steps=settings.tune_steps, pool_size=settings.pool_size)
     memo: dict[str, object] = {}
-    goal = Target(full.card.name, full.card.category, full.fingerprint)
     for arm in arms:
         if store.has(target, method, shots, seed, arm):
             if arm == "random":
@@ -94,7 +93,7 @@ def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, 
             continue
         started = time.perf_counter()
         try:
-            init = run(arm, candidates, goal, evaluator, options, memo=memo)
+            init = compose_init(arm, candidates, sample, evaluator, options, settings.score_examples, memo=memo)
         except EnsemblingError as error:
             log(f"skip {arm} for {target} ({shots}-shot, seed {seed}): {error}")
             store.add_skip(target, method, shots, seed, arm, str(error))

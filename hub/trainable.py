@@ -1,0 +1,50 @@
+"""A loaded base model, and a module attached to a copy of it: what is trained, scored and saved."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from hub.backbones import BaseModelRef
+from hub.formulations import Formulation
+from hub.methods import Method
+from store.catalog import Provenance
+
+if TYPE_CHECKING:
+    from hub.transfer import TransferResult
+
+
+@dataclass
+class Backbone:
+    """A base model loaded once per Hub, with the hash of its weights' names and shapes."""
+
+    ref: BaseModelRef
+    model: nn.Module
+    arch_hash: str
+
+
+@dataclass
+class TrainableModule:
+    """A backbone with a module attached: the model to train, and how to read and save its module."""
+
+    model: nn.Module
+    method: Method
+    config: dict
+    formulation: Formulation
+    backbone: Backbone
+    origin: Provenance | None = None  # where the init came from; None for the method's default init
+    transfer: TransferResult | None = None  # the scores and weights of a `transfer_init`, whatever the strategy
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return self.method.get_tensors(self.model)
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the module in the PEFT folder layout (what `adapters push` reads)."""
+        target = Path(folder)
+        self.method.write_folder(target, self.config, {k: v.cpu() for k, v in self.tensors().items()}, self.backbone.ref.name)
+        return target
