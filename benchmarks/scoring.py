@@ -45,10 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from ensembling.candidates import Candidate, Target  # noqa: E402
-from ensembling.scores import el2n_score, loss_score  # noqa: E402
-from ensembling.strategies import Context, get_strategy  # noqa: E402
-from ensembling.ensemble import score_candidates  # noqa: E402
+from ensembling.candidates import Candidate, Rows, Target  # noqa: E402
+from ensembling.strategies import DEFAULT, STRATEGIES, Context, Family, Needs, get_strategy, of_family  # noqa: E402
 from hub import Hub, load_dataset  # noqa: E402
 from hub.trainable import TrainableModule  # noqa: E402
 from hub.evaluation import ModelEvaluator  # noqa: E402
@@ -57,7 +55,23 @@ from hub.training import seed_everything  # noqa: E402
 from store.catalog import ModuleRecord  # noqa: E402
 
 SUITE = ROOT / "suites" / "wordnet"
-SCORERS = {"loss": loss_score, "el2n": el2n_score}
+# The strategies that score from the sources' predictions alone (what both paths compute).
+SCORERS = [name for name in of_family(Family.PAPER) if STRATEGIES[name].needs == {Needs.SCORING} and not STRATEGIES[name].reads_gradients]
+
+
+class GivenRows:
+    """The part of an evaluator a prediction-only strategy reads, holding rows computed elsewhere (the naive loop)."""
+
+    def __init__(self, rows: Rows) -> None:
+        self._rows = rows
+
+    def predict(self, candidate: Candidate) -> Rows:
+        return self._rows
+
+
+def score_with(strategy: str, rows: Rows) -> float:
+    chosen = get_strategy(strategy)
+    return chosen.score(Context(Target("target", "x"), GivenRows(rows)), Candidate(0, "source", "x", "0" * 64, {})).score
 
 
 def synthetic_registry(hub: Hub, count: int, seed: int = 0) -> tuple[list[ModuleRecord], TrainableModule]:
@@ -78,9 +92,10 @@ def live_scores(hub: Hub, records: list[ModuleRecord], module: TrainableModule, 
     candidates = (Candidate(r.id, r.task, r.category, r.blob_digest, hub.load_tensors(r), r.base_model) for r in records)
     context = Context(Target("target", "x"), evaluator)
     chosen = get_strategy(strategy)
+    chosen.prepare(context)
     scores = []
     for candidate in candidates:  # one at a time: a candidate's tensors are read just before use
-        scores.append(score_candidates(chosen, [candidate], context)[0].score)
+        scores.append(chosen.score(context, candidate).score)
     return time.perf_counter() - started, scores
 
 
@@ -110,8 +125,8 @@ def naive_scores(folders: list[Path], ref, examples, batched: bool) -> tuple[flo
         width = max(row.shape[0] for row in rows)
         log_probs = torch.stack([torch.cat([row, row.new_full((width - row.shape[0],), float("-inf"))]) for row in rows])
         gold = torch.stack(golds)
-        for name, scorer in SCORERS.items():
-            results[name].append(scorer(log_probs, gold))
+        for name in SCORERS:
+            results[name].append(score_with(name, Rows(log_probs, gold)))
     return time.perf_counter() - started, results
 
 
@@ -119,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--examples", type=int, default=64)
-    parser.add_argument("--strategies", nargs="+", default=["loss", "el2n"], choices=sorted(SCORERS))
+    parser.add_argument("--strategies", nargs="+", default=[DEFAULT], choices=SCORERS)
     parser.add_argument("--naive-limit", type=int, default=None, help="time the naive loop on at most this many candidates per size")
     parser.add_argument("--naive-batched", action="store_true", help="also time the naive loop with batched, no_grad forwards")
     parser.add_argument("--threads", type=int, default=None)

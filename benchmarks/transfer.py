@@ -176,24 +176,24 @@ def parse(argv: Sequence[str]) -> Settings:
     out = args.out or ROOT / "out" / f"transfer-{values.get('preset', 'custom')}"
     settings = Settings(suite=args.suite, out=out, registry=args.registry or out / "registry", **values)
     if not settings.strategies:
-        from ensembling.strategies import Family, of_family
+        from ensembling.strategies import Family, of_family, shuffled_of
 
         names = of_family(Family.PAPER, Family.WEIGHTS, Family.BASELINE, Family.CONTROL)
-        settings = replace(settings, strategies=tuple(names) + tuple(f"shuffled:{name}" for name in of_family(Family.PAPER, Family.WEIGHTS)))
+        settings = replace(settings, strategies=tuple(names) + tuple(shuffled_of(name) for name in of_family(Family.PAPER, Family.WEIGHTS)))
     return settings
 
 
 def check(settings: Settings, suite: dict) -> tuple[list[str], list[str]]:
     from ensembling.errors import EnsemblingError
-    from ensembling.strategies import get_strategy
+    from ensembling.strategies import NO_TRANSFER, get_strategy
 
     for name in settings.strategies:
         try:
             get_strategy(name)
         except EnsemblingError as error:
             raise SystemExit(f"error: --strategies: {error}") from None
-    if "random" not in settings.strategies:
-        raise SystemExit("error: --strategies must include random (every gain is measured against it)")
+    if NO_TRANSFER not in settings.strategies:
+        raise SystemExit(f"error: --strategies must include {NO_TRANSFER} (every gain is measured against it)")
     tasks = list(settings.tasks) or sorted(suite)
     unknown = [name for name in tasks if name not in suite]
     if unknown:

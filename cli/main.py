@@ -9,10 +9,8 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cli import render
-from ensembling.errors import EnsemblingError
-from hub import Hub, HubError, load_dataset, strategy_summaries
+from hub import DEFAULT_STRATEGY, NO_TRANSFER, USER_ERRORS, Hub, load_dataset, strategy_summaries
 from hub.training import TrainConfig, resolve_device
-from store.errors import StoreError
 
 app = typer.Typer(help="deltahub: a registry of adapter modules and task-transfer initializations.", no_args_is_help=True, add_completion=False)
 index_app = typer.Typer(help="The faiss indexes (caches of the database).", no_args_is_help=True)
@@ -20,7 +18,6 @@ db_app = typer.Typer(help="The registry database schema.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(db_app, name="db")
 
-USER_ERRORS = (HubError, StoreError, EnsemblingError)
 STRATEGY_HELP = "; ".join(f"{name}: {summary}" for name, summary in strategy_summaries())
 
 RegistryOption = Annotated[
@@ -181,7 +178,7 @@ def ensemble(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder of the new (target) task.")],
     base_model: BaseModelOption = None,
     method: MethodOption = "lora",
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help=STRATEGY_HELP)] = "el2n",
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help=STRATEGY_HELP)] = DEFAULT_STRATEGY,
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
     znorm: Annotated[Optional[bool], typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
@@ -235,7 +232,7 @@ def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder of the task to train (task.json + splits).")],
     base_model: BaseModelOption = None,
     method: MethodOption = "lora",
-    init: Annotated[str, typer.Option("--init", help="random (the method's default), a module id, or an ensembling strategy (el2n, loss, …).")] = "random",
+    init: Annotated[str, typer.Option("--init", help=f"{NO_TRANSFER} (the method's default init), a module id, or an ensembling strategy (see `adapters ensemble --help`).")] = NO_TRANSFER,
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
     candidates: CandidatesOption = None,

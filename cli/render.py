@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hub import SearchHit
-from store.catalog import ModuleRecord
+from hub import ModuleRecord, SearchHit
 
 console = Console()
 
@@ -100,6 +99,11 @@ def weights_table(result) -> Table:
         table.add_row(str(row.module_id), row.task, row.category, score, f"{row.weight:.4f}")
     if not result.sources:
         table.add_row("-", "(no sources: the method's default init)", "", "", "")
+    elif len(result.sources) > 1:
+        effective, count = result.effective_sources, len(result.sources)
+        # Near-uniform weights mean the scores did not tell the sources apart: say so, it is `average` in all but name.
+        verdict = "near-uniform: the scores barely tell these sources apart, so this init is close to `average`" if effective >= 0.8 * count else "selective"
+        table.caption = f"effective sources 1/Σw² = {effective:.1f} of {count}: {verdict}"
     return table
 
 
@@ -113,6 +117,7 @@ def ensemble_json(result) -> dict[str, Any]:
         "base_model": result.base_model,
         "method": result.method.name,
         "sources": [{"module_id": r.module_id, "task": r.task, "category": r.category, "score": r.score, "weight": r.weight} for r in result.sources],
+        "effective_sources": result.effective_sources,
         "skipped": list(result.skipped),
     }
 

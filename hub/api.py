@@ -7,7 +7,6 @@ import json
 import getpass
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from hub.errors import BaseModelMismatch, HubError
 from hub.formulations import Formulation, formulation_for
 from hub.training import TrainConfig, TrainResult, train
 from hub.methods import Method, get_method, method_for_config, read_config
+from hub.search import SearchHit
 from hub.trainable import Backbone, TrainableModule
 from hub.transfer import TransferResult, TransferService
 from store.catalog import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
@@ -31,14 +31,6 @@ from store.maintenance import verify as verify_registry
 from store.tensors import digest_of, from_bytes, schema_hash, tensor_schema, to_bytes
 
 KIND_OF_TASK_TYPE = {"SEQ_CLS": "cross-encoder", "SEQ_2_SEQ_LM": "seq2seq", "CAUSAL_LM": "causal"}
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """A module found by a search and its cosine similarity to the query."""
-
-    module: ModuleRecord
-    similarity: float
 
 
 class Hub:

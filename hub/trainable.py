@@ -5,18 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from hub.backbones import BaseModelRef
 from hub.formulations import Formulation
 from hub.methods import Method
+from hub.inits import TransferResult
 from store.catalog import Provenance
-
-if TYPE_CHECKING:
-    from hub.transfer import TransferResult
 
 
 @dataclass

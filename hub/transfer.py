@@ -24,75 +24,33 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 
 from ensembling.candidates import Candidate, Target, Tuned
 from ensembling.ensemble import Ensemble, Options, resolve, run
 from ensembling.errors import EnsemblingError
-from ensembling.strategies import STRATEGIES, Composition, Needs, Strategy, known
+from ensembling.strategies import DEFAULT as DEFAULT_STRATEGY
+from ensembling.strategies import NO_TRANSFER, STRATEGIES, Composition, Needs, Strategy, known
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS
 from hub.backbones import BaseModelRef, resolve_base_model
 from hub.datasets import Dataset, Example, deterministic_sample, load_dataset
 from hub.evaluation import ModelEvaluator
 from hub.formulations import formulation_for
 from hub.methods import Method, get_method
+from hub.inits import SourceRow, TransferResult
+from hub.search import SearchHit
 from hub.trainable import Backbone, TrainableModule
 from hub.training import TrainConfig, resolve_device, seed_everything
 from store.catalog import ModuleRecord, Provenance, SourceWeight
 from store.errors import BlobCorrupt
 from store.tensors import from_bytes
 
-if TYPE_CHECKING:
-    from hub.api import SearchHit
 
 SCORE_EXAMPLES = 50  # the paper scores with one dev batch of about 50 examples
 # Config keys that do not change what a module computes.
 VOLATILE_CONFIG_KEYS = {"base_model_name_or_path", "revision", "inference_mode", "peft_version", "auto_mapping"}
-
-
-@dataclass(frozen=True)
-class SourceRow:
-    module_id: int
-    task: str
-    category: str
-    score: float | None
-    weight: float
-
-
-@dataclass
-class TransferResult:
-    """An ensemble for a target: per-source scores and weights, the composed module and its provenance."""
-
-    strategy: str
-    temperature: float
-    top_k: int | None
-    method: Method
-    config: dict[str, Any]
-    tensors: dict[str, torch.Tensor]
-    sources: list[SourceRow]
-    provenance: Provenance
-    base_model: str
-    target: str
-    record: ModuleRecord | None = None
-    skipped: tuple[str, ...] = ()
-    seconds: float = 0.0
-    tuning_steps: int = 0
-
-    @property
-    def weights(self) -> dict[int, float]:
-        return {row.module_id: row.weight for row in self.sources}
-
-    @property
-    def scores(self) -> dict[int, float | None]:
-        return {row.module_id: row.score for row in self.sources}
-
-    def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write the init as a module folder (PEFT layout, or the method's own format)."""
-        target = Path(folder)
-        self.method.write_folder(target, self.config, self.tensors, self.base_model)
-        return target
 
 
 class CatalogReader(Protocol):
@@ -122,7 +80,7 @@ class TransferService:
         *,
         base_model: str | os.PathLike[str] | None = None,
         method: str = "lora",
-        strategy: str = "el2n",
+        strategy: str = DEFAULT_STRATEGY,
         top_k: int | None = None,
         temperature: float | None = None,
         znorm: bool | None = None,

@@ -59,6 +59,7 @@ def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, 
     from ensembling.candidates import Tuned
     from ensembling.ensemble import Options
     from ensembling.errors import EnsemblingError
+    from ensembling.strategies import NO_TRANSFER
     from hub.backbones import resolve_base_model
     from hub.formulations import formulation_for
     from hub.methods import get_method
@@ -74,7 +75,7 @@ def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, 
     formulation = formulation_for(backbone.ref)
     model = method_obj.attach(copy.deepcopy(backbone.model), config)
     test = test_examples(full, settings)
-    arms = ["random", *[name for name in settings.strategies if name != "random"]]
+    arms = [NO_TRANSFER, *[name for name in settings.strategies if name != NO_TRANSFER]]
     if all(store.has(target, method, shots, seed, arm) for arm in arms):
         return
     sample = full.few_shot(shots, seed).without_test()
@@ -88,7 +89,7 @@ def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, 
     memo: dict[str, object] = {}
     for arm in arms:
         if store.has(target, method, shots, seed, arm):
-            if arm == "random":
+            if arm == NO_TRANSFER:
                 evaluator.use_reference(Tuned(store.random_module(target, method, shots, seed), 0, math.nan))
             continue
         started = time.perf_counter()
@@ -104,7 +105,7 @@ def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, 
         trained = time.perf_counter()
         test_acc = measure(model, formulation, test).accuracy
         done = time.perf_counter()
-        if arm == "random":
+        if arm == NO_TRANSFER:
             tensors = {name: tensor.detach().cpu().clone() for name, tensor in method_obj.get_tensors(model).items()}
             store.save_random_module(target, method, shots, seed, tensors)
             evaluator.use_reference(Tuned(tensors, result.steps, result.best_dev))

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from benchmarks.transferbench.settings import Settings
+from ensembling.strategies import NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, get_strategy, shuffled_of
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import paired_delta, per_target_delta, spearman, steps_to_reach
 
@@ -16,14 +17,10 @@ GOAL_POINTS = 5.0
 
 
 def family_of(arm: str) -> str:
-    from ensembling.strategies import get_strategy
-
     return get_strategy(arm).family.value
 
 
 def scored(arms: list[str]) -> list[str]:
-    from ensembling.strategies import Composition, Family, get_strategy
-
     return [arm for arm in arms if get_strategy(arm).composition is Composition.SCORED and get_strategy(arm).family is not Family.CONTROL]
 
 
@@ -34,7 +31,7 @@ def mean(values) -> float:
 
 def arms_in(runs: list[dict], settings: Settings) -> list[str]:
     present = {run["arm"] for run in runs}
-    order = ["random", *[name for name in settings.strategies if name != "random"]]
+    order = [NO_TRANSFER, *[name for name in settings.strategies if name != NO_TRANSFER]]
     return [arm for arm in order if arm in present]
 
 
@@ -44,19 +41,19 @@ def main_table(runs: list[dict], method: str, shots: int, arms: list[str]) -> li
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |",
     ]
     mine = [run for run in runs if run["method"] == method and run["shots"] == shots]
-    random_dev = {(run["target"], run["seed"]): run["dev_acc"] for run in mine if run["arm"] == "random"}
+    random_dev = {(run["target"], run["seed"]): run["dev_acc"] for run in mine if run["arm"] == NO_TRANSFER}
     for arm in arms:
         rows = [run for run in mine if run["arm"] == arm]
         if not rows:
             continue
         acc = mean(100 * run["test_acc"] for run in rows)
         cells = []
-        for reference in ("random", "average", "random-pool", f"shuffled:{arm}"):
+        for reference in (NO_TRANSFER, UNIFORM, RANDOM_POOL, shuffled_of(arm)):
             cells.append("–" if reference == arm or not any(r["arm"] == reference for r in mine) else paired_delta(runs, method, shots, arm, reference).text())
-        targets = per_target_delta(runs, method, shots, arm, "random") if arm != "random" else {}
+        targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER) if arm != NO_TRANSFER else {}
         worst = f"{min(targets.values()):+.1f} ({min(targets, key=targets.get)})" if targets else "–"
         tally = f"{sum(v > 0 for v in targets.values())}/{sum(v == 0 for v in targets.values())}/{sum(v < 0 for v in targets.values())}" if targets else "–"
-        effective = mean(run["effective_sources"] for run in rows) if arm != "random" else math.nan
+        effective = mean(run["effective_sources"] for run in rows) if arm != NO_TRANSFER else math.nan
         reached = [steps_to_reach(run["history"], random_dev[(run["target"], run["seed"])]) for run in rows if (run["target"], run["seed"]) in random_dev]
         hits = [value for value in reached if value is not None]
         speed = f"{statistics.median(hits):.0f} ({len(hits)}/{len(reached)})" if hits else f"– (0/{len(reached)})"
@@ -69,15 +66,15 @@ def main_table(runs: list[dict], method: str, shots: int, arms: list[str]) -> li
 
 
 def target_table(runs: list[dict], method: str, shots: int, arms: list[str], targets: list[str]) -> list[str]:
-    shown = [arm for arm in arms if arm != "random"]
+    shown = [arm for arm in arms if arm != NO_TRANSFER]
     lines = ["| target | random acc | " + " | ".join(shown) + " |", "| --- | ---: | " + " | ".join("---:" for _ in shown) + " |"]
     for target in targets:
-        base = [100 * run["test_acc"] for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == "random" and run["target"] == target]
+        base = [100 * run["test_acc"] for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == NO_TRANSFER and run["target"] == target]
         if not base:
             continue
         parts = []
         for arm in shown:
-            deltas = per_target_delta(runs, method, shots, arm, "random")
+            deltas = per_target_delta(runs, method, shots, arm, NO_TRANSFER)
             parts.append(f"{deltas[target]:+.1f}" if target in deltas else "–")
         lines.append(f"| {target} | {mean(base):.1f} | " + " | ".join(parts) + " |")
     return lines
@@ -113,7 +110,8 @@ def related_or_sharp(runs: list[dict], cells: list[dict], method: str, arms: lis
         "| strategy | weight on same-category sources | uniform share | ρ(weight, same category) | ρ(weight, source confidence) | ρ(weight, source zero-shot acc) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for arm in scored(arms) + ["group-average", "random-pool"]:
+    uniform = [arm for arm in arms if get_strategy(arm).composition is Composition.UNIFORM and arm != UNIFORM]
+    for arm in scored(arms) + uniform:
         share, uniform, weights, same, confidence, zero_shot = [], [], [], [], [], []
         for run in runs:
             if run["method"] != method or run["arm"] != arm or not run["weights"]:
@@ -141,12 +139,12 @@ def goal_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
     for arm in scored(arms):
         verdicts = []
         for shots in shots_list:
-            vs_random = paired_delta(runs, method, shots, arm, "random")
+            vs_random = paired_delta(runs, method, shots, arm, NO_TRANSFER)
             if vs_random.units == 0:
                 continue
             checks = [f"Δ random {vs_random.text()}{' ≥ 5' if vs_random.mean >= GOAL_POINTS else ' < 5'}"]
             passed = vs_random.mean >= GOAL_POINTS and vs_random.excludes_zero
-            for reference in ("average", "random-pool", f"shuffled:{arm}"):
+            for reference in (UNIFORM, RANDOM_POOL, shuffled_of(arm)):
                 delta = paired_delta(runs, method, shots, arm, reference)
                 if delta.units == 0:
                     checks.append(f"{reference} not run")
@@ -268,7 +266,7 @@ def heatmaps(out: Path, runs: list[dict], settings: Settings, targets: list[str]
     for old in out.glob("weights-*.png"):
         old.unlink()
     written = []
-    for arm in [arm for arm in arms_in(runs, settings) if arm != "random"]:
+    for arm in [arm for arm in arms_in(runs, settings) if arm != NO_TRANSFER]:
         figure, axes = plt.subplots(1, len(settings.methods), figsize=(max(7, 0.45 * len(tasks) + 4) * len(settings.methods), max(3.5, 0.4 * len(targets) + 3)), squeeze=False)
         for axis, method in zip(axes[0], settings.methods):
             sums = defaultdict(float)

@@ -14,6 +14,19 @@ from ensembling.strategies.base import Composition, Context, Family, Needs, Scor
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
+# The names callers compare against or default to, declared here so that no strategy
+# name is spelled outside this package (a test checks it).
+DEFAULT = "el2n"  # what `adapters ensemble` and `Hub.transfer_init` use when not told
+NO_TRANSFER = "random"  # the method's default init: every gain is measured against it
+UNIFORM = "average"  # equal weights over every source
+RANDOM_POOL = "random-pool"  # equal weights over a few random sources (control)
+SHUFFLED = "shuffled"  # shuffled:<strategy>, a strategy's weights permuted (control)
+
+
+def shuffled_of(strategy: str) -> str:
+    """The name of `strategy`'s shuffled control."""
+    return f"{SHUFFLED}:{strategy}"
+
 
 def register(cls: type[Strategy]) -> type[Strategy]:
     if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls:
@@ -54,4 +67,4 @@ def get_strategy(name: str) -> Strategy:
 
 _load_all()
 
-__all__ = ["STRATEGIES", "Composition", "Context", "Family", "Needs", "Scored", "Strategy", "Weighted", "Weighting", "get_strategy", "known", "of_family", "register"]
+__all__ = ["DEFAULT", "NO_TRANSFER", "RANDOM_POOL", "SHUFFLED", "STRATEGIES", "UNIFORM", "shuffled_of", "Composition", "Context", "Family", "Needs", "Scored", "Strategy", "Weighted", "Weighting", "get_strategy", "known", "of_family", "register"]

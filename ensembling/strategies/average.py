@@ -1,10 +1,10 @@
-from ensembling.strategies import register
+from ensembling.strategies import UNIFORM, register
 from ensembling.strategies.base import Composition, Family, Strategy
 
 
 @register
 class Average(Strategy):
-    name = "average"
+    name = UNIFORM
     summary = "uniform weights over every source"
     family = Family.BASELINE
     composition = Composition.UNIFORM

@@ -107,6 +107,7 @@ class Strategy:
     family: ClassVar[Family]
     composition: ClassVar[Composition] = Composition.SCORED
     needs: ClassVar[frozenset[Needs]] = frozenset({Needs.SCORING})
+    reads_gradients: ClassVar[bool] = False  # scores need a backward pass per source (costlier than predictions)
     sign: ClassVar[int] = -1
     temperature: ClassVar[float] = 0.1
     znorm: ClassVar[bool] = False

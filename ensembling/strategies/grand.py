@@ -10,6 +10,7 @@ class Grand(Strategy):
     name = "grand"
     summary = "Σ over scoring batches of ‖∇θ L‖₂ w.r.t. the source's parameters (lower is closer)"
     family = Family.PAPER
+    reads_gradients = True
 
     def score(self, context, candidate):
         evaluator = context.need_evaluator(self.name)

@@ -1,10 +1,10 @@
-from ensembling.strategies import register
+from ensembling.strategies import NO_TRANSFER, register
 from ensembling.strategies.base import Composition, Family, Strategy
 
 
 @register
 class Random(Strategy):
-    name = "random"
+    name = NO_TRANSFER
     summary = "no transfer: the method's default initialization"
     family = Family.BASELINE
     composition = Composition.DEFAULT_INIT

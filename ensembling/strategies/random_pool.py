@@ -1,6 +1,6 @@
 import random
 
-from ensembling.strategies import register
+from ensembling.strategies import RANDOM_POOL, register
 from ensembling.strategies.base import Composition, Family, Strategy
 
 
@@ -8,7 +8,7 @@ from ensembling.strategies.base import Composition, Family, Strategy
 class RandomPool(Strategy):
     """The "Recycling LoRAs" question as a control: do a few arbitrary sources help as much as chosen ones?"""
 
-    name = "random-pool"
+    name = RANDOM_POOL
     summary = "uniform weights over a few sources drawn at random (seeded; no look at the target's data)"
     family = Family.CONTROL
     composition = Composition.UNIFORM

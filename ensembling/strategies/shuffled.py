@@ -1,7 +1,7 @@
 import random
 
 from ensembling.errors import EnsemblingError
-from ensembling.strategies import get_strategy, register
+from ensembling.strategies import SHUFFLED, get_strategy, register
 from ensembling.strategies.base import Composition, Family, Strategy, Weighted, Weighting
 
 
@@ -14,7 +14,7 @@ class Shuffled(Strategy):
     read from the run's memo when s already ran on this target, else s runs first.
     """
 
-    name = "shuffled"
+    name = SHUFFLED
     parameter = "strategy"
     summary = "a scored strategy's weights permuted over its sources (control)"
     family = Family.CONTROL
