@@ -10,7 +10,6 @@ import typer
 
 from cli import render
 from hub import DEFAULT_STRATEGY, NO_TRANSFER, USER_ERRORS, Hub, load_dataset, strategy_summaries
-from hub.training import TrainConfig, resolve_device
 
 app = typer.Typer(help="deltahub: a registry of adapter modules and task-transfer initializations.", no_args_is_help=True, add_completion=False)
 index_app = typer.Typer(help="The faiss indexes (caches of the database).", no_args_is_help=True)
@@ -252,6 +251,8 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train a module for a task from an init (random, a registry module, or a strategy's ensemble)."""
+    from hub.training import TrainConfig, resolve_device
+
     refuse_used_folder(out)
     config = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, patience=patience, max_steps=max_steps, eval_every=eval_every, progress=not as_json

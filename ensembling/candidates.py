@@ -7,13 +7,17 @@ Hugging Face models (a PET method attached to a live backbone + a formulation).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-Tensors = Mapping[str, torch.Tensor]
+
+Tensors = Mapping[str, "torch.Tensor"]
 
 
 @dataclass(frozen=True)

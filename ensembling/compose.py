@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 from collections.abc import Mapping, Sequence
 
-import torch
 
 from ensembling.candidates import Candidate
 from ensembling.errors import EnsemblingError
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHT_SUM_TOLERANCE = 1e-6
 
@@ -61,6 +65,7 @@ def compose(candidates: Sequence[Candidate], weights: Sequence[float]) -> dict[s
     Weights must be non-negative and sum to one; sources with weight 0 are skipped,
     so one source with weight 1 is reproduced exactly.
     """
+    import torch
     if len(candidates) != len(weights):
         raise EnsemblingError(f"{len(candidates)} modules but {len(weights)} weights")
     check_compatible(candidates)

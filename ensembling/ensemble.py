@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 
 from ensembling.candidates import Candidate, Evaluator, Target
 from ensembling.compose import compose
@@ -14,6 +15,9 @@ from ensembling.errors import EnsemblingError
 from ensembling.strategies import Composition, Context, Strategy, Weighting, get_strategy
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS, Progress
 from ensembling.weights import check_temperature, check_top_k
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 from collections.abc import Sequence
 
-import torch
 
 from ensembling.errors import EnsemblingError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def check_temperature(temperature: float) -> float:
@@ -24,6 +28,7 @@ def check_top_k(top_k: int | None) -> int | None:
 
 def znormalize(scores: Sequence[float]) -> list[float]:
     """(s − mean) / std; all-equal scores become zeros."""
+    import torch
     values = torch.tensor(list(scores), dtype=torch.float64)
     std = float(values.std(unbiased=False)) if len(values) > 1 else 0.0
     centred = values - values.mean()
@@ -34,6 +39,7 @@ def scores_to_weights(
     scores: Sequence[float], *, sign: int, temperature: float, znorm: bool = False, top_k: int | None = None
 ) -> list[float]:
     """Weights summing to one. Ties in top-k keep the earlier candidate (deterministic)."""
+    import torch
     check_temperature(temperature)
     check_top_k(top_k)
     if sign not in (1, -1):

@@ -1,10 +1,45 @@
-"""The deltahub Python API: `Hub` and what touches models (loading, datasets, embeddings, training)."""
+"""The deltahub Python API: `Hub` and what touches models (loading, datasets, embeddings, training).
 
-from hub.api import Hub
-from hub.datasets import Dataset, Example, TaskCard, from_records, load_dataset
-from hub.errors import USER_ERRORS, HubError
-from hub.search import SearchHit
-from store.catalog import ModuleRecord
-from hub.transfer import DEFAULT_STRATEGY, NO_TRANSFER, strategy_summaries
+Names are imported on first use (PEP 562), so `import hub` and the CLI's verbs that touch no
+model (list, show, rm, verify, gc, db, index) load no model library.
+"""
 
-__all__ = ["DEFAULT_STRATEGY", "NO_TRANSFER", "USER_ERRORS", "Dataset", "ModuleRecord", "Example", "Hub", "HubError", "SearchHit", "TaskCard", "from_records", "load_dataset", "strategy_summaries"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Hub": "hub.api",
+    "Dataset": "hub.datasets",
+    "Example": "hub.datasets",
+    "TaskCard": "hub.datasets",
+    "from_records": "hub.datasets",
+    "load_dataset": "hub.datasets",
+    "HubError": "hub.errors",
+    "USER_ERRORS": "hub.errors",
+    "SearchHit": "hub.search",
+    "ModuleRecord": "store.catalog",
+    "DEFAULT_STRATEGY": "hub.strategies",
+    "NO_TRANSFER": "hub.strategies",
+    "strategy_summaries": "hub.strategies",
+}
+
+if TYPE_CHECKING:
+    from hub.api import Hub
+    from hub.datasets import Dataset, Example, TaskCard, from_records, load_dataset
+    from hub.errors import USER_ERRORS, HubError
+    from hub.search import SearchHit
+    from hub.strategies import DEFAULT_STRATEGY, NO_TRANSFER, strategy_summaries
+    from store.catalog import ModuleRecord
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_EXPORTS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import copy
 import json
 import getpass
@@ -9,26 +11,29 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
 
-from hub.backbones import BaseModelRef, architecture_hash, load_base_model, resolve_base_model
 from hub.datasets import Dataset, load_dataset
-from hub.embeddings import DatasetEncoder, parameter_sketch
 from hub.errors import BaseModelMismatch, HubError
-from hub.formulations import Formulation, formulation_for
-from hub.training import TrainConfig, TrainResult, train
-from hub.methods import Method, get_method, method_for_config, read_config
 from hub.search import SearchHit
-from hub.trainable import Backbone, TrainableModule
-from hub.transfer import TransferResult, TransferService
 from store.catalog import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
 from store.registry import Registry, upgrade_registry, resolve_location
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
 from store.maintenance import verify as verify_registry
-from store.tensors import digest_of, from_bytes, schema_hash, tensor_schema, to_bytes
+
+if TYPE_CHECKING:
+    from hub.backbones import BaseModelRef, architecture_hash, load_base_model, resolve_base_model
+    from hub.embeddings import DatasetEncoder, parameter_sketch
+    from hub.formulations import Formulation, formulation_for
+    from hub.methods import Method, get_method, method_for_config, read_config
+    from hub.trainable import Backbone, TrainableModule
+    from hub.training import TrainConfig, TrainResult, train
+    from hub.transfer import TransferResult, TransferService
+    from store.tensors import digest_of, from_bytes, schema_hash, tensor_schema, to_bytes
+    from torch import nn
+    import numpy as np
+    import torch
+
 
 KIND_OF_TASK_TYPE = {"SEQ_CLS": "cross-encoder", "SEQ_2_SEQ_LM": "seq2seq", "CAUSAL_LM": "causal"}
 
@@ -58,12 +63,15 @@ class Hub:
 
     @property
     def encoder(self) -> DatasetEncoder:
+        from hub.embeddings import DatasetEncoder
         if self._encoder is None:
             self._encoder = DatasetEncoder()
         return self._encoder
 
     def backbone(self, ref: BaseModelRef) -> Backbone:
         """The base model, loaded once per Hub."""
+        from hub.trainable import Backbone
+        from hub.backbones import architecture_hash, load_base_model
         key = (str(ref.path), ref.kind)
         if key not in self._backbones:
             model = load_base_model(ref)
@@ -72,6 +80,10 @@ class Hub:
 
     def new_module(self, base_model: str | os.PathLike[str] | None = None, method: str = "lora", **method_config: object) -> TrainableModule:
         """A fresh module (the method's default init) on a copy of the base model."""
+        from hub.trainable import TrainableModule
+        from hub.formulations import formulation_for
+        from hub.methods import get_method
+        from hub.backbones import resolve_base_model
         chosen = get_method(method)
         backbone = self.backbone(resolve_base_model(base_model))
         config = chosen.default_config(backbone.ref, **method_config)
@@ -92,6 +104,7 @@ class Hub:
         A pushed module records its init's provenance. Nothing is pushed when training
         fails or is interrupted.
         """
+        from hub.training import TrainConfig, train
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
         result = train(module.model, module.method, module.formulation, data.split("train"), data.splits.get("dev", ()), config or TrainConfig(), data.splits.get("test", ()))
         # Under `accelerate launch` every process trains the same module; one registers it.
@@ -117,6 +130,8 @@ class Hub:
         created_by: str | None = None,
     ) -> ModuleRecord:
         """Register a module folder (PEFT layout) trained on `dataset`; pushing it again returns the same module."""
+        from hub.methods import method_for_config, read_config
+        from hub.backbones import resolve_base_model
         folder = Path(folder)
         method = method_for_config(read_config(folder))
         config, tensors = method.read_folder(folder)
@@ -142,6 +157,8 @@ class Hub:
         provenance: Provenance | None = None,
     ) -> ModuleRecord:
         """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob."""
+        from store.tensors import digest_of, schema_hash, tensor_schema, to_bytes
+        from hub.embeddings import parameter_sketch
         data = to_bytes(tensors)
         digest = digest_of(data)
         schema = tensor_schema(tensors)
@@ -229,6 +246,7 @@ class Hub:
         return [SearchHit(record, hits[record.dataset_id]) for record in ranked[:top_k]]
 
     def _search_by_module(self, module_id: int, top_k: int, filters: dict[str, str | None]) -> list[SearchHit]:
+        from hub.embeddings import parameter_sketch
         query = self.show(module_id)
         vector = parameter_sketch(self.load_tensors(query))
         width = top_k + 1
@@ -253,10 +271,12 @@ class Hub:
         return self.registry.remove_module(module_id)
 
     def load_tensors(self, record: ModuleRecord) -> dict[str, torch.Tensor]:
+        from store.tensors import from_bytes
         return from_bytes(self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}"))
 
     def export(self, module_id: int, out: str | os.PathLike[str]) -> Path:
         """Write a module as a folder that `PeftModel.from_pretrained` (or deltahub) loads."""
+        from hub.methods import get_method
         record = self.show(module_id)
         tensors = self.load_tensors(record)
         target = Path(out)
@@ -267,6 +287,10 @@ class Hub:
 
     def load_module(self, module_id: int, base_model: str | os.PathLike[str] | None = None, method: str | None = None) -> TrainableModule:
         """A trainable copy of a registry module, refused unless it is for this base model and method."""
+        from hub.trainable import TrainableModule
+        from hub.formulations import formulation_for
+        from hub.methods import get_method
+        from hub.backbones import resolve_base_model
         record = self.show(module_id)
         ref = resolve_base_model(base_model)
         if record.base_model != ref.name:
@@ -288,6 +312,7 @@ class Hub:
     @property
     def transfer(self) -> TransferService:
         """Ensembles and transfer inits over this registry (see hub.transfer)."""
+        from hub.transfer import TransferService
         return TransferService(self.registry.catalog, self.registry.blobs, self.backbone, self.search, self.register)
 
     def ensemble(self, dataset: Dataset | str | os.PathLike[str], **options: object) -> TransferResult:
@@ -308,7 +333,12 @@ class Hub:
 
 
 def _base_name(spec: str | None) -> str | None:
-    return None if spec is None else resolve_base_model(spec).name
+    if spec is None:
+        return None
+    # Resolving a name loads the model library; a listing without a base-model filter does not need it.
+    from hub.backbones import resolve_base_model
+
+    return resolve_base_model(spec).name
 
 
 def _user() -> str:

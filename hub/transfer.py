@@ -31,8 +31,7 @@ import torch
 from ensembling.candidates import Candidate, Target, Tuned
 from ensembling.ensemble import Ensemble, Options, resolve, run
 from ensembling.errors import EnsemblingError
-from ensembling.strategies import DEFAULT as DEFAULT_STRATEGY
-from ensembling.strategies import NO_TRANSFER, STRATEGIES, Composition, Needs, Strategy, known
+from ensembling.strategies import Composition, Needs, Strategy
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS
 from hub.backbones import BaseModelRef, resolve_base_model
 from hub.datasets import Dataset, Example, deterministic_sample, load_dataset
@@ -41,6 +40,7 @@ from hub.formulations import formulation_for
 from hub.methods import Method, get_method
 from hub.inits import SourceRow, TransferResult
 from hub.search import SearchHit
+from hub.strategies import DEFAULT_STRATEGY
 from hub.trainable import Backbone, TrainableModule
 from hub.training import TrainConfig, resolve_device, seed_everything
 from store.catalog import ModuleRecord, Provenance, SourceWeight
@@ -195,11 +195,6 @@ class TransferService:
                 continue
             loaded.append(replace(candidate, tensors=tensors))
         return loaded, skipped
-
-def strategy_summaries() -> list[tuple[str, str]]:
-    """Every registered strategy as written on the command line, with its one-line summary."""
-    return [(name, STRATEGIES[name.partition(":")[0]].summary) for name in known()]
-
 
 def compose_init(
     strategy: str | Strategy,

@@ -104,3 +104,20 @@ def test_no_strategy_is_named_outside_its_package(folder):
                 if (value in names or value.startswith(f"{SHUFFLED}:")) and (relative, value) not in NOT_A_STRATEGY:
                     spelled.append(f"{relative}:{node.lineno} {value!r}")
     assert spelled == [], "strategy names spelled outside ensembling/strategies (read them from the registry): " + ", ".join(spelled)
+
+
+def test_the_cli_and_the_verbs_that_touch_no_model_import_no_model_library(tmp_path):
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from cli.main import app\n"
+        f"registry = {str(tmp_path / 'registry')!r}\n"
+        "for verb in (['--help'], ['list'], ['show', '1'], ['rm', '1'], ['verify'], ['gc', '--dry-run'], ['db', 'upgrade'], ['index', 'rebuild']):\n"
+        "    CliRunner().invoke(app, verb if verb == ['--help'] else verb + ['--registry', registry])\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'sentence_transformers', 'accelerate') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip().splitlines()[-1]
+    assert out == "[]"

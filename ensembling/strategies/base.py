@@ -8,18 +8,22 @@ with the strategy's sign and default temperature.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import ClassVar
 
-import torch
 
 from ensembling.candidates import Candidate, Evaluator, Rows, Target, Tensors
 from ensembling.compose import check_compatible
 from ensembling.errors import EnsemblingError
 from ensembling.weights import scores_to_weights, uniform_weights
+
+if TYPE_CHECKING:
+    import torch
 
 # Paper defaults (DESIGN.md): the step caps of the reference θ_t's training and of per-source tuning.
 REFERENCE_STEPS = 200
