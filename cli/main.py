@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -19,6 +20,24 @@ app.add_typer(db_app, name="db")
 
 STRATEGY_HELP = "; ".join(f"{name}: {summary}" for name, summary in strategy_summaries())
 
+def at_least(bound: int):
+    """A callback refusing an integer option below `bound` with the usual one-line error."""
+
+    def check(param: typer.CallbackParam, value: int | None) -> int | None:
+        if value is not None and value < bound:
+            fail(f"--{param.name.replace('_', '-')} must be at least {bound}, got {value}")
+        return value
+
+    return check
+
+
+def positive(param: typer.CallbackParam, value: float | None) -> float | None:
+    """A callback refusing a float option that is not a positive, finite number."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        fail(f"--{param.name.replace('_', '-')} must be a positive number, got {value}")
+    return value
+
+
 RegistryOption = Annotated[
     Optional[str],
     typer.Option("--registry", "-r", envvar="ADAPTERS_REGISTRY", help="Registry directory or database URL (default: the user data dir)."),
@@ -33,10 +52,10 @@ CategoryFilter = Annotated[Optional[str], typer.Option("--category", help="Only 
 # Shared by `ensemble` and `train`, which builds its init with the same ensemble options.
 BaseModelOption = Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")]
 MethodOption = Annotated[str, typer.Option("--method", help="PET method: lora, prefix, adapter, prompt, ia3.")]
-TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Ensemble: keep only the k largest weights (renormalized).")]
-TemperatureOption = Annotated[Optional[float], typer.Option("--temperature", "-T", help="Ensemble: softmax temperature (default: the strategy's).")]
-CandidatesOption = Annotated[Optional[int], typer.Option("--candidates", help="Ensemble: first narrow to the N modules of the most similar datasets.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the default init, the few-shot sample and any training.")]
+TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", callback=at_least(1), help="Ensemble: keep only the k largest weights (renormalized).")]
+TemperatureOption = Annotated[Optional[float], typer.Option("--temperature", "-T", callback=positive, help="Ensemble: softmax temperature (default: the strategy's).")]
+CandidatesOption = Annotated[Optional[int], typer.Option("--candidates", callback=at_least(1), help="Ensemble: first narrow to the N modules of the most similar datasets.")]
+SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the default init, the few-shot sample and any training.")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the module as a folder here (new or empty).")]
 
 
@@ -79,9 +98,12 @@ def push(
     for item in metric:
         name, _, value = item.partition("=")
         try:
-            metrics[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
             fail(f"--metric {item!r} is not NAME=NUMBER")
+        if not name.strip() or not math.isfinite(number):
+            fail(f"--metric {item!r} needs a name and a finite number (JSON has no NaN or infinity)")
+        metrics[name.strip()] = number
     with opened(registry, blobs) as hub:
         record = hub.push(folder, dataset, base_model=base_model, metrics=metrics, tags=tag)
         if as_json:
@@ -94,7 +116,7 @@ def push(
 def search(
     dataset: Annotated[Optional[Path], typer.Argument(help="Dataset folder of the new task.")] = None,
     module: Annotated[Optional[int], typer.Option("--module", help="Search by an existing module's parameters instead.")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many modules to return.")] = 10,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", callback=at_least(1), help="How many modules to return.")] = 10,
     base_model: BaseModelFilter = None,
     method: MethodFilter = None,
     category: CategoryFilter = None,
@@ -182,8 +204,8 @@ def ensemble(
     temperature: TemperatureOption = None,
     znorm: Annotated[Optional[bool], typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
     candidates: CandidatesOption = None,
-    score_examples: Annotated[int, typer.Option("--score-examples", help="Most target examples scored (one dev batch; the paper: up to 50).")] = 50,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Step cap of the reference θ_t (kl, weight-cos) or per source (euclidean, performance); the best dev checkpoint is kept.")] = None,
+    score_examples: Annotated[int, typer.Option("--score-examples", callback=at_least(1), help="Most target examples scored (one dev batch; the paper: up to 50).")] = 50,
+    steps: Annotated[Optional[int], typer.Option("--steps", callback=at_least(1), help="Step cap of the reference θ_t (kl, weight-cos) or per source (euclidean, performance); the best dev checkpoint is kept.")] = None,
     seed: SeedOption = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
     skip_corrupt: Annotated[bool, typer.Option("--skip-corrupt", help="Ensemble without candidates whose blobs fail their digest check.")] = False,
@@ -235,13 +257,13 @@ def train(
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
     candidates: CandidatesOption = None,
-    shots: Annotated[Optional[int], typer.Option("--shots", help="The k-shot sample: k train and k dev examples per label, both drawn from the train split.")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping on dev accuracy may end sooner.")] = 10,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate (the paper: 5e-4).")] = 5e-4,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step (the paper: 8).")] = 8,
-    patience: Annotated[int, typer.Option("--patience", help="Dev evaluations without a better dev score before stopping.")] = 3,
-    eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Steps between dev evaluations (default: once an epoch).")] = None,
+    shots: Annotated[Optional[int], typer.Option("--shots", callback=at_least(1), help="The k-shot sample: k train and k dev examples per label, both drawn from the train split.")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", callback=at_least(1), help="Most epochs; early stopping on dev accuracy may end sooner.")] = 10,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", callback=at_least(1), help="Stop after this many optimizer steps.")] = None,
+    lr: Annotated[float, typer.Option("--lr", callback=positive, help="Learning rate (the paper: 5e-4).")] = 5e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", callback=at_least(1), help="Examples per step (the paper: 8).")] = 8,
+    patience: Annotated[int, typer.Option("--patience", callback=at_least(1), help="Dev evaluations without a better dev score before stopping.")] = 3,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: once an epoch).")] = None,
     seed: SeedOption = 0,
     device: Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")] = "auto",
     push_module: Annotated[bool, typer.Option("--push", help="Register the trained module with its metrics and its init's provenance.")] = False,

@@ -280,6 +280,8 @@ class Hub:
         record = self.show(module_id)
         tensors = self.load_tensors(record)
         target = Path(out)
+        if target.exists() and not target.is_dir():
+            raise HubError(f"{target} is a file; choose a new folder for the export")
         if target.exists() and any(target.iterdir()):
             raise HubError(f"{target} exists and is not empty; choose a new folder for the export")
         get_method(record.method).write_folder(target, record.config, tensors, record.base_model)

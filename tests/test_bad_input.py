@@ -139,3 +139,30 @@ def snapshot_raw(registry: Path) -> bytes:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     engine.dispose()
     return repr((rows, version)).encode()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("train", "{suite}/wn-isa-plant", "--epochs", "-1"), "--epochs must be at least 1, got -1"),
+        (("train", "{suite}/wn-isa-plant", "--lr", "0"), "--lr must be a positive number, got 0.0"),
+        (("train", "{suite}/wn-isa-plant", "--max-steps", "0"), "--max-steps must be at least 1, got 0"),
+        (("train", "{suite}/wn-isa-plant", "--shots", "0"), "--shots must be at least 1, got 0"),
+        (("ensemble", "{suite}/wn-isa-plant", "--temperature", "inf"), "--temperature must be a positive number, got inf"),
+        (("ensemble", "{suite}/wn-isa-plant", "--score-examples", "0"), "--score-examples must be at least 1, got 0"),
+        (("search", "{suite}/wn-isa-plant", "--top-k", "0"), "--top-k must be at least 1, got 0"),
+        (("push", "{folder}", "--dataset", "{suite}/wn-isa-animal", "--metric", "acc=nan"), "needs a name and a finite number"),
+    ],
+)
+def test_bad_numbers_get_one_line_and_change_nothing(registry: Path, suite: Path, trained_folders: dict[str, Path], args: tuple[str, ...], message: str) -> None:
+    before = snapshot(registry)
+    filled = [arg.format(suite=suite, folder=trained_folders["wn-isa-animal"]) for arg in args]
+    assert message in one_line_error(adapters(registry, *filled))
+    assert snapshot(registry) == before
+
+
+def test_export_onto_a_file_is_refused(registry: Path, tmp_path: Path) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert "is a file; choose a new folder" in one_line_error(adapters(registry, "export", "1", str(target)))
+    assert target.read_text() == "x"
