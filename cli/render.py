@@ -24,41 +24,43 @@ def _metrics(record: ModuleRecord) -> str:
     return " ".join(f"{key}={value:.3g}" for key, value in sorted(record.metrics.items()))
 
 
-def modules_table(records: Sequence[ModuleRecord], title: str = "modules") -> Table:
+def _table(title: str, columns: Sequence[tuple[str, bool, str]], rows: Sequence[Sequence[str]]) -> Table:
+    """A table that fits the terminal without folding a word: the `keep` columns (ids, scores, methods,
+    task names) keep their full width; the others, in order, get what is left, cut with an ellipsis,
+    and a column with room for fewer than 6 characters is left out."""
+    widths = [max([len(name), *(len(row[index]) for row in rows)]) for index, (name, _keep, _justify) in enumerate(columns)]
+    room = console.width - 1 - sum(widths[index] + 3 for index, (_n, keep, _j) in enumerate(columns) if keep)
+    shown: dict[int, int] = {index: widths[index] for index, (_n, keep, _j) in enumerate(columns) if keep}
+    for index, (_name, keep, _justify) in enumerate(columns):
+        if not keep and room - 3 >= min(widths[index], 6):
+            shown[index] = min(widths[index], room - 3)
+            room -= shown[index] + 3
     table = Table(title=title)
-    table.add_column("id", justify="right")
-    table.add_column("task", no_wrap=True)
-    table.add_column("category", overflow="fold")
-    table.add_column("method")
-    table.add_column("kind")
-    table.add_column("params", justify="right")
-    table.add_column("metrics", overflow="fold")
-    table.add_column("created", no_wrap=True)
-    for record in records:
-        table.add_row(
-            str(record.id),
-            record.task,
-            record.category,
-            record.method,
-            record.kind,
-            f"{record.num_params:,}",
-            _metrics(record),
-            record.created_at.strftime("%Y-%m-%d"),
-        )
+    for index in sorted(shown):
+        name, _keep, justify = columns[index]
+        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", width=shown[index])
+    for row in rows:
+        table.add_row(*(row[index] for index in sorted(shown)))
     return table
+
+
+def modules_table(records: Sequence[ModuleRecord], title: str = "modules") -> Table:
+    columns = [("id", True, "right"), ("task", True, "left"), ("method", True, "left"), ("category", False, "left"), ("origin", False, "left"),
+               ("params", False, "right"), ("metrics", False, "left"), ("created", False, "left")]  # fmt: skip
+    rows = [
+        (str(r.id), r.task, r.method, r.category, r.kind, f"{r.num_params:,}", _metrics(r), r.created_at.strftime("%Y-%m-%d")) for r in records
+    ]
+    return _table(title, columns, rows)
 
 
 def hits_table(hits: Sequence[SearchHit], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("rank", "id", "similarity"):
-        table.add_column(column, justify="right")
-    table.add_column("task", no_wrap=True)
-    for column in ("category", "method", "metrics"):
-        table.add_column(column, overflow="fold")
-    for rank, hit in enumerate(hits, start=1):
-        record = hit.module
-        table.add_row(str(rank), str(record.id), f"{hit.similarity:.3f}", record.task, record.category, record.method, _metrics(record))
-    return table
+    columns = [("rank", True, "right"), ("id", True, "right"), ("similarity", True, "right"), ("task", True, "left"), ("method", True, "left"),
+               ("category", False, "left"), ("metrics", False, "left")]  # fmt: skip
+    rows = [
+        (str(rank), str(hit.module.id), f"{hit.similarity:.3f}", hit.module.task, hit.module.method, hit.module.category, _metrics(hit.module))
+        for rank, hit in enumerate(hits, start=1)
+    ]
+    return _table(title, columns, rows)
 
 
 def module_details(record: ModuleRecord) -> Table:
