@@ -55,6 +55,18 @@ class SourceWeight:
     score: float | None
     weight: float
 
+    @property
+    def module_id(self) -> int:
+        return self.candidate.id
+
+    @property
+    def task(self) -> str:
+        return self.candidate.task
+
+    @property
+    def category(self) -> str:
+        return self.candidate.category
+
 
 @dataclass(frozen=True)
 class Ensemble:

@@ -1,4 +1,4 @@
-"""A composed init for a target: per-source scores and weights, the tensors, and their provenance."""
+"""A composed init for a target: the ensemble (per-source scores and weights, the tensors) and its provenance."""
 
 from __future__ import annotations
 
@@ -9,51 +9,51 @@ from typing import Any
 
 import torch
 
+from ensembling.ensemble import Ensemble, SourceWeight
 from hub.methods import Method
 from store.catalog import ModuleRecord, Provenance
 
 
-@dataclass(frozen=True)
-class SourceRow:
-    module_id: int
-    task: str
-    category: str
-    score: float | None
-    weight: float
-
-
 @dataclass
 class TransferResult:
-    """An ensemble for a target: per-source scores and weights, the composed module and its provenance."""
+    """An ensemble for a target (scores, weights, composed tensors) with the method that reads it and its provenance."""
 
-    strategy: str
-    temperature: float
-    top_k: int | None
+    ensemble: Ensemble
     method: Method
     config: dict[str, Any]
-    tensors: dict[str, torch.Tensor]
-    sources: list[SourceRow]
     provenance: Provenance
     base_model: str
     target: str
     record: ModuleRecord | None = None
     skipped: tuple[str, ...] = ()
-    seconds: float = 0.0
-    tuning_steps: int = 0
+
+    @property
+    def strategy(self) -> str:
+        return self.ensemble.strategy
+
+    @property
+    def temperature(self) -> float:
+        return self.ensemble.temperature
+
+    @property
+    def top_k(self) -> int | None:
+        return self.ensemble.top_k
+
+    @property
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return self.ensemble.tensors
+
+    @property
+    def sources(self) -> tuple[SourceWeight, ...]:
+        return self.ensemble.sources
 
     @property
     def weights(self) -> dict[int, float]:
-        return {row.module_id: row.weight for row in self.sources}
+        return self.ensemble.weights
 
     @property
     def effective_sources(self) -> float:
-        """1 / Σ w²: how many sources a uniform weighting of the same concentration would use."""
-        total = sum(row.weight**2 for row in self.sources)
-        return 1.0 / total if total > 0 else 0.0
-
-    @property
-    def scores(self) -> dict[int, float | None]:
-        return {row.module_id: row.score for row in self.sources}
+        return self.ensemble.effective_sources
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write the init as a module folder (PEFT layout, or the method's own format)."""

@@ -38,7 +38,7 @@ from hub.datasets import Dataset, Example, deterministic_sample, load_dataset
 from hub.evaluation import ModelEvaluator
 from hub.formulations import formulation_for
 from hub.methods import Method, get_method
-from hub.inits import SourceRow, TransferResult
+from hub.inits import TransferResult
 from hub.search import SearchHit
 from hub.strategies import DEFAULT_STRATEGY
 from hub.trainable import Backbone, TrainableModule
@@ -125,29 +125,14 @@ class TransferService:
         result = compose_init(chosen, loaded, data, evaluator, options, score_examples, progress)
 
         by_id = {record.id: record for record in records}
-        rows = [SourceRow(s.candidate.id, s.candidate.task, s.candidate.category, s.score, s.weight) for s in result.sources]
         provenance = Provenance(
             strategy=result.strategy,
             temperature=weighting.temperature,
             top_k=top_k,
-            sources=tuple(SourceWeight(s.candidate.id, by_id[s.candidate.id].blob_digest, s.score, s.weight) for s in result.sources),
+            sources=tuple(SourceWeight(s.module_id, by_id[s.module_id].blob_digest, s.score, s.weight) for s in result.sources),
             target_fingerprint=data.fingerprint,
         )
-        outcome = TransferResult(
-            strategy=result.strategy,
-            temperature=weighting.temperature,
-            top_k=top_k,
-            method=method_obj,
-            config=config,
-            tensors=result.tensors,
-            sources=rows,
-            provenance=provenance,
-            base_model=backbone.ref.name,
-            target=data.card.name,
-            skipped=tuple(skipped),
-            seconds=result.seconds,
-            tuning_steps=result.tuning_steps,
-        )
+        outcome = TransferResult(result, method_obj, config, provenance, backbone.ref.name, data.card.name, skipped=tuple(skipped))
         if register:
             outcome.record = self.register(
                 method_obj, config, result.tensors, data, backbone, kind="ensemble", provenance=provenance, tags=(f"init:{result.strategy}",)

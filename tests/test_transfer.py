@@ -109,7 +109,7 @@ def test_transfer_init_returns_a_peft_model_holding_the_ensemble(registry):
             assert torch.equal(module.tensors()[key], tensor)
         first = hub.transfer_init("minilm", target, strategy="random", register=False)
         second = hub.transfer_init("minilm", target, strategy="random", register=False)
-        assert first.transfer.sources == []
+        assert first.transfer.sources == ()
         for key, tensor in first.tensors().items():
             assert torch.equal(tensor, second.tensors()[key])
             if ".lora_B." in key:
