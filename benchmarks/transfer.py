@@ -136,6 +136,15 @@ class _Done:
         return self.value
 
 
+def stored_sources(settings: Settings, suite: dict, tasks: list[str]) -> list:
+    from benchmarks.transferbench.sources import ensure_source
+    from hub import Hub
+
+    with Hub(settings.registry) as hub:
+        found = [ensure_source(hub, suite[task], method, settings, train_missing=False) for method in settings.methods for task in tasks]
+    return [info for info in found if info is not None]
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -158,6 +167,7 @@ def parse(argv: Sequence[str]) -> Settings:
     }  # fmt: skip
     for name, kind in numbers.items():
         parser.add_argument(f"--{name}", type=kind, default=None)
+    parser.add_argument("--report", action="store_true", help="only write the report of the runs stored so far (trains and runs nothing)")
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--device", default=None, help="auto, cpu or cuda")
     args = parser.parse_args(argv)
@@ -174,7 +184,7 @@ def parse(argv: Sequence[str]) -> Settings:
         if value is not None and value <= 0:
             raise SystemExit(f"error: --{name} must be positive, got {value}")
     out = args.out or ROOT / "out" / f"transfer-{values.get('preset', 'custom')}"
-    settings = Settings(suite=args.suite, out=out, registry=args.registry or out / "registry", **values)
+    settings = Settings(suite=args.suite, out=out, registry=args.registry or out / "registry", report_only=args.report, **values)
     if not settings.strategies:
         from ensembling.strategies import Family, of_family, shuffled_of
 
@@ -222,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python benchmarks/transfer.py " + " ".join(argv)
     log(f"{len(tasks)} tasks, targets: {', '.join(targets)}; arms: {', '.join(settings.strategies)}; protocol {settings.protocol_digest()}")
     started = time.perf_counter()
-    sources = run_all(settings, tasks, targets)
+    sources = stored_sources(settings, suite, tasks) if settings.report_only else run_all(settings, tasks, targets)
     wall = time.perf_counter() - started
     store = RunStore(settings.out, settings.protocol_digest())
     rows = store.all_rows(targets, list(settings.methods))

@@ -57,6 +57,7 @@ class Settings:
     device: str = "auto"
     workers: int = 1
     preset: str = "custom"
+    report_only: bool = False
 
     @property
     def source_tag(self) -> str:
@@ -64,7 +65,7 @@ class Settings:
 
     def protocol_digest(self) -> str:
         """What makes two runs of one (target, shots, seed, arm) comparable: every budget, not the bookkeeping."""
-        skip = {"suite", "out", "registry", "tasks", "targets", "methods", "shots", "seeds", "strategies", "device", "workers", "preset"}
+        skip = {"suite", "out", "registry", "tasks", "targets", "methods", "shots", "seeds", "strategies", "device", "workers", "preset", "report_only"}
         values = {field.name: getattr(self, field.name) for field in fields(self) if field.name not in skip}
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

@@ -32,8 +32,9 @@ def chance_of(examples) -> float:
     return sum(1.0 / len(example.choices) for example in examples) / max(len(examples), 1)
 
 
-def ensure_source(hub, data, method: str, settings: Settings) -> SourceInfo:
-    """The task's source module from the registry (same budget tag and data), else trained and pushed."""
+def ensure_source(hub, data, method: str, settings: Settings, train_missing: bool = True) -> SourceInfo | None:
+    """The task's source module from the registry (same budget tag and data), else trained and pushed
+    (or None when `train_missing` is off)."""
     from hub.backbones import resolve_base_model
     from hub.datasets import deterministic_sample
     from hub.training import TrainConfig
@@ -53,6 +54,8 @@ def ensure_source(hub, data, method: str, settings: Settings) -> SourceInfo:
             data.card.name, data.card.category, method, record.id, metrics.get("dev_acc", math.nan), chance,
             int(metrics.get("steps", 0)), int(metrics.get("best_step", 0)), metrics.get("train_s", 0.0), True,
         )  # fmt: skip
+    if not train_missing:
+        return None
     started = time.perf_counter()
     module = hub.new_module(settings.base_model, method)
     config = TrainConfig(
