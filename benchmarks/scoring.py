@@ -52,7 +52,7 @@ from hub.trainable import TrainableModule  # noqa: E402
 from hub.evaluation import ModelEvaluator  # noqa: E402
 from hub.formulations import formulation_for  # noqa: E402
 from hub.training import seed_everything  # noqa: E402
-from store.catalog import ModuleRecord  # noqa: E402
+from store.records import ModuleRecord  # noqa: E402
 
 SUITE = ROOT / "suites" / "wordnet"
 # The strategies that score from the sources' predictions alone (what both paths compute).

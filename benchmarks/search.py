@@ -34,7 +34,7 @@ GEN_BLOCK = 65_536
 @dataclass(frozen=True)
 class Row:
     size: int
-    kind: str
+    index_type: str
     params: str
     build_s: float
     p50_ms: float
@@ -130,7 +130,7 @@ def bench_size(
     latency = measure_latency(index, queries)
     recall = recall_at_k(search_ids(index, queries), truth)
     params = " ".join(f"{k}={v}" for k, v in index.params.items()) or "flat"
-    kind = index.kind
+    index_type = index.index_type
     del index
 
     # Exact search is the baseline; at 1M it takes ~100 ms a query, so it is
@@ -139,7 +139,7 @@ def bench_size(
     exact_latency = measure_latency(exact, queries[:exact_queries])
     return Row(
         size=size,
-        kind=kind,
+        index_type=index_type,
         params=params,
         build_s=build_s,
         p50_ms=float(np.percentile(latency, 50)),
@@ -151,14 +151,14 @@ def bench_size(
 
 def print_table(rows: list[Row]) -> None:
     header = (
-        f"{'size':>9}  {'kind':<5}  {'params':<22}  {'build s':>8}  {'p50 ms':>7}  "
+        f"{'size':>9}  {'index':<5}  {'params':<22}  {'build s':>8}  {'p50 ms':>7}  "
         f"{'p99 ms':>7}  {'recall@10':>9}  {'exact p50':>9}  {'p50/exact':>9}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r.size:>9}  {r.kind:<5}  {r.params:<22}  {r.build_s:>8.1f}  {r.p50_ms:>7.3f}  "
+            f"{r.size:>9}  {r.index_type:<5}  {r.params:<22}  {r.build_s:>8.1f}  {r.p50_ms:>7.3f}  "
             f"{r.p99_ms:>7.3f}  {r.recall:>9.4f}  {r.exact_p50_ms:>9.3f}  {r.p50_ms / r.exact_p50_ms:>9.3f}"
         )
 

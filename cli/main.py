@@ -10,7 +10,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from cli import render
-from hub import DEFAULT_STRATEGY, NO_TRANSFER, USER_ERRORS, Hub, load_dataset, strategy_summaries
+from hub import DEFAULT_STRATEGY, NO_TRANSFER, USER_ERRORS, Hub, NotFound, load_dataset, strategy_summaries
 
 app = typer.Typer(help="deltahub: a registry of adapter modules and task-transfer initializations.", no_args_is_help=True, add_completion=False)
 index_app = typer.Typer(help="The faiss indexes (caches of the database).", no_args_is_help=True)
@@ -75,6 +75,8 @@ def opened(registry: str | None, blobs: str | None) -> Iterator[Hub]:
     try:
         with Hub(registry, blobs) as hub:
             yield hub
+    except NotFound as error:
+        fail(f"{error}; `adapters list` shows the ids")
     except USER_ERRORS as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -325,7 +327,7 @@ def _seconds(text: str) -> float:
     """'3600', '90s', '30m', '1h', '2d' -> seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip().lower()
-    scale = units.get(text[-1:], None)
+    scale = units.get(text[-1:])
     try:
         value = float(text[:-1] if scale else text) * (scale or 1)
     except ValueError:
@@ -348,14 +350,9 @@ def gc(
     with opened(registry, blobs) as hub:
         report = hub.gc(grace_s, dry_run=dry_run)
         if as_json:
-            render.print_json({"removed": report.removed, "removed_bytes": report.removed_bytes, "temp_files": report.temp_files,
-                               "kept_young": report.kept_young, "referenced": report.referenced, "dry_run": dry_run})  # fmt: skip
+            render.print_json(render.gc_json(report, dry_run))
         else:
-            verb = "would remove" if dry_run else "removed"
-            render.console.print(
-                f"{verb} {len(report.removed)} unreferenced blobs ({report.removed_bytes:,} bytes) and {report.temp_files} temp files; "
-                f"kept {report.referenced} referenced and {report.kept_young} younger than {grace}"
-            )
+            render.console.print(render.gc_summary(report, grace, dry_run))
 
 
 @app.command()
@@ -369,9 +366,9 @@ def verify(
     with opened(registry, blobs) as hub:
         report = hub.verify(repair=repair)
         if as_json:
-            render.print_json(report.to_json())
+            render.print_json(render.verify_json(report))
         else:
-            for line in report.lines():
+            for line in render.verify_lines(report):
                 render.console.print(line, highlight=False, soft_wrap=True)
     if not report.healthy:
         raise typer.Exit(code=1)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hub import ModuleRecord, SearchHit
+
+if TYPE_CHECKING:
+    # Annotations only: the reports are store data that hub.Hub.verify / gc hand over unchanged.
+    from hub import BrokenModule, GcReport, IndexFinding, VerifyReport
 
 console = Console()
 
@@ -48,7 +52,7 @@ def modules_table(records: Sequence[ModuleRecord], title: str = "modules") -> Ta
     columns = [("id", True, "right"), ("task", True, "left"), ("method", True, "left"), ("category", False, "left"), ("origin", False, "left"),
                ("params", False, "right"), ("metrics", False, "left"), ("created", False, "left")]  # fmt: skip
     rows = [
-        (str(r.id), r.task, r.method, r.category, r.kind, f"{r.num_params:,}", _metrics(r), r.created_at.strftime("%Y-%m-%d")) for r in records
+        (str(r.id), r.task, r.method, r.category, r.origin, f"{r.num_params:,}", _metrics(r), r.created_at.strftime("%Y-%m-%d")) for r in records
     ]
     return _table(title, columns, rows)
 
@@ -70,8 +74,8 @@ def module_details(record: ModuleRecord) -> Table:
     rows = [
         ("task", f"{record.task} ({record.category}, {record.task_format})"),
         ("method", record.method),
-        ("kind", record.kind),
-        ("base model", f"{record.base_model} [{record.base_model_kind}]"),
+        ("origin", record.origin),
+        ("base model", f"{record.base_model} ({record.base_model_family})"),
         ("parameters", f"{record.num_params:,} in {len(record.tensor_schema)} tensors"),
         ("schema", record.schema_hash[:16]),
         ("blob", record.blob_digest),
@@ -179,3 +183,84 @@ def training_table(summary: dict[str, Any]) -> Table:
     table.add_row("test acc", "-" if summary["test_acc"] is None else f"{summary['test_acc']:.4f}")
     table.add_row("pushed as", "-" if summary["module_id"] is None else f"module {summary['module_id']}")
     return table
+
+
+def verify_lines(report: VerifyReport) -> list[str]:
+    """`adapters verify` for people: a summary, each finding on its line, and the verdict."""
+    out = [f"{report.modules} modules, {report.blobs} blobs ({report.blob_bytes:,} bytes) re-hashed, {report.indexes_checked} indexes checked"]
+    for address, actual in report.corrupt_blobs:
+        out.append(f"corrupt blob {address}: its bytes hash to {actual} (digest mismatch; corrupt, or a blob from another registry)")
+    for broken in report.broken_modules:
+        out.append(f"broken module {broken.id} ({broken.task}): {_broken_reason(broken, report)}")
+    out.extend(f"index problem: {_index_finding(finding)}" for finding in report.index_problems)
+    out.extend(f"note: {_index_finding(finding)}" for finding in report.index_notes)
+    if report.unreferenced_blobs or report.temp_files:
+        out.append(f"{report.unreferenced_blobs} unreferenced blobs and {report.temp_files} temp files: `adapters gc` removes them after the grace period")
+    if report.repaired_indexes is not None:
+        out.append("rebuilt indexes: " + ", ".join(f"{name} ({size} vectors)" for name, size in report.repaired_indexes.items()))
+    if report.broken_modules:
+        out.append("broken modules are not deleted: restore their blobs, or `adapters rm ID` and push them again")
+    out.append("registry is healthy" if report.healthy else "registry is NOT healthy")
+    return out
+
+
+def verify_json(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "healthy": report.healthy,
+        "modules": report.modules,
+        "blobs": report.blobs,
+        "blob_bytes": report.blob_bytes,
+        "corrupt_blobs": [{"digest": address, "actual": actual} for address, actual in report.corrupt_blobs],
+        "broken_modules": [
+            {"id": b.id, "task": b.task, "digest": b.digest, "problem": b.problem, "reason": _broken_reason(b, report)} for b in report.broken_modules
+        ],
+        "unreferenced_blobs": report.unreferenced_blobs,
+        "temp_files": report.temp_files,
+        "index_problems": [_index_finding(finding) for finding in report.index_problems],
+        "index_notes": [_index_finding(finding) for finding in report.index_notes],
+        "repaired_indexes": report.repaired_indexes,
+    }
+
+
+def _broken_reason(broken: BrokenModule, report: VerifyReport) -> str:
+    if broken.problem == "missing":
+        return f"blob {broken.digest[:12]} is missing from {report.blob_root}"
+    if broken.problem == "digest-mismatch":
+        return f"blob {broken.digest[:12]} fails its sha256 check (digest mismatch)"
+    if broken.problem == "unreadable" or broken.mismatch is None:
+        return "its blob is not a readable safetensors file"
+    mismatch = broken.mismatch
+    if mismatch.found is None:
+        what = f"lacks {mismatch.tensor}"
+    elif mismatch.declared is None:
+        what = f"has unexpected {mismatch.tensor}"
+    else:
+        what = f"tensor {mismatch.tensor} is {mismatch.found}, row says {mismatch.declared}"
+    return f"its blob does not match the row's tensor schema ({what})"
+
+
+def _index_finding(finding: IndexFinding) -> str:
+    name = finding.index
+    if finding.problem == "dangling":
+        return f"{name}: {finding.count} entries point at no row (e.g. {finding.example}) in an index marked current"
+    if finding.problem == "missing-rows":
+        return f"{name}: {finding.count} rows are missing (e.g. {finding.example}) from an index marked current"
+    if finding.problem == "ahead":
+        return f"{name}: claims generation {finding.index_generation}, ahead of the database's {finding.generation} (from another registry?)"
+    if finding.problem == "unreadable":
+        return f"{name}: unreadable cache file (a save was interrupted?); it is rebuilt on next use"
+    dropped = f"; {finding.count} entries of removed rows are dropped then" if finding.count else ""
+    return f"{name}: stale (generation {finding.index_generation} < {finding.generation}); it catches up on next use{dropped}"
+
+
+def gc_summary(report: GcReport, grace: str, dry_run: bool) -> str:
+    verb = "would remove" if dry_run else "removed"
+    return (
+        f"{verb} {len(report.removed)} unreferenced blobs ({report.removed_bytes:,} bytes) and {report.temp_files} temp files; "
+        f"kept {report.referenced} referenced and {report.kept_young} younger than {grace}"
+    )
+
+
+def gc_json(report: GcReport, dry_run: bool) -> dict[str, Any]:
+    return {"removed": report.removed, "removed_bytes": report.removed_bytes, "temp_files": report.temp_files,
+            "kept_young": report.kept_young, "referenced": report.referenced, "dry_run": dry_run}  # fmt: skip

@@ -19,7 +19,12 @@ _EXPORTS = {
     "HubError": "hub.errors",
     "USER_ERRORS": "hub.errors",
     "SearchHit": "hub.search",
-    "ModuleRecord": "store.catalog",
+    "ModuleRecord": "store.records",
+    "NotFound": "store.errors",
+    "BrokenModule": "store.maintenance",
+    "IndexFinding": "store.maintenance",
+    "VerifyReport": "store.maintenance",
+    "GcReport": "store.blobs",
     "DEFAULT_STRATEGY": "hub.strategies",
     "NO_TRANSFER": "hub.strategies",
     "strategy_summaries": "hub.strategies",
@@ -31,7 +36,10 @@ if TYPE_CHECKING:
     from hub.errors import USER_ERRORS, HubError
     from hub.search import SearchHit
     from hub.strategies import DEFAULT_STRATEGY, NO_TRANSFER, strategy_summaries
-    from store.catalog import ModuleRecord
+    from store.blobs import GcReport
+    from store.errors import NotFound
+    from store.maintenance import BrokenModule, IndexFinding, VerifyReport
+    from store.records import ModuleRecord
 
 
 def __getattr__(name: str) -> Any:

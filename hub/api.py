@@ -15,7 +15,7 @@ from pathlib import Path
 from hub.datasets import Dataset, load_dataset
 from hub.errors import BaseModelMismatch, HubError
 from hub.search import SearchHit
-from store.catalog import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
+from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
 from store.registry import Registry, upgrade_registry, resolve_location
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
@@ -153,7 +153,7 @@ class Hub:
         metrics: Mapping[str, float] | None = None,
         tags: Iterable[str] = (),
         created_by: str | None = None,
-        kind: str = "trained",
+        origin: str = "trained",
         provenance: Provenance | None = None,
     ) -> ModuleRecord:
         """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob."""
@@ -177,7 +177,7 @@ class Hub:
                 param_embedding=sketch,
                 metrics={key: float(value) for key, value in (metrics or {}).items()},
                 tags=tuple(tags),
-                kind=kind,
+                origin=origin,
                 created_by=created_by or _user(),
             ),
             TaskInfo(dataset.card.name, dataset.card.category, dataset.card.format, dataset.card.description, dict(dataset.card.labels)),

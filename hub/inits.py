@@ -11,7 +11,7 @@ import torch
 
 from ensembling.ensemble import Ensemble, SourceWeight
 from hub.methods import Method
-from store.catalog import ModuleRecord, Provenance
+from store.records import ModuleRecord, Provenance
 
 
 @dataclass

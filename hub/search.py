@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.catalog import ModuleRecord
+from store.records import ModuleRecord
 
 
 @dataclass(frozen=True)

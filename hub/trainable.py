@@ -12,7 +12,7 @@ from hub.backbones import BaseModelRef
 from hub.formulations import Formulation
 from hub.methods import Method
 from hub.inits import TransferResult
-from store.catalog import Provenance
+from store.records import Provenance
 
 
 @dataclass

@@ -43,7 +43,7 @@ from hub.search import SearchHit
 from hub.strategies import DEFAULT_STRATEGY
 from hub.trainable import Backbone, TrainableModule
 from hub.training import TrainConfig, resolve_device, seed_everything
-from store.catalog import ModuleRecord, Provenance, SourceWeight
+from store.records import ModuleRecord, Provenance, SourceWeight
 from store.errors import BlobCorrupt
 from store.tensors import from_bytes
 
@@ -135,7 +135,7 @@ class TransferService:
         outcome = TransferResult(result, method_obj, config, provenance, backbone.ref.name, data.card.name, skipped=tuple(skipped))
         if register:
             outcome.record = self.register(
-                method_obj, config, result.tensors, data, backbone, kind="ensemble", provenance=provenance, tags=(f"init:{result.strategy}",)
+                method_obj, config, result.tensors, data, backbone, origin="ensemble", provenance=provenance, tags=(f"init:{result.strategy}",)
             )
         return outcome
 
@@ -154,7 +154,7 @@ class TransferService:
 
         def usable(record: ModuleRecord) -> bool:
             return (
-                record.kind == "trained"
+                record.origin == "trained"
                 and record.base_arch_hash == backbone.arch_hash
                 and record.task != data.card.name
                 and record.dataset_fingerprint != data.fingerprint

@@ -100,9 +100,6 @@ class BlobStore:
             raise BlobCorrupt(f"blob {digest[:12]}{what} fails its sha256 check; it is corrupt or from another registry")
         return data
 
-    def delete(self, digest: str) -> None:
-        self.path(digest).unlink(missing_ok=True)
-
     def digests(self) -> Iterator[str]:
         for path in self.files():
             yield path.name.removesuffix(SUFFIX)

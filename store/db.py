@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -9,26 +11,34 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
 import migrations
-from store.errors import StoreError
+from store.errors import DatabaseBusy, StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # An unreachable host fails after this many seconds instead of the OS's minutes.
 CONNECT_TIMEOUT_S = 10
 # Execution option that marks a write transaction (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "deltahub_write"
+# SQLSTATEs of PostgreSQL conflicts that succeed when retried.
+RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+def parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as error:
+        # The URL itself is not echoed: it may carry a password.
+        raise StoreError(
+            f"the registry URL is not a valid database URL ({error}); use a directory, sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB"
+        ) from None
 
 
 def make_engine(url: str) -> Engine:
     """An engine for SQLite (WAL, busy timeout, foreign keys, real transactions) or PostgreSQL."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError) as error:
-        # The URL itself is not echoed: it may carry a password.
-        raise StoreError(f"the registry URL is not a valid database URL ({error}); use a directory, sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB") from None
+    parsed = parse_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
             # isolation_level=None: pysqlite stops managing transactions, the "begin" hook below does.
@@ -39,7 +49,9 @@ def make_engine(url: str) -> Engine:
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query else {}
         return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except (ArgumentError, ImportError) as error:
-        raise StoreError(f"cannot use registry URL {parsed.render_as_string(hide_password=True)}: {error}; use sqlite:///FILE or postgresql+psycopg://…") from None
+        raise StoreError(
+            f"cannot use registry URL {parsed.render_as_string(hide_password=True)}: {error}; use sqlite:///FILE or postgresql+psycopg://…"
+        ) from None
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -117,6 +129,23 @@ def unreachable(engine: Engine, error: Exception) -> StoreError:
     return StoreError(f"cannot open the registry database {display_url(engine)} at {where}: {reason}; {hint}")
 
 
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """Turn a lost or unreachable database into one line; a transient conflict into DatabaseBusy (retryable)."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (OperationalError, DBAPIError) as error:
+        code = getattr(getattr(error, "orig", None), "sqlstate", None)
+        text = str(getattr(error, "orig", error))
+        if code in RETRY_SQLSTATES or "database is locked" in text or "deadlock" in text:
+            raise DatabaseBusy(f"the registry database is busy ({_reason(error)}); try again") from error
+        if error.connection_invalidated or isinstance(error, OperationalError):
+            raise unreachable(engine, error) from None
+        raise
+
+
 def check_schema(engine: Engine, create: bool) -> None:
     """Create an empty registry's schema if asked; refuse any other revision than head."""
     current = current_revision(engine)
@@ -144,8 +173,7 @@ def _refuse_newer(engine: Engine) -> None:
     script = ScriptDirectory(str(Path(migrations.__file__).parent))
     if current is not None and current not in {revision.revision for revision in script.walk_revisions()}:
         raise StoreError(
-            f"the registry schema is at revision {current}, newer than this deltahub knows (head {head_revision()}); "
-            "upgrade deltahub to use this registry"
+            f"the registry schema is at revision {current}, newer than this deltahub knows (head {head_revision()}); upgrade deltahub to use this registry"
         )
 
 

@@ -1,4 +1,7 @@
-"""Errors of the catalog: one line saying what is wrong and what to do."""
+"""Errors of the store: each carries one line of plain facts (what is wrong, where).
+
+Wording that names a command or an option of a front end (the CLI) belongs to that front end.
+"""
 
 
 class StoreError(Exception):
@@ -6,7 +9,15 @@ class StoreError(Exception):
 
 
 class NotFound(StoreError):
-    """An id that names nothing in the registry."""
+    """A module id that names nothing in the registry."""
+
+    def __init__(self, module_id: int) -> None:
+        super().__init__(f"no module with id {module_id}")
+        self.module_id = module_id
+
+
+class DatabaseBusy(StoreError):
+    """A transient conflict between writers (lock timeout, deadlock, serialization failure); a retry may succeed."""
 
 
 class BlobCorrupt(StoreError):

@@ -24,7 +24,8 @@ import faiss
 import numpy as np
 from sqlalchemy.orm import Session
 
-from store.catalog import Catalog, _generation
+from store import queries
+from store.catalog import Catalog
 from store.vector_index import VectorIndex, VectorIndexError
 
 DATASETS = "datasets"
@@ -98,19 +99,13 @@ class IndexSet:
         self._apply(_param_name(schema_hash), generation, lambda c: _removed(c, module_id))
         # Whether the dataset lost its last module needs the database; let the key check decide.
 
-    def touched(self, generation: int) -> None:
-        """A write that changed no indexed rows (tags): indexes current just before it stay current."""
-        for name, cached in list(self._cache.items()):
-            if cached.generation == generation - 1:
-                cached.generation = generation
-
     def _dataset_queries(self) -> tuple[KeyQuery, RowsQuery]:
-        return self.catalog.dataset_key, lambda session, after: self.catalog.dataset_embeddings(session, after_id=after)
+        return queries.dataset_key, queries.dataset_embeddings
 
     def _parameter_queries(self, schema_hash: str) -> tuple[KeyQuery, RowsQuery]:
         return (
-            lambda session: self.catalog.parameter_key(schema_hash, session),
-            lambda session, after: self.catalog.parameter_embeddings(schema_hash, session, after_id=after),
+            lambda session: queries.parameter_key(session, schema_hash),
+            lambda session, after: queries.parameter_embeddings(session, schema_hash, after),
         )
 
     def _apply(self, name: str, generation: int, change: Callable[[_Cached], Key]) -> None:
@@ -142,7 +137,7 @@ class IndexSet:
         rebuilt_before = self.stats["rebuilt"]
         with self.catalog.snapshot() as session:
             # Key, rows and generation from one snapshot: the index records exactly the state it holds.
-            generation = _generation(session)
+            generation = queries.generation(session)
             current_key = key(session)
             if cached is not None and cached.key == current_key:
                 self.stats["key"] += 1
@@ -242,4 +237,4 @@ def _hits(index: VectorIndex, vector: np.ndarray, k: int) -> list[tuple[int, flo
         scores, ids = index.search(vector[None, :], min(k, len(index)))
     finally:
         faiss.omp_set_num_threads(threads)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]

@@ -5,6 +5,7 @@ blob holding the tensors its schema declares, and that every index entry points
 at a row. It never deletes anything; with `repair` it rebuilds the indexes (the
 only thing it can rebuild: they are caches) and reports broken modules for a
 person to decide on (`adapters rm ID` then push again, or restore the blob).
+Both return reports of plain facts; the CLI words them (cli/render.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from store import queries
 from store.blobs import QUARANTINE_PREFIX, SUFFIX, TEMP_PREFIX, GcReport
 from store.indexes import DATASETS
 from store.registry import Registry
@@ -25,16 +28,49 @@ DTYPES = {
 }  # fmt: skip
 
 
-@dataclass
+@dataclass(frozen=True)
+class SchemaMismatch:
+    """The first tensor where a blob and its row's schema disagree; found/declared are (shape, dtype), None when absent."""
+
+    tensor: str
+    found: tuple[list[int], str] | None
+    declared: tuple[list[int], str] | None
+
+
+@dataclass(frozen=True)
 class BrokenModule:
+    """A module row whose blob is missing, fails its sha256, is not safetensors, or holds other tensors."""
+
     id: int
     task: str
     digest: str
-    reason: str
+    problem: Literal["missing", "digest-mismatch", "unreadable", "schema-mismatch"]
+    mismatch: SchemaMismatch | None = None
+
+
+@dataclass(frozen=True)
+class IndexFinding:
+    """Something wrong with one index cache file.
+
+    Problems (the registry is not healthy): "dangling" (`count` entries, e.g. `example`, point at no
+    row) and "missing-rows" (`count` rows, e.g. `example`, absent) in an index marked current;
+    "ahead" (it claims a generation past the database's). Notes (it heals on next use): "stale"
+    (`count` entries of removed rows are dropped then), "unreadable".
+    """
+
+    index: str
+    problem: Literal["dangling", "missing-rows", "ahead", "stale", "unreadable"]
+    count: int = 0
+    example: int = 0
+    index_generation: int = 0
+    generation: int = 0
 
 
 @dataclass
 class VerifyReport:
+    """What `verify` counted and found; `healthy` is its verdict."""
+
+    blob_root: Path
     blobs: int = 0
     blob_bytes: int = 0
     modules: int = 0
@@ -42,8 +78,8 @@ class VerifyReport:
     broken_modules: list[BrokenModule] = field(default_factory=list)
     unreferenced_blobs: int = 0
     temp_files: int = 0
-    index_problems: list[str] = field(default_factory=list)
-    index_notes: list[str] = field(default_factory=list)
+    index_problems: list[IndexFinding] = field(default_factory=list)
+    index_notes: list[IndexFinding] = field(default_factory=list)
     indexes_checked: int = 0
     repaired_indexes: dict[str, int] | None = None
 
@@ -52,44 +88,10 @@ class VerifyReport:
         indexes_ok = not self.index_problems or self.repaired_indexes is not None
         return not self.corrupt_blobs and not self.broken_modules and indexes_ok
 
-    def lines(self) -> list[str]:
-        out = [
-            f"{self.modules} modules, {self.blobs} blobs ({self.blob_bytes:,} bytes) re-hashed, {self.indexes_checked} indexes checked",
-        ]
-        for address, actual in self.corrupt_blobs:
-            out.append(f"corrupt blob {address}: its bytes hash to {actual} (digest mismatch; corrupt, or a blob from another registry)")
-        for broken in self.broken_modules:
-            out.append(f"broken module {broken.id} ({broken.task}): {broken.reason}")
-        out.extend(f"index problem: {problem}" for problem in self.index_problems)
-        out.extend(f"note: {note}" for note in self.index_notes)
-        if self.unreferenced_blobs or self.temp_files:
-            out.append(f"{self.unreferenced_blobs} unreferenced blobs and {self.temp_files} temp files: `adapters gc` removes them after the grace period")
-        if self.repaired_indexes is not None:
-            out.append("rebuilt indexes: " + ", ".join(f"{name} ({size} vectors)" for name, size in self.repaired_indexes.items()))
-        if self.broken_modules:
-            out.append("broken modules are not deleted: restore their blobs, or `adapters rm ID` and push them again")
-        out.append("registry is healthy" if self.healthy else "registry is NOT healthy")
-        return out
-
-    def to_json(self) -> dict:
-        return {
-            "healthy": self.healthy,
-            "modules": self.modules,
-            "blobs": self.blobs,
-            "blob_bytes": self.blob_bytes,
-            "corrupt_blobs": [{"digest": a, "actual": b} for a, b in self.corrupt_blobs],
-            "broken_modules": [broken.__dict__ for broken in self.broken_modules],
-            "unreferenced_blobs": self.unreferenced_blobs,
-            "temp_files": self.temp_files,
-            "index_problems": self.index_problems,
-            "index_notes": self.index_notes,
-            "repaired_indexes": self.repaired_indexes,
-        }
-
 
 def verify(registry: Registry, repair: bool = False) -> VerifyReport:
-    report = VerifyReport()
     blobs = registry.blobs
+    report = VerifyReport(blobs.root)
     hashes: dict[str, str] = {}
     for path in blobs.files():
         address = path.name.removesuffix(SUFFIX)
@@ -110,13 +112,13 @@ def verify(registry: Registry, repair: bool = False) -> VerifyReport:
         report.modules += 1
         referenced.add(digest)
         if digest not in hashes:
-            report.broken_modules.append(BrokenModule(module_id, task, digest, f"blob {digest[:12]} is missing from {blobs.root}"))
+            report.broken_modules.append(BrokenModule(module_id, task, digest, "missing"))
         elif hashes[digest] != digest:
-            report.broken_modules.append(BrokenModule(module_id, task, digest, f"blob {digest[:12]} fails its sha256 check (digest mismatch)"))
+            report.broken_modules.append(BrokenModule(module_id, task, digest, "digest-mismatch"))
         else:
-            problem = _schema_problem(blobs.path(digest), schema)
-            if problem:
-                report.broken_modules.append(BrokenModule(module_id, task, digest, problem))
+            broken = _schema_problem(blobs.path(digest), schema)
+            if broken is not None:
+                report.broken_modules.append(BrokenModule(module_id, task, digest, *broken))
     report.unreferenced_blobs = len(set(hashes) - referenced)
 
     _check_indexes(registry, report)
@@ -130,41 +132,44 @@ def collect_garbage(registry: Registry, grace_s: float, dry_run: bool = False) -
     return registry.blobs.collect_garbage(registry.catalog.blob_digests, grace_s=grace_s, dry_run=dry_run)
 
 
-def _schema_problem(path: Path, schema: list) -> str | None:
-    """Whether the blob is a safetensors file with exactly the tensors the row declares."""
+def _schema_problem(path: Path, schema: list) -> tuple[Literal["unreadable", "schema-mismatch"], SchemaMismatch | None] | None:
+    """None when the blob is a safetensors file with exactly the tensors the row declares."""
     try:
         with path.open("rb") as handle:
             (size,) = struct.unpack("<Q", handle.read(8))
+            # Other bytes read as a header size can be anything: never read past the file.
+            if size > path.stat().st_size - 8:
+                return "unreadable", None
             header = json.loads(handle.read(size))
     except (OSError, ValueError, struct.error):
-        return "its blob is not a readable safetensors file"
+        return "unreadable", None
     header.pop("__metadata__", None)
     found = {name: (list(info["shape"]), DTYPES.get(info["dtype"], info["dtype"])) for name, info in header.items()}
     declared = {entry[0]: (list(entry[1]), str(entry[2])) for entry in schema}
-    if found != declared:
-        missing = sorted(set(declared) - set(found))
-        extra = sorted(set(found) - set(declared))
-        differ = sorted(name for name in set(found) & set(declared) if found[name] != declared[name])
-        what = f"lacks {missing[0]}" if missing else f"has unexpected {extra[0]}" if extra else f"tensor {differ[0]} is {found[differ[0]]}, row says {declared[differ[0]]}"
-        return f"its blob does not match the row's tensor schema ({what})"
-    return None
+    if found == declared:
+        return None
+    # The first difference names the module's problem: a missing tensor, else an extra one, else a changed one.
+    missing = sorted(set(declared) - set(found))
+    extra = sorted(set(found) - set(declared))
+    differ = sorted(name for name in set(found) & set(declared) if found[name] != declared[name])
+    name = (missing or extra or differ)[0]
+    return "schema-mismatch", SchemaMismatch(name, found.get(name), declared.get(name))
 
 
 def _check_indexes(registry: Registry, report: VerifyReport) -> None:
-    catalog = registry.catalog
-    with catalog.snapshot() as session:
-        generation = catalog.generation_in(session)
-        module_ids = catalog.module_ids(session)
-        dataset_ids = catalog.indexed_dataset_ids(session)
+    with registry.catalog.snapshot() as session:
+        generation = queries.generation(session)
+        module_ids = queries.module_ids(session)
+        dataset_ids = queries.indexed_dataset_ids(session)
         names = registry.indexes.names()
         expected_rows: dict[str, set[int]] = {}
-        for name, queries in names.items():
-            if queries is None:
+        for name, index_queries in names.items():
+            if index_queries is None:
                 expected_rows[name] = set()
             elif name == DATASETS:
                 expected_rows[name] = dataset_ids
             else:
-                key, rows = queries
+                _key, rows = index_queries
                 expected_rows[name] = set(rows(session, 0)[0].tolist())
     for name in names:
         path = registry.indexes.root / f"{name}.faiss"
@@ -173,7 +178,7 @@ def _check_indexes(registry: Registry, report: VerifyReport) -> None:
         report.indexes_checked += 1
         saved = registry.indexes.load_saved(name)
         if saved is None:
-            report.index_notes.append(f"{name}: unreadable cache file (a save was interrupted?); it is rebuilt on next use")
+            report.index_notes.append(IndexFinding(name, "unreadable"))
             continue
         index, index_generation, _key = saved
         ids = set(index.ids().tolist())
@@ -182,13 +187,10 @@ def _check_indexes(registry: Registry, report: VerifyReport) -> None:
         if index_generation == generation:
             missing = sorted(expected_rows[name] - ids)
             if dangling:
-                report.index_problems.append(f"{name}: {len(dangling)} entries point at no row (e.g. {dangling[0]}) in an index marked current")
+                report.index_problems.append(IndexFinding(name, "dangling", len(dangling), dangling[0], index_generation, generation))
             if missing:
-                report.index_problems.append(f"{name}: {len(missing)} rows are missing (e.g. {missing[0]}) from an index marked current")
+                report.index_problems.append(IndexFinding(name, "missing-rows", len(missing), missing[0], index_generation, generation))
         elif index_generation > generation:
-            report.index_problems.append(f"{name}: claims generation {index_generation}, ahead of the database's {generation} (from another registry?)")
+            report.index_problems.append(IndexFinding(name, "ahead", index_generation=index_generation, generation=generation))
         else:
-            note = f"{name}: stale (generation {index_generation} < {generation}); it catches up on next use"
-            if dangling:
-                note += f"; {len(dangling)} entries of removed rows are dropped then"
-            report.index_notes.append(note)
+            report.index_notes.append(IndexFinding(name, "stale", len(dangling), dangling[0] if dangling else 0, index_generation, generation))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -18,7 +19,16 @@ NAMING = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+def vector_bytes(vector: np.ndarray) -> bytes:
+    """An embedding as stored in a LargeBinary column: float32, native byte order."""
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def bytes_vector(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.float32)
 
 
 class Base(DeclarativeBase):
@@ -34,7 +44,8 @@ class BaseModelRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(512))
     revision: Mapped[str] = mapped_column(String(128), default="")
-    kind: Mapped[str] = mapped_column(String(32))
+    # cross-encoder, seq2seq or causal: decides how a module's predictions are read.
+    family: Mapped[str] = mapped_column(String(32))
     arch_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -85,7 +96,8 @@ class ModuleRow(Base):
     blob_digest: Mapped[str] = mapped_column(String(64), index=True)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     param_embedding: Mapped[bytes] = mapped_column(LargeBinary)
-    kind: Mapped[str] = mapped_column(String(16), default="trained")
+    # trained, or ensemble (a composed init, with its provenance in `ensemble`).
+    origin: Mapped[str] = mapped_column(String(16), default="trained")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
     # The machine a module was pushed from: a shared registry has writers on many hosts.
@@ -94,6 +106,7 @@ class ModuleRow(Base):
     base_model: Mapped[BaseModelRow] = relationship()
     dataset: Mapped[DatasetRow] = relationship()
     tags: Mapped[list[ModuleTagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True, order_by="ModuleTagRow.tag")
+    ensemble: Mapped[EnsembleRow | None] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class ModuleTagRow(Base):
@@ -116,9 +129,8 @@ class EnsembleRow(Base):
     top_k: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    sources: Mapped[list[EnsembleSourceRow]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, order_by="EnsembleSourceRow.position"
-    )
+    target_dataset: Mapped[DatasetRow] = relationship()
+    sources: Mapped[list[EnsembleSourceRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True, order_by="EnsembleSourceRow.position")
 
 
 class EnsembleSourceRow(Base):

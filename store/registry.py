@@ -9,15 +9,15 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import platformdirs
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from store.blobs import BlobStore
-from store.catalog import BaseModelInfo, Catalog, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
-from store.db import check_schema, current_revision, display_url, head_revision, make_engine, upgrade
+from store.catalog import Catalog
+from store.db import check_schema, current_revision, display_url, head_revision, make_engine, parse_url, upgrade
 from store.errors import StoreError
 from store.indexes import IndexSet
+from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
 
 REGISTRY_ENV = "ADAPTERS_REGISTRY"
 BLOBS_ENV = "ADAPTERS_BLOBS"
@@ -35,7 +35,7 @@ class Location:
 
     @property
     def display(self) -> str:
-        return str(self.directory) if self.directory else make_url(self.url).render_as_string(hide_password=True)
+        return str(self.directory) if self.directory else parse_url(self.url).render_as_string(hide_password=True)
 
 
 def default_directory() -> Path:
@@ -50,11 +50,7 @@ def resolve_location(spec: str | os.PathLike[str] | None = None, blobs: str | os
     if "://" not in text:
         directory = Path(text).expanduser().resolve()
         return Location(f"sqlite:///{directory / DATABASE_FILE}", Path(blobs) if blobs else directory / "blobs", directory / "indexes", directory)
-    try:
-        url = make_url(text)
-    except (ArgumentError, ValueError) as error:
-        # The URL itself is not echoed: it may carry a password.
-        raise StoreError(f"the registry URL is not a valid database URL ({error}); use a directory, sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB") from None
+    url = parse_url(text)
     if url.get_backend_name() == "sqlite":
         directory = Path(url.database or ".").expanduser().resolve().parent
         return Location(text, Path(blobs) if blobs else directory / "blobs", directory / "indexes", directory)
@@ -102,6 +98,10 @@ class Registry:
         always has its blob; a push killed at any point leaves the whole module or
         nothing (an orphan blob at worst, which `gc` removes after its grace period).
         """
+        for what, vector in (("parameter", module.param_embedding), ("dataset", dataset.embedding)):
+            # A zero or non-finite vector cannot be normalized: every index rebuild would fail on its row.
+            if not (np.all(np.isfinite(vector)) and np.any(vector)):
+                raise StoreError(f"the module's {what} embedding is zero or not finite; nothing was registered")
         digest = self.blobs.put(data)
         if digest != module.blob_digest:
             raise StoreError(f"module bytes hash to {digest[:12]}, not the declared {module.blob_digest[:12]}; nothing was registered")
@@ -116,11 +116,6 @@ class Registry:
         """Delete a module's rows; its blob stays until `gc` (a concurrent push may share it)."""
         record, generation = self.catalog.remove_module(module_id)
         self.indexes.module_removed(generation, record.id, record.schema_hash)
-        return record
-
-    def tag_module(self, module_id: int, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> ModuleRecord:
-        record, generation = self.catalog.set_tags(module_id, add, remove)
-        self.indexes.touched(generation)
         return record
 
 
@@ -142,7 +137,7 @@ def upgrade_registry(location: Location) -> tuple[str | None, str]:
 
 
 def _new_sqlite_registry(location: Location) -> bool:
-    url = make_url(location.url)
+    url = parse_url(location.url)
     return location.directory is not None and url.get_backend_name() == "sqlite" and not Path(url.database or "").exists()
 
 

@@ -30,7 +30,7 @@ from store.files import atomic_write
 
 __all__ = [
     "DEFAULT_EXACT_THRESHOLD",
-    "IndexKind",
+    "IndexType",
     "VectorIndex",
     "VectorIndexCorrupt",
     "VectorIndexError",
@@ -39,7 +39,7 @@ __all__ = [
     "set_num_threads",
 ]
 
-IndexKind = Literal["exact", "ivf"]
+IndexType = Literal["exact", "ivf"]
 
 # Exact single-query search scans every vector; at d=384 and one core that is
 # about 1 ms per 10k vectors, so past ~50k vectors IVF is several times faster
@@ -56,7 +56,8 @@ TRAIN_POINTS_PER_LIST: Final = 40
 # Vectors scanned per query by small IVF indexes; see ivf_params.
 MIN_SCANNED: Final = 8192
 
-_SIDECAR_FORMAT: Final = 1
+# 2: the sidecar names the index type "index_type" (format 1 said "kind").
+_SIDECAR_FORMAT: Final = 2
 _IO_CHUNK: Final = 1 << 20
 
 
@@ -148,9 +149,9 @@ class VectorIndex:
     of an id already present. Not thread-safe for concurrent writes.
     """
 
-    def __init__(self, index: faiss.Index, kind: IndexKind) -> None:
+    def __init__(self, index: faiss.Index, index_type: IndexType) -> None:
         self._index = index
-        self._kind: IndexKind = kind
+        self._index_type: IndexType = index_type
 
     @classmethod
     def build(
@@ -167,12 +168,12 @@ class VectorIndex:
             raise ValueError(f"{len(id_arr)} ids for {len(x)} vectors")
         if len(id_arr) < exact_threshold:
             index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-            kind: IndexKind = "exact"
+            index_type: IndexType = "exact"
         else:
             index = cls._trained_ivf(x, dim)
-            kind = "ivf"
+            index_type = "ivf"
         index.add_with_ids(x, id_arr)
-        return cls(index, kind)
+        return cls(index, index_type)
 
     @staticmethod
     def _trained_ivf(x: npt.NDArray[np.float32], dim: int) -> faiss.IndexIVFFlat:
@@ -190,8 +191,8 @@ class VectorIndex:
         return index
 
     @property
-    def kind(self) -> IndexKind:
-        return self._kind
+    def index_type(self) -> IndexType:
+        return self._index_type
 
     @property
     def dim(self) -> int:
@@ -200,7 +201,7 @@ class VectorIndex:
     @property
     def params(self) -> dict[str, int]:
         """Search parameters of an IVF index (``nlist``, ``nprobe``); empty for exact."""
-        if self._kind == "exact":
+        if self._index_type == "exact":
             return {}
         return {"nlist": int(self._index.nlist), "nprobe": int(self._index.nprobe)}
 
@@ -223,9 +224,7 @@ class VectorIndex:
             return 0
         return int(self._index.remove_ids(faiss.IDSelectorBatch(id_arr)))
 
-    def search(
-        self, queries: npt.ArrayLike, k: int
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    def search(self, queries: npt.ArrayLike, k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """Return ``(scores, ids)`` of shape (nq, k), best first; missing hits have id -1."""
         if k < 1:
             raise ValueError("k must be >= 1")
@@ -235,14 +234,10 @@ class VectorIndex:
 
     def ids(self) -> npt.NDArray[np.int64]:
         """Return all ids in the index (unordered)."""
-        if self._kind == "exact":
+        if self._index_type == "exact":
             return faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)
         invlists = self._index.invlists
-        parts = [
-            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-            for i in range(invlists.nlist)
-            if invlists.list_size(i)
-        ]
+        parts = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy() for i in range(invlists.nlist) if invlists.list_size(i)]
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any]) -> None:
@@ -259,7 +254,7 @@ class VectorIndex:
         digest = _atomic_write(path, write_index)
         sidecar = {
             "format": _SIDECAR_FORMAT,
-            "kind": self._kind,
+            "index_type": self._index_type,
             "dim": self.dim,
             "count": len(self),
             "sha256": digest,
@@ -286,10 +281,10 @@ class VectorIndex:
             raise VectorIndexMissing(f"no index file at {path}") from e
         except RuntimeError as e:  # faiss reports unreadable input this way
             raise VectorIndexCorrupt(f"unreadable index file {path}: {e}") from e
-        expected = faiss.IndexIDMap2 if sidecar["kind"] == "exact" else faiss.IndexIVFFlat
+        expected = faiss.IndexIDMap2 if sidecar["index_type"] == "exact" else faiss.IndexIVFFlat
         if not isinstance(index, expected) or index.d != sidecar["dim"] or index.ntotal != sidecar["count"]:
             raise VectorIndexCorrupt(f"index file {path} does not match its sidecar")
-        return cls(index, sidecar["kind"]), sidecar["metadata"]
+        return cls(index, sidecar["index_type"]), sidecar["metadata"]
 
     @staticmethod
     def _read_sidecar(path: Path) -> dict[str, Any]:
@@ -302,7 +297,7 @@ class VectorIndex:
         if (
             not isinstance(sidecar, dict)
             or sidecar.get("format") != _SIDECAR_FORMAT
-            or sidecar.get("kind") not in ("exact", "ivf")
+            or sidecar.get("index_type") not in ("exact", "ivf")
             or not isinstance(sidecar.get("sha256"), str)
             or not isinstance(sidecar.get("metadata"), dict)
             or not isinstance(sidecar.get("dim"), int)

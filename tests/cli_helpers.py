@@ -27,7 +27,7 @@ def snapshot(registry: Path) -> tuple:
         return ()
     opened = Registry(resolve_location(registry), create=False)
     try:
-        modules = [(m.id, m.blob_digest, m.task, m.kind) for m in opened.catalog.list_modules()]
+        modules = [(m.id, m.blob_digest, m.task, m.origin) for m in opened.catalog.list_modules()]
         return modules, opened.catalog.generation(), sorted(opened.blobs.digests())
     finally:
         opened.close()

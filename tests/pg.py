@@ -30,7 +30,9 @@ ENV_URL = "DELTAHUB_TEST_POSTGRES_URL"
 
 def find_binaries() -> Path | None:
     """The newest PostgreSQL bin directory with initdb, or None."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+    )
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("initdb")
@@ -122,7 +124,8 @@ def start_server() -> PostgresServer:
         os.chown(pwfile, pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid)
     data = directory / "data"
     try:
-        _as(user, [str(bindir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"])
+        initdb = ["-D", str(data), "-U", USER, f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"]
+        _as(user, [str(bindir / "initdb"), *initdb])
         port = _free_port()
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory} "

@@ -3,8 +3,8 @@
     python tests/registry_worker.py push   '{"url": ..., "blobs": ..., "seeds": [...], ...}'
     python tests/registry_worker.py crash  '{"url": ..., "blobs": ..., "start": 0, "crash_at": "after_commit"}'
 
-`push` pushes the given synthetic modules (plus shared ones every worker pushes,
-plus extras it tags and removes again), checks after every push that its own
+`push` pushes the given synthetic modules, tagged with the worker (plus shared ones
+every worker pushes, plus extras it removes again), checks after every push that its own
 search sees the new module, and prints one JSON summary line. `crash` pushes
 modules with tags and provenance in a loop, printing each committed id, until it
 is killed; with `crash_at` it SIGKILLs itself at that point of its first push.
@@ -43,14 +43,13 @@ def run_push(args: dict) -> None:
     for i, seed in enumerate(extras):
         plan.insert((i * 11 + 3) % (len(plan) + 1), ("extra", seed))
     for what, seed in plan:
+        tags = (*synthetic.TAGS, f"worker-{args['worker']}") if what == "own" else synthetic.TAGS
         started = time.perf_counter()
-        record, _created = synthetic.push(registry, seed)
+        record, _created = synthetic.push(registry, seed, tags=tags)
         latencies.append(time.perf_counter() - started)
         if what == "own":
             pushed.append((record.id, record.blob_digest))
-            registry.tag_module(record.id, add=(f"worker-{args['worker']}",))
         elif what == "extra":
-            registry.tag_module(record.id, add=("doomed",))
             registry.remove_module(record.id)
         # This process's index must follow the database, whoever wrote last.
         _data, new, _task, dataset = synthetic.module(seed)

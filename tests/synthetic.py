@@ -16,14 +16,14 @@ import json
 import numpy as np
 from safetensors.numpy import save
 
-from store.catalog import BaseModelInfo, DatasetInfo, NewModule, Provenance, SourceWeight, TaskInfo
+from store.records import BaseModelInfo, DatasetInfo, NewModule, Provenance, SourceWeight, TaskInfo
 
 HIDDEN = 384
 RANK = 4
 LAYERS = 2
 DATASET_DIM = 384
 SKETCH_DIM = 512
-BASE = BaseModelInfo(name="sentence-transformers/all-MiniLM-L6-v2", kind="cross-encoder", arch_hash="0" * 64)
+BASE = BaseModelInfo(name="sentence-transformers/all-MiniLM-L6-v2", family="cross-encoder", arch_hash="0" * 64)
 TAGS = ("synthetic", "load")
 
 

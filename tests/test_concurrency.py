@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import synthetic
+
 from store.maintenance import verify
 
 WORKERS = 8
@@ -71,7 +71,7 @@ def test_eight_processes_push_fifty_modules_each(registry_url) -> None:
             assert registry.indexes.search_parameters(new.schema_hash, new.param_embedding, 1)[0][0] == record.id
             assert registry.indexes.search_datasets(dataset.embedding, 1)[0][0] == record.dataset_id
         report = verify(registry)
-        assert report.healthy, report.lines()
+        assert report.healthy, report
         assert report.modules == len(modules) and report.unreferenced_blobs == 3 * WORKERS  # the removed extras' blobs wait for gc
     finally:
         registry.close()

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from store.blobs import QUARANTINE_PREFIX, TEMP_PREFIX
 from store.maintenance import collect_garbage, verify
 
@@ -41,7 +40,7 @@ def check_whole_or_nothing(spec) -> int:
             assert module.provenance is not None and module.provenance.strategy == "average"
             assert abs(sum(s.weight for s in module.provenance.sources) - (1.0 if module.provenance.sources else 0.0)) < 1e-6
         report = verify(registry)
-        assert not report.broken_modules and not report.corrupt_blobs and not report.index_problems, report.lines()
+        assert not report.broken_modules and not report.corrupt_blobs and not report.index_problems, report
         if modules:
             import synthetic
 
@@ -93,6 +92,6 @@ def test_pushes_killed_at_every_step_and_at_random_leave_whole_modules_or_nothin
         assert set(registry.blobs.digests()) == registry.catalog.blob_digests()
         assert report.removed, "the pushes killed between blob and commit left orphan blobs"
         final = verify(registry)
-        assert final.healthy and final.unreferenced_blobs == 0 and final.temp_files == 0, final.lines()
+        assert final.healthy and final.unreferenced_blobs == 0 and final.temp_files == 0, final
     finally:
         registry.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from sqlalchemy import MetaData
+from alembic import command
+from sqlalchemy import MetaData, inspect, text
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -15,8 +16,8 @@ from hub.datasets import load_dataset
 from hub.embeddings import parameter_sketch
 from hub.methods import method_for_config, read_config
 from store.blobs import BlobStore
-from store.catalog import vector_bytes
-from store.db import current_revision, head_revision, make_engine, upgrade
+from store.db import alembic_config, current_revision, head_revision, make_engine, upgrade
+from store.models import vector_bytes
 from store.tensors import schema_hash, tensor_schema, to_bytes
 
 runner = CliRunner()
@@ -31,13 +32,15 @@ def fill_at_first_migration(url: str, blobs: Path, session_hub: Hub, trained_fol
     meta.reflect(engine)
     assert "registry_id" not in meta.tables["registry_state"].c and "created_host" not in meta.tables["modules"].c
     t = meta.tables
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     expected: dict = {"modules": {}, "datasets": {}}
     blobs.mkdir(parents=True, exist_ok=True)
     store = BlobStore(blobs)
     with engine.begin() as connection:
         base_id = connection.execute(
-            t["base_models"].insert().values(name="sentence-transformers/all-MiniLM-L6-v2", revision="", kind="cross-encoder", arch_hash="a" * 64, created_at=now)
+            t["base_models"]
+            .insert()
+            .values(name="sentence-transformers/all-MiniLM-L6-v2", revision="", kind="cross-encoder", arch_hash="a" * 64, created_at=now)
         ).inserted_primary_key[0]
         module_ids = []
         for task_name, folder in trained_folders.items():
@@ -48,21 +51,35 @@ def fill_at_first_migration(url: str, blobs: Path, session_hub: Hub, trained_fol
             digest = store.put(blob)
             embedding = session_hub.encoder.embed(data)
             task_id = connection.execute(
-                t["tasks"].insert().values(name=data.card.name, category=data.card.category, format=data.card.format, description="", labels=dict(data.card.labels))
+                t["tasks"]
+                .insert()
+                .values(name=data.card.name, category=data.card.category, format=data.card.format, description="", labels=dict(data.card.labels))
             ).inserted_primary_key[0]
             dataset_id = connection.execute(
-                t["datasets"].insert().values(fingerprint=data.fingerprint, task_id=task_id, size=data.size, source="", embedding=vector_bytes(embedding), created_at=now)
+                t["datasets"]
+                .insert()
+                .values(fingerprint=data.fingerprint, task_id=task_id, size=data.size, source="", embedding=vector_bytes(embedding), created_at=now)
             ).inserted_primary_key[0]
             schema = tensor_schema(tensors)
             sketch = parameter_sketch(tensors)
             module_id = connection.execute(
-                t["modules"].insert().values(
-                    base_model_id=base_id, dataset_id=dataset_id, method=method.name,
+                t["modules"]
+                .insert()
+                .values(
+                    base_model_id=base_id,
+                    dataset_id=dataset_id,
+                    method=method.name,
                     config={k: v for k, v in config.items() if k != "base_model_name_or_path"},
-                    tensor_schema=schema, schema_hash=schema_hash(schema), num_params=sum(x.numel() for x in tensors.values()),
-                    blob_digest=digest, metrics={"acc": 0.5}, param_embedding=vector_bytes(sketch), kind="trained",
-                    created_at=now, created_by="old-release",
-                )  # fmt: skip
+                    tensor_schema=schema,
+                    schema_hash=schema_hash(schema),
+                    num_params=sum(x.numel() for x in tensors.values()),
+                    blob_digest=digest,
+                    metrics={"acc": 0.5},
+                    param_embedding=vector_bytes(sketch),
+                    kind="trained",
+                    created_at=now,
+                    created_by="old-release",
+                )
             ).inserted_primary_key[0]
             connection.execute(t["module_tags"].insert().values(module_id=module_id, tag="v1"))
             module_ids.append(module_id)
@@ -75,8 +92,15 @@ def fill_at_first_migration(url: str, blobs: Path, session_hub: Hub, trained_fol
         ).inserted_primary_key[0]
         for position, source in enumerate(module_ids[:2]):
             connection.execute(
-                t["ensemble_sources"].insert().values(
-                    ensemble_id=ensemble_id, position=position, source_module_id=source, source_digest=expected["modules"][source][1], score=-1.0 - position, weight=0.7 - 0.4 * position
+                t["ensemble_sources"]
+                .insert()
+                .values(
+                    ensemble_id=ensemble_id,
+                    position=position,
+                    source_module_id=source,
+                    source_digest=expected["modules"][source][1],
+                    score=-1.0 - position,
+                    weight=0.7 - 0.4 * position,
                 )
             )
         connection.execute(t["registry_state"].update().values(generation=len(module_ids) + 1))
@@ -112,6 +136,8 @@ def test_db_upgrade_keeps_every_module_embedding_and_provenance_row(registry_url
         for module_id, (task, digest, tensors, sketch) in expected["modules"].items():
             record = hub.show(module_id)
             assert (record.task, record.blob_digest, record.tags, record.created_by, record.created_host) == (task, digest, ("v1",), "old-release", "")
+            # The columns once named `kind` keep their values under their new names.
+            assert (record.origin, record.base_model_family) == ("trained", "cross-encoder")
             loaded = hub.load_tensors(record)
             assert set(loaded) == set(tensors) and all(torch.equal(loaded[k], tensors[k]) for k in tensors)
             # Its parameter embedding is intact: a search by the module finds the others, scored by the stored sketches.
@@ -133,9 +159,35 @@ def test_db_upgrade_keeps_every_module_embedding_and_provenance_row(registry_url
         record = hub.push(trained_folders["wn-isa-animal"], suite / "wn-supersense-noun-c")
         assert record.created_host
         report = hub.verify()
-        assert report.healthy, report.lines()
+        assert report.healthy, report
     engine = make_engine(url)
     try:
         assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_the_kind_columns_are_renamed_in_place_and_back(registry_url) -> None:
+    """0003 renames modules.kind to origin and base_models.kind to family, keeping the values; its downgrade undoes it."""
+    if registry_url.backend == "sqlite":
+        Path(registry_url.url).mkdir(parents=True)
+        url = f"sqlite:///{Path(registry_url.url) / 'registry.db'}"
+    else:
+        url = registry_url.url
+    engine = make_engine(url)
+    try:
+        upgrade(engine, "0002")
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO base_models (name, revision, kind, arch_hash, created_at) VALUES ('m', '', 'seq2seq', 'h', CURRENT_TIMESTAMP)")
+            )
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT family FROM base_models")).scalar_one() == "seq2seq"
+            assert "origin" in {column["name"] for column in inspect(connection).get_columns("modules")}
+        command.downgrade(alembic_config(engine), "0002")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT kind FROM base_models")).scalar_one() == "seq2seq"
+            assert "kind" in {column["name"] for column in inspect(connection).get_columns("modules")}
     finally:
         engine.dispose()

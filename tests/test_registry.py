@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from cli_helpers import adapters
 from peft import PeftModel
 
-from cli_helpers import adapters
 from hub import Hub
 from hub.backbones import load_base_model, resolve_base_model
 from store.db import make_engine, upgrade

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import socket
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+import synthetic
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
-
-import synthetic
 from cli_helpers import cli, one_line_error
+from sqlalchemy import event, text
+
 from store.db import make_engine, upgrade
+from store.errors import StoreError
 from store.models import Base
 
 
@@ -36,14 +40,13 @@ def test_migrations_make_exactly_the_declared_schema_on_both_backends(registry_u
         engine.dispose()
 
 
-def test_push_tag_remove_and_reopen_on_both_backends(registry_url) -> None:
+def test_push_remove_and_reopen_on_both_backends(registry_url) -> None:
     registry = registry_url.open()
     try:
-        first, created = synthetic.push(registry, 1)
+        first, created = synthetic.push(registry, 1, tags=("b", "a", "b"))
         again, created_again = synthetic.push(registry, 1)
-        assert created and not created_again and again.id == first.id
+        assert created and not created_again and again.id == first.id and again.tags == ("a", "b")
         second, _ = synthetic.push(registry, 2, provenance=synthetic.provenance([(first.id, first.blob_digest)]))
-        assert registry.tag_module(first.id, add=("b", "a"), remove=("load",)).tags == ("a", "b", "synthetic")
         assert registry.catalog.get_module(second.id).provenance.sources[0].digest == first.blob_digest
         registry.remove_module(first.id)
         # The source's digest survives its removal; its blob stays until gc.
@@ -58,6 +61,32 @@ def test_push_tag_remove_and_reopen_on_both_backends(registry_url) -> None:
         assert reopened.indexes.search_parameters(new.schema_hash, new.param_embedding, 5) == [(second.id, pytest.approx(1.0, abs=1e-5))]
     finally:
         reopened.close()
+
+
+def test_list_and_show_give_the_same_records_in_a_fixed_number_of_queries(registry_url) -> None:
+    registry = registry_url.open()
+    statements: list[str] = []
+    try:
+        sources = [synthetic.push(registry, seed)[0] for seed in range(3)]
+        weights = synthetic.provenance([(s.id, s.blob_digest) for s in sources])
+        synthetic.push(registry, 10, provenance=weights)
+        event.listen(registry.engine, "before_cursor_execute", lambda _c, _cur, statement, *_a: statements.append(statement))
+        few = registry.catalog.list_modules()
+        per_list = len(statements)
+        for seed in (11, 12, 13):
+            synthetic.push(registry, seed, provenance=weights)
+        statements.clear()
+        listed = registry.catalog.list_modules()
+        assert len(statements) == per_list < len(listed), "listing costs the same few queries however many modules (no query per module)"
+        assert len(few) == 4 and listed == [registry.catalog.get_module(m.id) for m in listed]
+        assert [m.provenance is not None for m in listed] == [False] * 3 + [True] * 4
+        assert listed[3].provenance == dataclasses.replace(weights, target_fingerprint=synthetic.module(10)[3].fingerprint)
+    finally:
+        registry.close()
+    # The CLI shows the same: a listed module is what `show` says about it.
+    shown = json.loads(cli("show", str(listed[3].id), "--json", *registry_url.args()).output)
+    assert json.loads(cli("list", "--json", *registry_url.args()).output)[3] == shown
+    assert [s["module_id"] for s in shown["provenance"]["sources"]] == [s.id for s in sources]
 
 
 def test_cli_lists_a_postgresql_registry_via_the_environment(registry_url, monkeypatch) -> None:
@@ -164,6 +193,17 @@ def test_mixed_up_blob_directories_are_refused_and_mismatched_blobs_named(regist
     result = cli("verify", *registry_url.args())
     assert result.exit_code == 1
     assert "digest mismatch" in result.output and record.blob_digest in result.output
+
+
+def test_a_zero_embedding_is_refused_before_anything_is_written(registry_url) -> None:
+    registry = registry_url.open()
+    try:
+        data, new, task, dataset = synthetic.module(3)
+        with pytest.raises(StoreError, match="parameter embedding is zero or not finite"):
+            registry.add_module(data, dataclasses.replace(new, param_embedding=np.zeros_like(new.param_embedding)), task, dataset, synthetic.BASE)
+        assert registry.catalog.list_modules() == [] and not registry.blobs.exists(new.blob_digest)
+    finally:
+        registry.close()
 
 
 def test_malformed_url_is_one_line() -> None:

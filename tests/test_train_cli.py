@@ -36,7 +36,7 @@ def test_train_from_random_pushes_metrics_without_provenance(registry: Path, sui
     summary = trained(adapters(registry, "train", str(suite / "wn-isa-plant"), *FAST, "--push"))
     assert summary["train_examples"] == 8 and summary["steps"] == 2
     shown = json.loads(adapters(registry, "show", str(summary["module_id"]), "--json").output)
-    assert shown["task"] == "wn-isa-plant" and shown["kind"] == "trained"
+    assert shown["task"] == "wn-isa-plant" and shown["origin"] == "trained"
     assert shown["metrics"]["test_acc"] == pytest.approx(summary["test_acc"])
     assert shown["provenance"] is None
 

@@ -73,7 +73,7 @@ def test_ensemble_scores_every_compatible_source_but_the_targets_own(registry):
             expected = sum(row.weight * hub.load_tensors(hub.show(row.module_id))[key].double() for row in result.sources)
             assert torch.allclose(tensor.double(), expected, atol=1e-6)
         record = result.record
-        assert record.kind == "ensemble" and len(hub.list()) == before + 1
+        assert record.origin == "ensemble" and len(hub.list()) == before + 1
         assert record.task == TARGET
         provenance = hub.show(record.id).provenance
         assert provenance.strategy == "el2n" and provenance.temperature == pytest.approx(0.1)
@@ -83,7 +83,7 @@ def test_ensemble_scores_every_compatible_source_but_the_targets_own(registry):
         again = hub.ensemble(target, base_model="minilm", strategy="el2n", score_examples=8)
         assert again.weights == result.weights and again.record.id == record.id
         # composed inits are never sources of later ensembles
-        assert all(hub.show(row.module_id).kind == "trained" for row in again.sources)
+        assert all(hub.show(row.module_id).origin == "trained" for row in again.sources)
 
 
 def test_top_k_candidates_and_group_average(registry):

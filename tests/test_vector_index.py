@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +43,11 @@ def data() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[
     return ids, clustered(N, seed=1), clustered(200, seed=2)
 
 
-def build(data, kind: str) -> VectorIndex:
+def build(data, index_type: str) -> VectorIndex:
     ids, x, _ = data
-    threshold = SMALL_THRESHOLD if kind == "ivf" else N + 1
+    threshold = SMALL_THRESHOLD if index_type == "ivf" else N + 1
     index = VectorIndex.build(ids, x, DIM, exact_threshold=threshold)
-    assert index.kind == kind
+    assert index.index_type == index_type
     return index
 
 
@@ -79,10 +80,10 @@ def test_approximate_chosen_above_threshold_has_recall(data) -> None:
     assert recall >= 0.9
 
 
-@pytest.mark.parametrize("kind", ["exact", "ivf"])
-def test_remove(data, kind: str) -> None:
+@pytest.mark.parametrize("index_type", ["exact", "ivf"])
+def test_remove(data, index_type: str) -> None:
     ids, x, q = data
-    index = build(data, kind)
+    index = build(data, index_type)
     _, before = index.search(q, 10)
     gone = np.unique(before[:, 0])
     assert index.remove(np.concatenate([gone, [-5, 10**12]])) == len(gone)
@@ -93,10 +94,10 @@ def test_remove(data, kind: str) -> None:
     assert index.remove(gone) == 0
 
 
-@pytest.mark.parametrize("kind", ["exact", "ivf"])
-def test_add_replaces_existing_ids(data, kind: str) -> None:
+@pytest.mark.parametrize("index_type", ["exact", "ivf"])
+def test_add_replaces_existing_ids(data, index_type: str) -> None:
     ids, x, q = data
-    index = build(data, kind)
+    index = build(data, index_type)
     index.add(ids[:1], q[:1])
     index.add([10**9], q[1:2])
     assert len(index) == N + 1
@@ -126,19 +127,19 @@ def test_invalid_vectors_are_rejected(data) -> None:
 def test_empty_index(data) -> None:
     _, _, q = data
     index = VectorIndex.build([], [], DIM)
-    assert (index.kind, len(index), list(index.ids())) == ("exact", 0, [])
+    assert (index.index_type, len(index), list(index.ids())) == ("exact", 0, [])
     assert list(index.search(q[:1], 2)[1][0]) == [-1, -1]
 
 
-@pytest.mark.parametrize("kind", ["exact", "ivf"])
-def test_save_load_round_trip(data, kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("index_type", ["exact", "ivf"])
+def test_save_load_round_trip(data, index_type: str, tmp_path: Path) -> None:
     _, _, q = data
-    index = build(data, kind)
-    meta = {"generation": 17, "dim": DIM, "kind": kind}
+    index = build(data, index_type)
+    meta = {"generation": 17, "dim": DIM, "index_type": index_type}
     index.save(tmp_path / "ds.faiss", meta)
     loaded, loaded_meta = VectorIndex.load(tmp_path / "ds.faiss")
     assert loaded_meta == meta
-    assert (loaded.kind, loaded.dim, len(loaded), loaded.params) == (index.kind, DIM, N, index.params)
+    assert (loaded.index_type, loaded.dim, len(loaded), loaded.params) == (index.index_type, DIM, N, index.params)
     for a, b in zip(index.search(q, 10), loaded.search(q, 10), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -171,11 +172,11 @@ def test_missing_files_raise(data, tmp_path: Path) -> None:
         VectorIndex.load(path)
 
 
-@pytest.mark.parametrize("kind", ["exact", "ivf"])
+@pytest.mark.parametrize("index_type", ["exact", "ivf"])
 @pytest.mark.parametrize("damage", ["truncate", "flip_byte", "empty"])
-def test_corrupt_index_file_raises(data, kind: str, damage: str, tmp_path: Path) -> None:
+def test_corrupt_index_file_raises(data, index_type: str, damage: str, tmp_path: Path) -> None:
     path = tmp_path / "ds.faiss"
-    build(data, kind).save(path, {"generation": 1})
+    build(data, index_type).save(path, {"generation": 1})
     raw = bytearray(path.read_bytes())
     if damage == "truncate":
         raw = raw[: len(raw) // 2]
@@ -194,4 +195,14 @@ def test_corrupt_sidecar_raises(data, content: bytes, tmp_path: Path) -> None:
     build(data, "exact").save(path, {})
     (tmp_path / "ds.faiss.json").write_bytes(content)
     with pytest.raises(VectorIndexError):
+        VectorIndex.load(path)
+
+
+def test_sidecar_of_the_old_format_is_refused(data, tmp_path: Path) -> None:
+    path = tmp_path / "ds.faiss"
+    build(data, "exact").save(path, {})
+    sidecar = json.loads((tmp_path / "ds.faiss.json").read_bytes())
+    sidecar["format"], sidecar["kind"] = 1, sidecar.pop("index_type")
+    (tmp_path / "ds.faiss.json").write_text(json.dumps(sidecar))
+    with pytest.raises(VectorIndexCorrupt):
         VectorIndex.load(path)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import time
 
+import synthetic
 from typer.testing import CliRunner
 
-import synthetic
 from cli.main import app
 from store.blobs import GC_GRACE_S
 
@@ -103,3 +105,17 @@ def test_gc_removes_only_unreferenced_blobs_past_the_grace_period(registry_url) 
     finally:
         registry.close()
     assert cli(registry_url, "verify").exit_code == 0
+
+
+def test_verify_names_a_blob_that_is_not_safetensors_without_reading_a_bogus_header_size(registry_url) -> None:
+    registry = registry_url.open()
+    _data, new, task, dataset = synthetic.module(0)
+    # Its first 8 bytes, read as a safetensors header size, say about 7 * 10^18 bytes.
+    garbage = b"not safetensors at all"
+    record, _ = registry.add_module(garbage, dataclasses.replace(new, blob_digest=hashlib.sha256(garbage).hexdigest()), task, dataset, synthetic.BASE)
+    registry.close()
+    result = cli(registry_url, "verify", "--json")
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.output)["broken_modules"] == [
+        {"id": record.id, "task": record.task, "digest": record.blob_digest, "problem": "unreadable", "reason": "its blob is not a readable safetensors file"}
+    ]

@@ -1,0 +1,107 @@
+"""What the catalog takes in and hands out: frozen records, free of database sessions and rows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    category: str
+    format: str
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    fingerprint: str
+    size: int
+    source: str
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    """A backbone; `family` (cross-encoder, seq2seq, causal) says how its predictions are read."""
+
+    name: str
+    family: str
+    arch_hash: str
+    revision: str = ""
+
+
+@dataclass(frozen=True)
+class SourceWeight:
+    module_id: int
+    digest: str
+    score: float | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """How a composed init came to be: target dataset, strategy, temperature, sources and weights."""
+
+    strategy: str
+    temperature: float
+    top_k: int | None
+    sources: tuple[SourceWeight, ...]
+    target_fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class NewModule:
+    """A module to register; `origin` is "trained", or "ensemble" for a composed init."""
+
+    method: str
+    config: dict[str, Any]
+    tensor_schema: list[Any]
+    schema_hash: str
+    num_params: int
+    blob_digest: str
+    param_embedding: np.ndarray
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    origin: str = "trained"
+    created_by: str = ""
+    created_host: str = ""
+
+
+@dataclass(frozen=True)
+class ModuleRecord:
+    """A module as the catalog knows it, joined with its task, dataset, base model and provenance (ensembles)."""
+
+    id: int
+    method: str
+    origin: str
+    task: str
+    category: str
+    task_format: str
+    dataset_id: int
+    dataset_fingerprint: str
+    base_model: str
+    base_model_family: str
+    base_arch_hash: str
+    schema_hash: str
+    num_params: int
+    blob_digest: str
+    metrics: dict[str, float]
+    tags: tuple[str, ...]
+    created_at: datetime
+    created_by: str
+    config: dict[str, Any]
+    tensor_schema: list[Any]
+    provenance: Provenance | None = None
+    created_host: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["tags"] = list(self.tags)
+        return data

@@ -1,0 +1,161 @@
+"""The catalog's write transaction: every write bumps the registry generation, and is retried
+when it loses a race it could not see coming."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.db import WRITE_OPTION, database_errors, display_url, is_sqlite
+from store.errors import DatabaseBusy, NotFound, StoreError
+from store.models import (
+    BaseModelRow,
+    DatasetRow,
+    EnsembleRow,
+    EnsembleSourceRow,
+    ModuleRow,
+    ModuleTagRow,
+    RegistryStateRow,
+    TaskRow,
+    vector_bytes,
+)
+from store.records import BaseModelInfo, DatasetInfo, NewModule, Provenance, TaskInfo
+
+T = TypeVar("T")
+# A write is retried when it loses a race it cannot see coming (a unique row inserted
+# by a writer that does not take the generation lock, a lock timeout, a deadlock).
+RETRIES = 8
+
+
+class WriteTransaction:
+    """Runs write transactions in generation order.
+
+    Writers take turns on the generation: on SQLite, BEGIN IMMEDIATE holds the write
+    lock for the whole transaction; on PostgreSQL the bump is the last statement, so
+    its row lock is held only until the commit. Either way writes commit in generation
+    order, and the state at `generation` is the state at `generation - 1` plus this
+    write (two writers racing to insert the same unique row: the loser's insert fails
+    once the winner commits, and the retry finds the row).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._bump_first = is_sqlite(engine)
+
+    def run(self, work: Callable[[Session], T]) -> tuple[T, int]:
+        """Run `work` in one write transaction; return its result and the generation the write produced."""
+        for attempt in range(RETRIES):
+            try:
+                with database_errors(self.engine), self._sessions.begin() as session:
+                    if self._bump_first:
+                        generation = _bump(session)
+                        result = work(session)
+                    else:
+                        result = work(session)
+                        session.flush()
+                        generation = _bump(session)
+                    return result, generation
+            except (IntegrityError, DatabaseBusy):
+                if attempt == RETRIES - 1:
+                    raise StoreError(f"a write to {display_url(self.engine)} kept conflicting with other writers; try again") from None
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+def add_module(
+    session: Session, module: NewModule, task: TaskInfo, dataset: DatasetInfo, base_model: BaseModelInfo, provenance: Provenance | None
+) -> tuple[int, bool]:
+    """Insert a module (and its task, dataset, base model rows if new); return its id and whether it is new."""
+    task_row = _task(session, task)
+    dataset_row = _dataset(session, dataset, task_row)
+    base_row = _base_model(session, base_model)
+    existing = session.scalar(
+        select(ModuleRow.id).where(
+            ModuleRow.base_model_id == base_row.id,
+            ModuleRow.dataset_id == dataset_row.id,
+            ModuleRow.blob_digest == module.blob_digest,
+        )
+    )
+    if existing is not None:
+        return existing, False
+    row = ModuleRow(
+        base_model=base_row,
+        dataset=dataset_row,
+        method=module.method,
+        config=module.config,
+        tensor_schema=module.tensor_schema,
+        schema_hash=module.schema_hash,
+        num_params=module.num_params,
+        blob_digest=module.blob_digest,
+        metrics=module.metrics,
+        param_embedding=vector_bytes(module.param_embedding),
+        origin=module.origin,
+        created_by=module.created_by,
+        created_host=module.created_host,
+        tags=[ModuleTagRow(tag=tag) for tag in sorted(set(module.tags))],
+        ensemble=None if provenance is None else _ensemble(provenance, dataset_row),
+    )
+    session.add(row)
+    session.flush()
+    return row.id, True
+
+
+def remove_module(session: Session, module_id: int) -> None:
+    row = session.get(ModuleRow, module_id)
+    if row is None:
+        raise NotFound(module_id)
+    session.delete(row)
+
+
+def _bump(session: Session) -> int:
+    return int(
+        session.execute(
+            update(RegistryStateRow).where(RegistryStateRow.id == 1).values(generation=RegistryStateRow.generation + 1).returning(RegistryStateRow.generation)
+        ).scalar_one()
+    )
+
+
+def _task(session: Session, task: TaskInfo) -> TaskRow:
+    row = session.scalar(select(TaskRow).where(TaskRow.name == task.name))
+    if row is None:
+        row = TaskRow(name=task.name, category=task.category, format=task.format, description=task.description, labels=task.labels)
+        session.add(row)
+        session.flush()
+    elif row.format != task.format:
+        raise StoreError(f"task {task.name!r} is registered with format {row.format}, not {task.format}; rename the task in its card")
+    return row
+
+
+def _dataset(session: Session, dataset: DatasetInfo, task: TaskRow) -> DatasetRow:
+    row = session.scalar(select(DatasetRow).where(DatasetRow.fingerprint == dataset.fingerprint))
+    if row is None:
+        row = DatasetRow(fingerprint=dataset.fingerprint, task=task, size=dataset.size, source=dataset.source, embedding=vector_bytes(dataset.embedding))
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _base_model(session: Session, base: BaseModelInfo) -> BaseModelRow:
+    row = session.scalar(
+        select(BaseModelRow).where(BaseModelRow.name == base.name, BaseModelRow.revision == base.revision, BaseModelRow.arch_hash == base.arch_hash)
+    )
+    if row is None:
+        row = BaseModelRow(name=base.name, revision=base.revision, family=base.family, arch_hash=base.arch_hash)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _ensemble(provenance: Provenance, target: DatasetRow) -> EnsembleRow:
+    sources = [
+        EnsembleSourceRow(position=i, source_module_id=s.module_id, source_digest=s.digest, score=s.score, weight=s.weight)
+        for i, s in enumerate(provenance.sources)
+    ]
+    return EnsembleRow(target_dataset=target, strategy=provenance.strategy, temperature=provenance.temperature, top_k=provenance.top_k, sources=sources)
