@@ -15,7 +15,7 @@ from pathlib import Path
 from hub.datasets import Dataset, load_dataset
 from hub.errors import BaseModelMismatch, HubError
 from hub.search import SearchHit
-from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
+from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight
 from store.registry import Registry, upgrade_registry, resolve_location
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
@@ -180,7 +180,7 @@ class Hub:
                 origin=origin,
                 created_by=created_by or _user(),
             ),
-            TaskInfo(dataset.card.name, dataset.card.category, dataset.card.format, dataset.card.description, dict(dataset.card.labels)),
+            dataset.card,
             DatasetInfo(dataset.fingerprint, dataset.size, dataset.source, embedding),
             BaseModelInfo(backbone.ref.name, backbone.ref.kind, backbone.arch_hash, backbone.ref.revision or ""),
             provenance,

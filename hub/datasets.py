@@ -18,30 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import DatasetError
+from store.records import TaskInfo
 
 FORMATS = ("classification", "pair", "multiple_choice")
 SPLITS = ("train", "dev", "test")
 CARD_FILE = "task.json"
 
 
-@dataclass(frozen=True)
-class TaskCard:
-    """What a task is: its name, category, format and label verbalizations."""
-
-    name: str
-    category: str
-    format: str
-    description: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "category": self.category,
-            "format": self.format,
-            "description": self.description,
-            "labels": dict(self.labels),
-        }
+# A task card is exactly what the catalog records of a task: one class, no field-by-field copy.
+TaskCard = TaskInfo
 
 
 @dataclass(frozen=True)

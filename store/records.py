@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,11 +12,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TaskInfo:
+    """What a task is: its name, category, format and label verbalizations (hub calls it a task card)."""
+
     name: str
     category: str
     format: str
     description: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "category": self.category, "format": self.format, "description": self.description, "labels": dict(self.labels)}
 
 
 @dataclass(frozen=True)

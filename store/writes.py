@@ -125,7 +125,7 @@ def _bump(session: Session) -> int:
 def _task(session: Session, task: TaskInfo) -> TaskRow:
     row = session.scalar(select(TaskRow).where(TaskRow.name == task.name))
     if row is None:
-        row = TaskRow(name=task.name, category=task.category, format=task.format, description=task.description, labels=task.labels)
+        row = TaskRow(name=task.name, category=task.category, format=task.format, description=task.description, labels=dict(task.labels))
         session.add(row)
         session.flush()
     elif row.format != task.format:
