@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def worker(args: dict) -> None:
     import numpy as np
-
     import synthetic
+
     from store.registry import Registry
 
     registry = Registry.open(args["url"], args.get("blobs"))
@@ -67,7 +67,8 @@ def run(url: str, blobs: str | None, processes: int, pushes: int, searches: int)
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--worker", json.dumps({"url": url, "blobs": blobs, "worker": w, "pushes": pushes, "searches": searches})],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for w in range(processes)
     ]

@@ -75,9 +75,7 @@ class Mixture:
         return out
 
 
-def measure_build(
-    ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], exact_threshold: int
-) -> tuple[VectorIndex, float]:
+def measure_build(ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], exact_threshold: int) -> tuple[VectorIndex, float]:
     """Build through ``VectorIndex.build``; return the index and wall seconds."""
     t0 = time.perf_counter()
     index = VectorIndex.build(ids, vectors, vectors.shape[1], exact_threshold=exact_threshold)
@@ -99,9 +97,7 @@ def search_ids(index: VectorIndex, queries: npt.NDArray[np.float32], k: int = K)
     return index.search(queries, k)[1]
 
 
-def ground_truth(
-    ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], queries: npt.NDArray[np.float32], k: int = K
-) -> npt.NDArray[np.int64]:
+def ground_truth(ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], queries: npt.NDArray[np.float32], k: int = K) -> npt.NDArray[np.int64]:
     """Exact top-k ids by brute-force inner product (faiss IndexFlatIP search, no copy)."""
     _, rows = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
     return ids[rows]
@@ -150,10 +146,7 @@ def bench_size(
 
 
 def print_table(rows: list[Row]) -> None:
-    header = (
-        f"{'size':>9}  {'index':<5}  {'params':<22}  {'build s':>8}  {'p50 ms':>7}  "
-        f"{'p99 ms':>7}  {'recall@10':>9}  {'exact p50':>9}  {'p50/exact':>9}"
-    )
+    header = f"{'size':>9}  {'index':<5}  {'params':<22}  {'build s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'recall@10':>9}  {'exact p50':>9}  {'p50/exact':>9}"
     print(header)
     print("-" * len(header))
     for r in rows:

@@ -135,7 +135,15 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         seconds, cpu_seconds, steps = train_trainer(model, formulation, deltahub_order(train_examples, epochs, args.seed), device, args)
     if steps != args.steps:
         raise SystemExit(f"{name} ran {steps} steps, not {args.steps}")
-    row = {"impl": name, "device": str(device), "steps": steps, "seconds": seconds, "examples_per_s": steps * args.batch_size / seconds, "cpu_seconds": cpu_seconds, "init_checksum": init_checksum}
+    row = {
+        "impl": name,
+        "device": str(device),
+        "steps": steps,
+        "seconds": seconds,
+        "examples_per_s": steps * args.batch_size / seconds,
+        "cpu_seconds": cpu_seconds,
+        "init_checksum": init_checksum,
+    }
     if device.type == "cuda":
         row["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     else:

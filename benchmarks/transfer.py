@@ -83,7 +83,9 @@ def _source_job(task: str, method: str):
 
     hub, suite = _hub()
     info = ensure_source(hub, suite[task], method, _STATE["settings"])
-    log(f"source {task} ({method}): {'reused' if info.reused else 'trained'} module {info.module_id}, dev acc {info.dev_acc:.3f} (chance {info.chance:.3f}), {info.steps} steps")
+    log(
+        f"source {task} ({method}): {'reused' if info.reused else 'trained'} module {info.module_id}, dev acc {info.dev_acc:.3f} (chance {info.chance:.3f}), {info.steps} steps"
+    )
     return info
 
 
@@ -149,11 +151,17 @@ def stored_sources(settings: Settings, suite: dict, tasks: list[str]) -> list:
 
 
 def parse(argv: Sequence[str]) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1]
+    )
     parser.add_argument("--suite", type=Path, required=True, help="a folder of task folders in the project's dataset format")
     preset = parser.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true", help="a smoke test: 2 targets, 4 shots, 1 seed, a few arms")
-    preset.add_argument("--standard", action="store_true", help="the standard run: 8 targets over every category, 2 seeds, 4 and 16 shots, every paper strategy, baselines, controls")
+    preset.add_argument(
+        "--standard",
+        action="store_true",
+        help="the standard run: 8 targets over every category, 2 seeds, 4 and 16 shots, every paper strategy, baselines, controls",
+    )
     parser.add_argument("--out", type=Path, default=None, help="default out/transfer-<preset>")
     parser.add_argument("--registry", type=Path, default=None, help="benchmark registry (default OUT/registry); trained sources are reused from it")
     for name in ("tasks", "targets", "methods", "strategies"):
@@ -236,7 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = time.perf_counter() - started
     store = RunStore(settings.out, settings.protocol_digest())
     rows = store.all_rows(targets, list(settings.methods))
-    runs = [row for row in rows if row["kind"] == "run" and row["shots"] in settings.shots and row["seed"] in settings.seeds and row["arm"] in settings.strategies]
+    runs = [
+        row for row in rows if row["kind"] == "run" and row["shots"] in settings.shots and row["seed"] in settings.seeds and row["arm"] in settings.strategies
+    ]
     cells = [row for row in rows if row["kind"] == "cell"]
     skips = [row for row in rows if row["kind"] == "skip"]
     text = report.render(runs, cells, skips, sources, settings, command, wall, targets)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,6 +20,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(db_app, name="db")
 
 STRATEGY_HELP = "; ".join(f"{name}: {summary}" for name, summary in strategy_summaries())
+
 
 def at_least(bound: int):
     """A callback refusing an integer option below `bound` with the usual one-line error."""
@@ -39,24 +41,26 @@ def positive(param: typer.CallbackParam, value: float | None) -> float | None:
 
 
 RegistryOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--registry", "-r", envvar="ADAPTERS_REGISTRY", help="Registry directory or database URL (default: the user data dir)."),
 ]
-BlobsOption = Annotated[
-    Optional[str], typer.Option("--blobs", envvar="ADAPTERS_BLOBS", help="Blob directory of a server registry (PostgreSQL).")
-]
+BlobsOption = Annotated[str | None, typer.Option("--blobs", envvar="ADAPTERS_BLOBS", help="Blob directory of a server registry (PostgreSQL).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-BaseModelFilter = Annotated[Optional[str], typer.Option("--base-model", help="Only modules of this base model ('minilm' or a path).")]
-MethodFilter = Annotated[Optional[str], typer.Option("--method", help="Only modules of this method (lora, prefix, adapter, …).")]
-CategoryFilter = Annotated[Optional[str], typer.Option("--category", help="Only modules of tasks in this category.")]
+BaseModelFilter = Annotated[str | None, typer.Option("--base-model", help="Only modules of this base model ('minilm' or a path).")]
+MethodFilter = Annotated[str | None, typer.Option("--method", help="Only modules of this method (lora, prefix, adapter, …).")]
+CategoryFilter = Annotated[str | None, typer.Option("--category", help="Only modules of tasks in this category.")]
 # Shared by `ensemble` and `train`, which builds its init with the same ensemble options.
-BaseModelOption = Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")]
+BaseModelOption = Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")]
 MethodOption = Annotated[str, typer.Option("--method", help="PET method: lora, prefix, adapter, prompt, ia3.")]
-TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", callback=at_least(1), help="Ensemble: keep only the k largest weights (renormalized).")]
-TemperatureOption = Annotated[Optional[float], typer.Option("--temperature", "-T", callback=positive, help="Ensemble: softmax temperature (default: the strategy's).")]
-CandidatesOption = Annotated[Optional[int], typer.Option("--candidates", callback=at_least(1), help="Ensemble: first narrow to the N modules of the most similar datasets.")]
+TopKOption = Annotated[int | None, typer.Option("--top-k", "-k", callback=at_least(1), help="Ensemble: keep only the k largest weights (renormalized).")]
+TemperatureOption = Annotated[
+    float | None, typer.Option("--temperature", "-T", callback=positive, help="Ensemble: softmax temperature (default: the strategy's).")
+]
+CandidatesOption = Annotated[
+    int | None, typer.Option("--candidates", callback=at_least(1), help="Ensemble: first narrow to the N modules of the most similar datasets.")
+]
 SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the default init, the few-shot sample and any training.")]
-OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the module as a folder here (new or empty).")]
+OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the module as a folder here (new or empty).")]
 
 
 def refuse_used_folder(out: Path | None) -> None:
@@ -88,16 +92,16 @@ def opened(registry: str | None, blobs: str | None) -> Iterator[Hub]:
 def push(
     folder: Annotated[Path, typer.Argument(help="Module folder as save_pretrained writes it (adapter_config.json + adapter_model.safetensors).")],
     dataset: Annotated[Path, typer.Option("--dataset", "-d", help="Dataset folder the module was trained on (task.json + splits).")],
-    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model: 'minilm' or a local model folder (default: from the config).")] = None,
-    metric: Annotated[list[str], typer.Option("--metric", "-m", help="A score as NAME=VALUE, repeatable.")] = [],
-    tag: Annotated[list[str], typer.Option("--tag", "-t", help="A free tag, repeatable.")] = [],
+    base_model: Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm' or a local model folder (default: from the config).")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="A score as NAME=VALUE, repeatable.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A free tag, repeatable.")] = None,
     registry: RegistryOption = None,
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a trained module with its dataset, scores and tags."""
     metrics = {}
-    for item in metric:
+    for item in metric or ():
         name, _, value = item.partition("=")
         try:
             number = float(value)
@@ -107,7 +111,7 @@ def push(
             fail(f"--metric {item!r} needs a name and a finite number (JSON has no NaN or infinity)")
         metrics[name.strip()] = number
     with opened(registry, blobs) as hub:
-        record = hub.push(folder, dataset, base_model=base_model, metrics=metrics, tags=tag)
+        record = hub.push(folder, dataset, base_model=base_model, metrics=metrics, tags=tag or ())
         if as_json:
             render.print_json(record.to_json())
         else:
@@ -116,8 +120,8 @@ def push(
 
 @app.command()
 def search(
-    dataset: Annotated[Optional[Path], typer.Argument(help="Dataset folder of the new task.")] = None,
-    module: Annotated[Optional[int], typer.Option("--module", help="Search by an existing module's parameters instead.")] = None,
+    dataset: Annotated[Path | None, typer.Argument(help="Dataset folder of the new task.")] = None,
+    module: Annotated[int | None, typer.Option("--module", help="Search by an existing module's parameters instead.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", callback=at_least(1), help="How many modules to return.")] = 10,
     base_model: BaseModelFilter = None,
     method: MethodFilter = None,
@@ -141,7 +145,7 @@ def list_modules(
     base_model: BaseModelFilter = None,
     method: MethodFilter = None,
     category: CategoryFilter = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="Only modules of this task.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only modules of this task.")] = None,
     registry: RegistryOption = None,
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
@@ -204,15 +208,24 @@ def ensemble(
     strategy: Annotated[str, typer.Option("--strategy", "-s", help=STRATEGY_HELP)] = DEFAULT_STRATEGY,
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
-    znorm: Annotated[Optional[bool], typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
+    znorm: Annotated[bool | None, typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
     candidates: CandidatesOption = None,
-    score_examples: Annotated[int, typer.Option("--score-examples", callback=at_least(1), help="Most target examples scored (one dev batch; the paper: up to 50).")] = 50,
-    steps: Annotated[Optional[int], typer.Option("--steps", callback=at_least(1), help="Step cap of the reference θ_t (kl, weight-cos) or per source (euclidean, performance); the best dev checkpoint is kept.")] = None,
+    score_examples: Annotated[
+        int, typer.Option("--score-examples", callback=at_least(1), help="Most target examples scored (one dev batch; the paper: up to 50).")
+    ] = 50,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            callback=at_least(1),
+            help="Step cap of the reference θ_t (kl, weight-cos) or per source (euclidean, performance); the best dev checkpoint is kept.",
+        ),
+    ] = None,
     seed: SeedOption = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
     skip_corrupt: Annotated[bool, typer.Option("--skip-corrupt", help="Ensemble without candidates whose blobs fail their digest check.")] = False,
     out: OutOption = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart of the weights (PNG).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a bar chart of the weights (PNG).")] = None,
     registry: RegistryOption = None,
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
@@ -255,17 +268,24 @@ def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder of the task to train (task.json + splits).")],
     base_model: BaseModelOption = None,
     method: MethodOption = "lora",
-    init: Annotated[str, typer.Option("--init", help=f"{NO_TRANSFER} (the method's default init), a module id, or an ensembling strategy (see `adapters ensemble --help`).")] = NO_TRANSFER,
+    init: Annotated[
+        str, typer.Option("--init", help=f"{NO_TRANSFER} (the method's default init), a module id, or an ensembling strategy (see `adapters ensemble --help`).")
+    ] = NO_TRANSFER,
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
     candidates: CandidatesOption = None,
-    shots: Annotated[Optional[int], typer.Option("--shots", callback=at_least(1), help="The k-shot sample: k train and k dev examples per label, both drawn from the train split.")] = None,
+    shots: Annotated[
+        int | None,
+        typer.Option("--shots", callback=at_least(1), help="The k-shot sample: k train and k dev examples per label, both drawn from the train split."),
+    ] = None,
     epochs: Annotated[int, typer.Option("--epochs", callback=at_least(1), help="Most epochs; early stopping on dev accuracy may end sooner.")] = 10,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", callback=at_least(1), help="Stop after this many optimizer steps.")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", callback=at_least(1), help="Stop after this many optimizer steps.")] = None,
     lr: Annotated[float, typer.Option("--lr", callback=positive, help="Learning rate (the paper: 5e-4).")] = 5e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", callback=at_least(1), help="Examples per step (the paper: 8).")] = 8,
     patience: Annotated[int, typer.Option("--patience", callback=at_least(1), help="Dev evaluations without a better dev score before stopping.")] = 3,
-    eval_every: Annotated[Optional[int], typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: once an epoch).")] = None,
+    eval_every: Annotated[
+        int | None, typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: once an epoch).")
+    ] = None,
     seed: SeedOption = 0,
     device: Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")] = "auto",
     push_module: Annotated[bool, typer.Option("--push", help="Register the trained module with its metrics and its init's provenance.")] = False,
@@ -279,7 +299,15 @@ def train(
 
     refuse_used_folder(out)
     config = TrainConfig(
-        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, patience=patience, max_steps=max_steps, eval_every=eval_every, progress=not as_json
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        patience=patience,
+        max_steps=max_steps,
+        eval_every=eval_every,
+        progress=not as_json,
     )
     with opened(registry, blobs) as hub:
         resolve_device(device)
@@ -297,7 +325,15 @@ def train(
         result = hub.train(module, data, config, push=push_module)
         if out is not None:
             module.save(out)
-        summary = {"task": data.card.name, "init": init, "train_examples": len(data.split("train")), "steps": result.steps, "dev_acc": result.best_dev, "test_acc": result.test, "module_id": result.module_id}
+        summary = {
+            "task": data.card.name,
+            "init": init,
+            "train_examples": len(data.split("train")),
+            "steps": result.steps,
+            "dev_acc": result.best_dev,
+            "test_acc": result.test,
+            "module_id": result.module_id,
+        }
         if as_json:
             render.print_json(summary)
         else:

@@ -51,9 +51,7 @@ def _table(title: str, columns: Sequence[tuple[str, bool, str]], rows: Sequence[
 def modules_table(records: Sequence[ModuleRecord], title: str = "modules") -> Table:
     columns = [("id", True, "right"), ("task", True, "left"), ("method", True, "left"), ("category", False, "left"), ("origin", False, "left"),
                ("params", False, "right"), ("metrics", False, "left"), ("created", False, "left")]  # fmt: skip
-    rows = [
-        (str(r.id), r.task, r.method, r.category, r.origin, f"{r.num_params:,}", _metrics(r), r.created_at.strftime("%Y-%m-%d")) for r in records
-    ]
+    rows = [(str(r.id), r.task, r.method, r.category, r.origin, f"{r.num_params:,}", _metrics(r), r.created_at.strftime("%Y-%m-%d")) for r in records]
     return _table(title, columns, rows)
 
 
@@ -148,7 +146,9 @@ def weights_plot(result, path) -> None:
         for index, value in enumerate(values):
             axes.text(value, index, f" {value:.2f}", va="center", fontsize=7)
         effective = 1.0 / sum(value * value for value in values) if any(values) else 0.0
-        axes.set_title(f"{result.strategy} weights for {result.target}\n(τ={result.temperature:g}, effective sources 1/Σw² = {effective:.1f} of {len(rows)})", fontsize=10)
+        axes.set_title(
+            f"{result.strategy} weights for {result.target}\n(τ={result.temperature:g}, effective sources 1/Σw² = {effective:.1f} of {len(rows)})", fontsize=10
+        )
         figure.tight_layout()
         figure.savefig(path, dpi=120)
     finally:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
 from collections.abc import Mapping, Sequence
-
+from typing import TYPE_CHECKING
 
 from ensembling.candidates import Candidate
 from ensembling.errors import EnsemblingError
@@ -66,6 +64,7 @@ def compose(candidates: Sequence[Candidate], weights: Sequence[float]) -> dict[s
     so one source with weight 1 is reproduced exactly.
     """
     import torch
+
     if len(candidates) != len(weights):
         raise EnsemblingError(f"{len(candidates)} modules but {len(weights)} weights")
     check_compatible(candidates)

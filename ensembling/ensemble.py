@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
+from typing import TYPE_CHECKING
 
 from ensembling.candidates import Candidate, Evaluator, Target
 from ensembling.compose import compose
@@ -121,7 +119,11 @@ def run(
     """
     started = time.perf_counter()
     chosen, weighting = resolve(strategy, options)
-    own = [candidate for candidate in candidates if candidate.task == target.task or (target.fingerprint and candidate.metadata.get("fingerprint") == target.fingerprint)]
+    own = [
+        candidate
+        for candidate in candidates
+        if candidate.task == target.task or (target.fingerprint and candidate.metadata.get("fingerprint") == target.fingerprint)
+    ]
     if own:
         raise EnsemblingError(f"{own[0].label} belongs to the target task; the target's own modules are never sources")
     if chosen.composition is Composition.DEFAULT_INIT:

@@ -6,11 +6,9 @@ Sums run over the same rows for every candidate, so scores are comparable.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
 from collections.abc import Iterable, Mapping
-
+from typing import TYPE_CHECKING
 
 from ensembling.errors import EnsemblingError
 
@@ -28,6 +26,7 @@ def _checked(log_probs: torch.Tensor, gold: torch.Tensor) -> tuple[torch.Tensor,
 
 def _one_hot(gold: torch.Tensor, width: int) -> torch.Tensor:
     import torch
+
     return torch.nn.functional.one_hot(gold, width).double()
 
 
@@ -40,6 +39,7 @@ def loss_score(log_probs: torch.Tensor, gold: torch.Tensor) -> float:
 def kl_score(reference_log_probs: torch.Tensor, log_probs: torch.Tensor) -> float:
     """Σ_r KL(p_t(r) ‖ p_i(r)) with p_t the reference (target-trained) distribution."""
     import torch
+
     if reference_log_probs.shape != log_probs.shape:
         raise EnsemblingError(f"reference and candidate predictions differ in shape: {tuple(reference_log_probs.shape)} vs {tuple(log_probs.shape)}")
     reference, candidate = reference_log_probs.double(), log_probs.double()

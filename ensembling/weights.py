@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
 from collections.abc import Sequence
-
+from typing import TYPE_CHECKING
 
 from ensembling.errors import EnsemblingError
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 
 def check_temperature(temperature: float) -> float:
@@ -29,17 +27,17 @@ def check_top_k(top_k: int | None) -> int | None:
 def znormalize(scores: Sequence[float]) -> list[float]:
     """(s − mean) / std; all-equal scores become zeros."""
     import torch
+
     values = torch.tensor(list(scores), dtype=torch.float64)
     std = float(values.std(unbiased=False)) if len(values) > 1 else 0.0
     centred = values - values.mean()
     return (centred / std if std > 0 else torch.zeros_like(values)).tolist()
 
 
-def scores_to_weights(
-    scores: Sequence[float], *, sign: int, temperature: float, znorm: bool = False, top_k: int | None = None
-) -> list[float]:
+def scores_to_weights(scores: Sequence[float], *, sign: int, temperature: float, znorm: bool = False, top_k: int | None = None) -> list[float]:
     """Weights summing to one. Ties in top-k keep the earlier candidate (deterministic)."""
     import torch
+
     check_temperature(temperature)
     check_top_k(top_k)
     if sign not in (1, -1):

@@ -67,8 +67,7 @@ def main() -> None:
             module.save(modules / task)
             chance = 1 / len(load_dataset(SUITE / task).split("dev")[0].choices)
             console.print(
-                f"{task:24} dev acc {result.best_dev:.3f} (chance {chance:.3f})  test acc {result.test:.3f}  "
-                f"({result.steps} steps, best at {result.best_step})"
+                f"{task:24} dev acc {result.best_dev:.3f} (chance {chance:.3f})  test acc {result.test:.3f}  ({result.steps} steps, best at {result.best_step})"
             )
             (modules / task / "test_acc").write_text(f"{result.test:.4f}")
 
@@ -86,7 +85,25 @@ def main() -> None:
 
     console.rule(f"5. train the new task on {args.shots} examples per label: from the ensemble vs from random")
     # The transfer benchmark's target budget: at most 36 steps, dev evaluation every 6, stop after 2 without a better k-shot dev score.
-    budget = ("--shots", str(args.shots), "--lr", "2e-3", "--epochs", "36", "--max-steps", "36", "--eval-every", "6", "--patience", "2", "--batch-size", "8", "--seed", "0", "--json")
+    budget = (
+        "--shots",
+        str(args.shots),
+        "--lr",
+        "2e-3",
+        "--epochs",
+        "36",
+        "--max-steps",
+        "36",
+        "--eval-every",
+        "6",
+        "--patience",
+        "2",
+        "--batch-size",
+        "8",
+        "--seed",
+        "0",
+        "--json",
+    )
     scores = {init: json.loads(adapters("train", str(SUITE / NEW_TASK), "--init", init, *budget, registry=registry)) for init in (args.strategy, NO_TRANSFER)}
     table = Table(title=f"{NEW_TASK}, {args.shots} shots per label, same budget and seed")
     for column in ("init", "train examples", "steps", "dev acc", "test acc"):

@@ -50,4 +50,23 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BrokenModule",
+    "DEFAULT_STRATEGY",
+    "Dataset",
+    "Example",
+    "GcReport",
+    "Hub",
+    "HubError",
+    "IndexFinding",
+    "ModuleRecord",
+    "NO_TRANSFER",
+    "NotFound",
+    "SearchHit",
+    "TaskCard",
+    "USER_ERRORS",
+    "VerifyReport",
+    "from_records",
+    "load_dataset",
+    "strategy_summaries",
+]

@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import copy
-import json
 import getpass
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-
+from typing import TYPE_CHECKING
 
 from hub.datasets import Dataset, load_dataset
 from hub.errors import BaseModelMismatch, HubError
 from hub.search import SearchHit
-from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight
-from store.registry import Registry, upgrade_registry, resolve_location
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
 from store.maintenance import verify as verify_registry
+from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight
+from store.registry import Registry, resolve_location, upgrade_registry
 
 if TYPE_CHECKING:
-    from hub.backbones import BaseModelRef, architecture_hash, load_base_model, resolve_base_model
-    from hub.embeddings import DatasetEncoder, parameter_sketch
-    from hub.formulations import Formulation, formulation_for
-    from hub.methods import Method, get_method, method_for_config, read_config
-    from hub.trainable import Backbone, TrainableModule
-    from hub.training import TrainConfig, TrainResult, train
-    from hub.transfer import TransferResult, TransferService
-    from store.tensors import digest_of, from_bytes, schema_hash, tensor_schema, to_bytes
-    from torch import nn
     import numpy as np
     import torch
+
+    from hub.backbones import BaseModelRef
+    from hub.embeddings import DatasetEncoder
+    from hub.methods import Method
+    from hub.trainable import Backbone, TrainableModule
+    from hub.training import TrainConfig, TrainResult
+    from hub.transfer import TransferResult, TransferService
 
 
 KIND_OF_TASK_TYPE = {"SEQ_CLS": "cross-encoder", "SEQ_2_SEQ_LM": "seq2seq", "CAUSAL_LM": "causal"}
@@ -64,14 +60,16 @@ class Hub:
     @property
     def encoder(self) -> DatasetEncoder:
         from hub.embeddings import DatasetEncoder
+
         if self._encoder is None:
             self._encoder = DatasetEncoder()
         return self._encoder
 
     def backbone(self, ref: BaseModelRef) -> Backbone:
         """The base model, loaded once per Hub."""
-        from hub.trainable import Backbone
         from hub.backbones import architecture_hash, load_base_model
+        from hub.trainable import Backbone
+
         key = (str(ref.path), ref.kind)
         if key not in self._backbones:
             model = load_base_model(ref)
@@ -80,10 +78,11 @@ class Hub:
 
     def new_module(self, base_model: str | os.PathLike[str] | None = None, method: str = "lora", **method_config: object) -> TrainableModule:
         """A fresh module (the method's default init) on a copy of the base model."""
-        from hub.trainable import TrainableModule
+        from hub.backbones import resolve_base_model
         from hub.formulations import formulation_for
         from hub.methods import get_method
-        from hub.backbones import resolve_base_model
+        from hub.trainable import TrainableModule
+
         chosen = get_method(method)
         backbone = self.backbone(resolve_base_model(base_model))
         config = chosen.default_config(backbone.ref, **method_config)
@@ -105,8 +104,17 @@ class Hub:
         fails or is interrupted.
         """
         from hub.training import TrainConfig, train
+
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-        result = train(module.model, module.method, module.formulation, data.split("train"), data.splits.get("dev", ()), config or TrainConfig(), data.splits.get("test", ()))
+        result = train(
+            module.model,
+            module.method,
+            module.formulation,
+            data.split("train"),
+            data.splits.get("dev", ()),
+            config or TrainConfig(),
+            data.splits.get("test", ()),
+        )
         # Under `accelerate launch` every process trains the same module; one registers it.
         if push and result.main_process:
             metrics = {"dev_acc": result.best_dev, **({"test_acc": result.test} if result.test is not None else {})}
@@ -130,13 +138,14 @@ class Hub:
         created_by: str | None = None,
     ) -> ModuleRecord:
         """Register a module folder (PEFT layout) trained on `dataset`; pushing it again returns the same module."""
-        from hub.methods import method_for_config, read_config
         from hub.backbones import resolve_base_model
+        from hub.methods import method_for_config, read_config
+
         folder = Path(folder)
         method = method_for_config(read_config(folder))
         config, tensors = method.read_folder(folder)
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-        kind = KIND_OF_TASK_TYPE.get(str(config.get("task_type")), None)
+        kind = KIND_OF_TASK_TYPE.get(str(config.get("task_type")))
         ref = resolve_base_model(base_model if base_model is not None else config.get("base_model_name_or_path"), kind=kind)
         backbone = self.backbone(ref)
         self.check_fits(method, config, tensors, backbone)
@@ -157,8 +166,9 @@ class Hub:
         provenance: Provenance | None = None,
     ) -> ModuleRecord:
         """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob."""
-        from store.tensors import digest_of, schema_hash, tensor_schema, to_bytes
         from hub.embeddings import parameter_sketch
+        from store.tensors import digest_of, schema_hash, tensor_schema, to_bytes
+
         data = to_bytes(tensors)
         digest = digest_of(data)
         schema = tensor_schema(tensors)
@@ -247,6 +257,7 @@ class Hub:
 
     def _search_by_module(self, module_id: int, top_k: int, filters: dict[str, str | None]) -> list[SearchHit]:
         from hub.embeddings import parameter_sketch
+
         query = self.show(module_id)
         vector = parameter_sketch(self.load_tensors(query))
         width = top_k + 1
@@ -272,11 +283,13 @@ class Hub:
 
     def load_tensors(self, record: ModuleRecord) -> dict[str, torch.Tensor]:
         from store.tensors import from_bytes
+
         return from_bytes(self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}"))
 
     def export(self, module_id: int, out: str | os.PathLike[str]) -> Path:
         """Write a module as a folder that `PeftModel.from_pretrained` (or deltahub) loads."""
         from hub.methods import get_method
+
         record = self.show(module_id)
         tensors = self.load_tensors(record)
         target = Path(out)
@@ -289,10 +302,11 @@ class Hub:
 
     def load_module(self, module_id: int, base_model: str | os.PathLike[str] | None = None, method: str | None = None) -> TrainableModule:
         """A trainable copy of a registry module, refused unless it is for this base model and method."""
-        from hub.trainable import TrainableModule
+        from hub.backbones import resolve_base_model
         from hub.formulations import formulation_for
         from hub.methods import get_method
-        from hub.backbones import resolve_base_model
+        from hub.trainable import TrainableModule
+
         record = self.show(module_id)
         ref = resolve_base_model(base_model)
         if record.base_model != ref.name:
@@ -315,6 +329,7 @@ class Hub:
     def transfer(self) -> TransferService:
         """Ensembles and transfer inits over this registry (see hub.transfer)."""
         from hub.transfer import TransferService
+
         return TransferService(self.registry.catalog, self.registry.blobs, self.backbone, self.search, self.register)
 
     def ensemble(self, dataset: Dataset | str | os.PathLike[str], **options: object) -> TransferResult:

@@ -47,10 +47,7 @@ def resolve_base_model(spec: str | os.PathLike[str] | None, kind: str | None = N
     path = Path(spec).expanduser()
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise HubError(
-            f"base model {spec!r} is not a local model folder with config.json; "
-            "pass a path or 'minilm' (models are never downloaded)"
-        )
+        raise HubError(f"base model {spec!r} is not a local model folder with config.json; pass a path or 'minilm' (models are never downloaded)")
     config = json.loads(config_file.read_text())
     inferred = _infer_kind(config)
     if kind is not None and kind not in KINDS:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 from torch import nn
 
 from hub.backbones import BaseModelRef
 from hub.formulations import Formulation
-from hub.methods import Method
 from hub.inits import TransferResult
+from hub.methods import Method
 from store.records import Provenance
 
 

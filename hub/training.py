@@ -150,7 +150,9 @@ def measure(
     return DevScore(correct / max(total, 1), loss / max(total, 1))
 
 
-def evaluate(model: nn.Module, formulation: Formulation, examples: Sequence[Example], batch_size: int = 32, device: torch.device | None = None, accelerator=None) -> float:
+def evaluate(
+    model: nn.Module, formulation: Formulation, examples: Sequence[Example], batch_size: int = 32, device: torch.device | None = None, accelerator=None
+) -> float:
     """Accuracy on `examples` (see `measure`)."""
     return measure(model, formulation, examples, batch_size, device, accelerator).accuracy
 
@@ -191,7 +193,9 @@ def train(
     rank, world = accelerator.process_index, accelerator.num_processes
     if world > 1:
         if accelerator.device.type != device.type:
-            raise HubError(f"--device {config.device} does not match this accelerate launch, whose processes run on {accelerator.device.type}; use --device auto")
+            raise HubError(
+                f"--device {config.device} does not match this accelerate launch, whose processes run on {accelerator.device.type}; use --device auto"
+            )
         device = accelerator.device  # this process's own GPU
     seed_everything(config.seed)
     model.to(device)
@@ -260,7 +264,9 @@ def train(
                         mean_loss = float(np.mean(losses))
                         losses = []
                         score = dev_score(mean_loss)
-                        history.append({"step": steps, "epoch": epoch, "loss": mean_loss, "dev": score.accuracy if dev_examples else math.nan, "dev_loss": score.loss})
+                        history.append(
+                            {"step": steps, "epoch": epoch, "loss": mean_loss, "dev": score.accuracy if dev_examples else math.nan, "dev_loss": score.loss}
+                        )
                         if score.beats(best):
                             best, best_step, best_tensors, stale = score, steps, method.get_tensors(model), 0
                         else:

@@ -23,7 +23,6 @@ import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -37,16 +36,15 @@ from hub.backbones import BaseModelRef, resolve_base_model
 from hub.datasets import Dataset, Example, deterministic_sample, load_dataset
 from hub.evaluation import ModelEvaluator
 from hub.formulations import formulation_for
-from hub.methods import Method, get_method
 from hub.inits import TransferResult
+from hub.methods import Method, get_method
 from hub.search import SearchHit
 from hub.strategies import DEFAULT_STRATEGY
 from hub.trainable import Backbone, TrainableModule
 from hub.training import TrainConfig, resolve_device, seed_everything
-from store.records import ModuleRecord, Provenance, SourceWeight
 from store.errors import BlobCorrupt
+from store.records import ModuleRecord, Provenance, SourceWeight
 from store.tensors import from_bytes
-
 
 SCORE_EXAMPLES = 50  # the paper scores with one dev batch of about 50 examples
 # Config keys that do not change what a module computes.
@@ -105,7 +103,6 @@ class TransferService:
         check_needs(chosen, data, score_examples)
         method_obj = get_method(method)
         backbone = self.backbones(resolve_base_model(base_model))
-        target = Target(data.card.name, data.card.category, data.fingerprint)
         transfers = chosen.composition is not Composition.DEFAULT_INIT
 
         records = self.compatible_records(data, backbone, method_obj, candidates)
@@ -181,6 +178,7 @@ class TransferService:
             loaded.append(replace(candidate, tensors=tensors))
         return loaded, skipped
 
+
 def compose_init(
     strategy: str | Strategy,
     candidates: Sequence[Candidate],
@@ -249,7 +247,15 @@ def _config_note(overrides: dict[str, Any]) -> str:
 
 def candidate_of(record: ModuleRecord) -> Candidate:
     """A registry module as an ensembling candidate, its tensors not loaded yet."""
-    return Candidate(record.id, record.task, record.category, record.blob_digest, {}, f"{record.base_model}@{record.base_arch_hash[:12]}", {"fingerprint": record.dataset_fingerprint})
+    return Candidate(
+        record.id,
+        record.task,
+        record.category,
+        record.blob_digest,
+        {},
+        f"{record.base_model}@{record.base_arch_hash[:12]}",
+        {"fingerprint": record.dataset_fingerprint},
+    )
 
 
 def make_evaluator(

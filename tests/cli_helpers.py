@@ -18,7 +18,9 @@ def cli(*args: str):
 
 
 def adapters(registry: Path | str, *args: str):
-    return runner.invoke(app, [*args, "--registry", str(registry)] if args and args[0] not in ("index", "db") else [*args[:2], "--registry", str(registry), *args[2:]])
+    return runner.invoke(
+        app, [*args, "--registry", str(registry)] if args and args[0] not in ("index", "db") else [*args[:2], "--registry", str(registry), *args[2:]]
+    )
 
 
 def snapshot(registry: Path) -> tuple:

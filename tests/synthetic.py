@@ -70,7 +70,9 @@ def module(seed: int, task: str | None = None, tags: tuple[str, ...] = TAGS) -> 
     )
     name = task or f"synthetic-{seed}"
     task_info = TaskInfo(name=name, category=f"category-{seed % 3}", format="single", description="synthetic task", labels={"0": "no", "1": "yes"})
-    dataset = DatasetInfo(fingerprint=hashlib.sha256(f"dataset-{seed}".encode()).hexdigest(), size=64, source="synthetic", embedding=unit(seed * 2, DATASET_DIM))
+    dataset = DatasetInfo(
+        fingerprint=hashlib.sha256(f"dataset-{seed}".encode()).hexdigest(), size=64, source="synthetic", embedding=unit(seed * 2, DATASET_DIM)
+    )
     return data, new, task_info, dataset
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import adapters, one_line_error, snapshot
 from safetensors.torch import load_file, save_file
 from sqlalchemy import text
 from transformers import BertConfig, BertForSequenceClassification
 
-from cli_helpers import adapters, one_line_error, snapshot
 from store.db import make_engine
 
 
@@ -154,7 +154,9 @@ def snapshot_raw(registry: Path) -> bytes:
         (("push", "{folder}", "--dataset", "{suite}/wn-isa-animal", "--metric", "acc=nan"), "needs a name and a finite number"),
     ],
 )
-def test_bad_numbers_get_one_line_and_change_nothing(registry: Path, suite: Path, trained_folders: dict[str, Path], args: tuple[str, ...], message: str) -> None:
+def test_bad_numbers_get_one_line_and_change_nothing(
+    registry: Path, suite: Path, trained_folders: dict[str, Path], args: tuple[str, ...], message: str
+) -> None:
     before = snapshot(registry)
     filled = [arg.format(suite=suite, folder=trained_folders["wn-isa-animal"]) for arg in args]
     assert message in one_line_error(adapters(registry, *filled))

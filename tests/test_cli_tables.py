@@ -16,7 +16,16 @@ TASKS = ["wn-supersense-noun-a", "wn-definition-adj", "wn-antonym-pair-adj"]
 def records():
     metrics = {"dev_acc": 0.8125, "test_acc": 0.77, "train_s": 123.4}
     return [
-        SimpleNamespace(id=1000 + i, task=task, method="lora", category="supersense-and-more", origin="trained", num_params=123456, metrics=metrics, created_at=datetime(2026, 11, 23))
+        SimpleNamespace(
+            id=1000 + i,
+            task=task,
+            method="lora",
+            category="supersense-and-more",
+            origin="trained",
+            num_params=123456,
+            metrics=metrics,
+            created_at=datetime(2026, 11, 23),
+        )
         for i, task in enumerate(TASKS)
     ]
 

@@ -35,7 +35,11 @@ def test_classification_pair_and_multiple_choice_share_one_form(tmp_path: Path) 
     )
     assert pair.split("train")[0].input_text == "a dog runs\nan animal moves"
     choice = load_dataset(
-        write(tmp_path / "m", {"name": "qa", "category": "qa", "format": "multiple_choice"}, **{"dev.jsonl": '{"text": "2+2?", "choices": ["3", "4"], "label": 1}\n'})
+        write(
+            tmp_path / "m",
+            {"name": "qa", "category": "qa", "format": "multiple_choice"},
+            **{"dev.jsonl": '{"text": "2+2?", "choices": ["3", "4"], "label": 1}\n'},
+        )
     )
     assert choice.split("dev")[0].answer_text == "4"
 
@@ -51,6 +55,7 @@ def test_csv_and_records_load_to_the_same_fingerprint(tmp_path: Path) -> None:
 
 def test_hugging_face_dataset_rows_load(tmp_path: Path) -> None:
     import datasets
+
     hf = datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "great", "label": "pos"}])})
     assert from_records(TaskCard(**CARD), hf).split("train")[0].answer_text == "positive"
 

@@ -60,7 +60,9 @@ def test_weight_reading_scores():
     other = {"a": torch.tensor([0.0, 1.0]), "b": torch.tensor([2.0, 2.0])}
     assert scores.weight_cos_score(reference, other) == pytest.approx(0.5)
     assert scores.weight_cos_score(reference, {"a": torch.zeros(2), "b": torch.tensor([1.0, 1.0])}) == pytest.approx(0.5)
-    assert scores.euclidean_score({"a": torch.zeros(2), "b": torch.ones(1)}, {"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([5.0])}) == pytest.approx(3.0 + 4.0)
+    assert scores.euclidean_score({"a": torch.zeros(2), "b": torch.ones(1)}, {"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([5.0])}) == pytest.approx(
+        3.0 + 4.0
+    )
     assert scores.performance_score(0.75, 0.5) == pytest.approx(0.25)
     with pytest.raises(EnsemblingError, match="do not share tensor b"):
         scores.weight_cos_score(reference, {"a": torch.zeros(2), "c": torch.zeros(2)})

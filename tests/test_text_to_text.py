@@ -19,8 +19,28 @@ from hub.formulations.text_to_text import CausalFormulation, Seq2SeqFormulation
 from hub.methods import get_method
 from hub.training import TrainConfig, train
 
-
-WORDS = "yes no red green blue sky which is item answer options pick the color of grass cat an animal question".split()
+WORDS = [
+    "yes",
+    "no",
+    "red",
+    "green",
+    "blue",
+    "sky",
+    "which",
+    "is",
+    "item",
+    "answer",
+    "options",
+    "pick",
+    "the",
+    "color",
+    "of",
+    "grass",
+    "cat",
+    "an",
+    "animal",
+    "question",
+]
 
 
 def tiny_tokenizer():
@@ -48,19 +68,36 @@ def tiny_backbone(kind: str, root: Path) -> Path:
     # BERT and GPT-2 get a wider init than their 0.02: at 0.02 a random 2-layer model is nearly constant
     # (the BERT pooler collapses), and a few steps of a small module barely move it.
     if kind == "bert":
-        config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, initializer_range=0.2, pad_token_id=pad)
+        config = BertConfig(
+            vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, initializer_range=0.2, pad_token_id=pad
+        )
         model = BertModel(config)
         model.config.architectures = ["BertModel"]
     elif kind == "t5":
         config = T5Config(
-            vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
-            pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=pad,
+            vocab_size=vocab,
+            d_model=32,
+            d_kv=16,
+            d_ff=64,
+            num_layers=2,
+            num_decoder_layers=2,
+            num_heads=2,
+            pad_token_id=pad,
+            eos_token_id=eos,
+            decoder_start_token_id=pad,
         )
         model = T5ForConditionalGeneration(config)
     elif kind == "gpt2":
         config = GPT2Config(
-            vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=128, initializer_range=0.2,
-            bos_token_id=tokenizer.cls_token_id, eos_token_id=eos, pad_token_id=pad,
+            vocab_size=vocab,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            n_positions=128,
+            initializer_range=0.2,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=eos,
+            pad_token_id=pad,
         )
         model = GPT2LMHeadModel(config)
     else:
@@ -185,7 +222,9 @@ def test_training_lowers_the_answer_loss(bases, kind: str, method: str) -> None:
     batch = formulation.collate(examples)
     with torch.no_grad():
         before = float(formulation.loss(model, batch))
-    result = train(model, get_method(method), formulation, examples, (), TrainConfig(epochs=3, lr=LEARNING_RATES[method], batch_size=8, progress=False, device="cpu"))
+    result = train(
+        model, get_method(method), formulation, examples, (), TrainConfig(epochs=3, lr=LEARNING_RATES[method], batch_size=8, progress=False, device="cpu")
+    )
     with torch.no_grad():
         after = float(formulation.loss(model, batch))
     assert result.steps == 6

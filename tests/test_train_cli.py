@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import adapters, one_line_error, snapshot
 
 FAST = ("--shots", "4", "--batch-size", "4", "--max-steps", "2", "--epochs", "1", "--json")
@@ -94,7 +93,9 @@ def test_nan_loss_stops_and_pushes_nothing(registry: Path, suite: Path) -> None:
 def test_ctrl_c_during_training_leaves_the_registry_unchanged(registry: Path, suite: Path) -> None:
     before = snapshot(registry)
     command = [str(Path(sys.executable).with_name("adapters")), "train", str(suite / "wn-supersense-noun-a"), "--registry", str(registry)]
-    process = subprocess.Popen([*command, "--epochs", "50", "--push", "--json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+    process = subprocess.Popen(
+        [*command, "--epochs", "50", "--push", "--json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
     time.sleep(30)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)

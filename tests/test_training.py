@@ -55,7 +55,9 @@ def tiny_module(tokenizer, seed: int = 0):
 
 def yes_examples(count: int, offset: int = 0, gold: str = "yes") -> list[Example]:
     """The gold candidate is always `gold`, in either position: learnable in a few steps."""
-    return [Example(text=f"item number {offset + i}", choices=("yes", "no") if i % 2 else ("no", "yes"), label=(1 - i % 2) ^ (gold == "no")) for i in range(count)]
+    return [
+        Example(text=f"item number {offset + i}", choices=("yes", "no") if i % 2 else ("no", "yes"), label=(1 - i % 2) ^ (gold == "no")) for i in range(count)
+    ]
 
 
 class CountingFormulation(CrossEncoderFormulation):
@@ -192,7 +194,9 @@ def test_early_stopping_after_patience_epochs(tokenizer) -> None:
     # Frozen module (an lr far below float32 resolution): dev accuracy and loss never beat the start,
     # so training stops after `patience` evaluations.
     model, method = tiny_module(tokenizer)
-    result = train(model, method, CountingFormulation(tokenizer), yes_examples(8), yes_examples(8, 50), TrainConfig(epochs=9, batch_size=4, lr=1e-30, patience=2, **QUIET))
+    result = train(
+        model, method, CountingFormulation(tokenizer), yes_examples(8), yes_examples(8, 50), TrainConfig(epochs=9, batch_size=4, lr=1e-30, patience=2, **QUIET)
+    )
     assert result.epochs_run == 2 and result.steps == 4 and result.best_step == 0
 
 
@@ -207,7 +211,11 @@ def test_eval_every_evaluates_by_steps_and_breaks_accuracy_ties_by_dev_loss(toke
 
 def test_bad_training_numbers_are_refused_in_one_line(tokenizer) -> None:
     model, method = tiny_module(tokenizer)
-    for bad, message in ((dict(lr=0.0), "--lr must be a positive number"), (dict(epochs=-1), "--epochs must be at least 1"), (dict(eval_every=0), "--eval-every must be at least 1")):
+    for bad, message in (
+        (dict(lr=0.0), "--lr must be a positive number"),
+        (dict(epochs=-1), "--epochs must be at least 1"),
+        (dict(eval_every=0), "--eval-every must be at least 1"),
+    ):
         with pytest.raises(HubError, match=message):
             train(model, method, CountingFormulation(tokenizer), yes_examples(4), (), TrainConfig(**{**QUIET, **bad}))
 
@@ -221,7 +229,9 @@ def test_progress_switch(tokenizer, monkeypatch: pytest.MonkeyPatch, capfd: pyte
     screen = io.StringIO()
     monkeypatch.setattr(rich, "_console", Console(file=screen, force_terminal=True, force_interactive=True, width=120))
     model, method = tiny_module(tokenizer)
-    train(model, method, CountingFormulation(tokenizer), yes_examples(8), yes_examples(4, 50), TrainConfig(epochs=1, batch_size=4, progress=shown, device="cpu"))
+    train(
+        model, method, CountingFormulation(tokenizer), yes_examples(8), yes_examples(4, 50), TrainConfig(epochs=1, batch_size=4, progress=shown, device="cpu")
+    )
     captured = capfd.readouterr()
     if shown:
         assert "training" in screen.getvalue()
@@ -230,6 +240,7 @@ def test_progress_switch(tokenizer, monkeypatch: pytest.MonkeyPatch, capfd: pyte
 
 
 # --- several processes -------------------------------------------------------------------------------
+
 
 def distributed_run(batch_size: int) -> dict:
     """What one process of the distributed test trains and reports (also run alone, in-process)."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from cli_helpers import cli, one_line_error, snapshot
+
 from ensembling.errors import EnsemblingError
 from hub import Hub, load_dataset
 from hub.datasets import Dataset, write_dataset

@@ -16,9 +16,18 @@ from hub.formulations.cross_encoder import CrossEncoderFormulation
 ROOT = Path(__file__).resolve().parents[1]
 
 WORDS = {
-    "toy-animal": (["dog", "cat", "horse", "cow", "sheep", "goat", "wolf", "fox", "bear", "lion"], ["rock", "chair", "cloud", "spoon", "river", "lamp", "brick", "glass", "paper", "stone"]),
-    "toy-plant": (["oak", "rose", "fern", "moss", "pine", "tulip", "ivy", "palm", "reed", "lily"], ["car", "knife", "song", "shoe", "wall", "bell", "coin", "door", "rope", "sand"]),
-    "toy-tool": (["hammer", "saw", "drill", "wrench", "chisel", "axe", "file", "rasp", "awl", "vise"], ["rain", "joy", "tiger", "salt", "moon", "snow", "duck", "milk", "wind", "fish"]),
+    "toy-animal": (
+        ["dog", "cat", "horse", "cow", "sheep", "goat", "wolf", "fox", "bear", "lion"],
+        ["rock", "chair", "cloud", "spoon", "river", "lamp", "brick", "glass", "paper", "stone"],
+    ),
+    "toy-plant": (
+        ["oak", "rose", "fern", "moss", "pine", "tulip", "ivy", "palm", "reed", "lily"],
+        ["car", "knife", "song", "shoe", "wall", "bell", "coin", "door", "rope", "sand"],
+    ),
+    "toy-tool": (
+        ["hammer", "saw", "drill", "wrench", "chisel", "axe", "file", "rasp", "awl", "vise"],
+        ["rain", "joy", "tiger", "salt", "moon", "snow", "duck", "milk", "wind", "fish"],
+    ),
 }
 TINY = [
     "--methods", "lora", "--shots", "1", "2", "--seeds", "0", "--pool-size", "1", "--workers", "1", "--device", "cpu",
@@ -91,7 +100,7 @@ def test_transfer_benchmark_end_to_end_and_resume(tmp_path, capsys):
     with (out / "sources.csv").open() as handle:
         assert all(row["reused"] == "1" for row in csv.DictReader(handle))
     # A changed budget is another protocol: its runs are new, the old lines stay but are not reported.
-    assert bench.main(argv[:-len(arms)] + ["random", "--target-max-steps", "3"]) == 0
+    assert bench.main(argv[: -len(arms)] + ["random", "--target-max-steps", "3"]) == 0
     with (out / "runs.csv").open() as handle:
         assert {row["arm"] for row in csv.DictReader(handle)} == {"random"}
 
@@ -113,7 +122,22 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
         return collate(self, examples)
 
     monkeypatch.setattr(CrossEncoderFormulation, "collate", spy)
-    every = ["random", "average", "group-average", "loss", "kl", "el2n", "grand", "cos", "weight-cos", "euclidean", "performance", "random-pool", "shuffled:cos", "shuffled:performance"]
+    every = [
+        "random",
+        "average",
+        "group-average",
+        "loss",
+        "kl",
+        "el2n",
+        "grand",
+        "cos",
+        "weight-cos",
+        "euclidean",
+        "performance",
+        "random-pool",
+        "shuffled:cos",
+        "shuffled:performance",
+    ]
     assert bench.main([*common, "--out", str(tmp_path / "arms"), "--targets", "toy-animal", "--strategies", *every]) == 0
 
     target = load_dataset(suite / "toy-animal")

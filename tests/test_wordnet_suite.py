@@ -95,16 +95,13 @@ def test_suite_is_valid() -> None:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.skipif(not (WORDNET_DIR / "data.noun").is_file(),
-                    reason="WordNet 3.0 not installed (apt-get install wordnet-base)")
+@pytest.mark.skipif(not (WORDNET_DIR / "data.noun").is_file(), reason="WordNet 3.0 not installed (apt-get install wordnet-base)")
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     out = tmp_path / "wordnet"
-    subprocess.run([sys.executable, str(BUILDER), "--wordnet-dir", str(WORDNET_DIR),
-                    "--out", str(out), "--seed", "0"], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(BUILDER), "--wordnet-dir", str(WORDNET_DIR), "--out", str(out), "--seed", "0"], check=True, capture_output=True)
     shipped, rebuilt = files(SUITE), files(out)
     assert sorted(rebuilt) == sorted(shipped)
     changed = [name for name in shipped if shipped[name] != rebuilt[name]]

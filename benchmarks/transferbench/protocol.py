@@ -54,7 +54,9 @@ def source_diagnostics(evaluator, candidates) -> list[dict]:
     return rows
 
 
-def run_cell(hub, suite: dict, target: str, method: str, shots: int, seed: int, sources: dict, settings: Settings, store: RunStore, log: Callable[[str], None]) -> None:
+def run_cell(
+    hub, suite: dict, target: str, method: str, shots: int, seed: int, sources: dict, settings: Settings, store: RunStore, log: Callable[[str], None]
+) -> None:
     """Every missing arm of one (target, shots, seed), each run appended to `store` as it ends."""
     from ensembling.candidates import Tuned
     from ensembling.ensemble import Options

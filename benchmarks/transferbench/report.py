@@ -9,9 +9,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from benchmarks.transferbench.settings import Settings
-from ensembling.strategies import NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, get_strategy, shuffled_of
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import paired_delta, per_target_delta, spearman, steps_to_reach
+from ensembling.strategies import NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, get_strategy, shuffled_of
 
 GOAL_POINTS = 5.0
 
@@ -69,7 +69,9 @@ def target_table(runs: list[dict], method: str, shots: int, arms: list[str], tar
     shown = [arm for arm in arms if arm != NO_TRANSFER]
     lines = ["| target | random acc | " + " | ".join(shown) + " |", "| --- | ---: | " + " | ".join("---:" for _ in shown) + " |"]
     for target in targets:
-        base = [100 * run["test_acc"] for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == NO_TRANSFER and run["target"] == target]
+        base = [
+            100 * run["test_acc"] for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == NO_TRANSFER and run["target"] == target
+        ]
         if not base:
             continue
         parts = []
@@ -181,7 +183,9 @@ def source_lines(sources: list[SourceInfo]) -> list[str]:
     return lines
 
 
-def render(runs: list[dict], cells: list[dict], skips: list[dict], sources: list[SourceInfo], settings: Settings, command: str, wall_s: float, targets: list[str]) -> str:
+def render(
+    runs: list[dict], cells: list[dict], skips: list[dict], sources: list[SourceInfo], settings: Settings, command: str, wall_s: float, targets: list[str]
+) -> str:
     categories = {info.task: info.category for info in sources}
     arms = arms_in(runs, settings)
     smoke = settings.preset == "quick"
@@ -213,9 +217,21 @@ def render(runs: list[dict], cells: list[dict], skips: list[dict], sources: list
         for shots in settings.shots:
             if not any(run["shots"] == shots and run["method"] == method for run in runs):
                 continue
-            parts += [f"## {method}, {shots}-shot", "", *main_table(runs, method, shots, arms), "", f"Per target: mean test accuracy of random, Δ of each arm vs random (points, mean over seeds).", ""]
+            parts += [
+                f"## {method}, {shots}-shot",
+                "",
+                *main_table(runs, method, shots, arms),
+                "",
+                "Per target: mean test accuracy of random, Δ of each arm vs random (points, mean over seeds).",
+                "",
+            ]
             parts += [*target_table(runs, method, shots, arms, targets), ""]
-        parts += ["## The goal: ≥ 5 points over random, and above average and both controls, each interval excluding 0", "", *goal_lines(runs, method, list(settings.shots), arms), ""]
+        parts += [
+            "## The goal: ≥ 5 points over random, and above average and both controls, each interval excluding 0",
+            "",
+            *goal_lines(runs, method, list(settings.shots), arms),
+            "",
+        ]
         parts += [
             f"## What the strategies pick ({method})",
             "",
@@ -237,7 +253,23 @@ def render(runs: list[dict], cells: list[dict], skips: list[dict], sources: list
 
 
 def write_csvs(out: Path, runs: list[dict], sources: list[SourceInfo]) -> None:
-    fields = ["target", "category", "method", "shots", "seed", "arm", "test_acc", "dev_acc", "steps", "best_step", "init_s", "train_s", "eval_s", "tuning_steps", "effective_sources"]
+    fields = [
+        "target",
+        "category",
+        "method",
+        "shots",
+        "seed",
+        "arm",
+        "test_acc",
+        "dev_acc",
+        "steps",
+        "best_step",
+        "init_s",
+        "train_s",
+        "eval_s",
+        "tuning_steps",
+        "effective_sources",
+    ]
     with (out / "runs.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
@@ -247,12 +279,27 @@ def write_csvs(out: Path, runs: list[dict], sources: list[SourceInfo]) -> None:
         writer.writerow(["target", "method", "shots", "seed", "arm", "source", "score", "weight"])
         for run in runs:
             for source, score, weight in run["weights"]:
-                writer.writerow([run["target"], run["method"], run["shots"], run["seed"], run["arm"], source, "" if score is None else f"{score:.6g}", f"{weight:.6g}"])
+                writer.writerow(
+                    [run["target"], run["method"], run["shots"], run["seed"], run["arm"], source, "" if score is None else f"{score:.6g}", f"{weight:.6g}"]
+                )
     with (out / "sources.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["task", "category", "method", "module_id", "dev_acc", "chance", "steps", "best_step", "train_s", "reused"])
         for info in sources:
-            writer.writerow([info.task, info.category, info.method, info.module_id, f"{info.dev_acc:.4f}", f"{info.chance:.4f}", info.steps, info.best_step, f"{info.seconds:.1f}", int(info.reused)])
+            writer.writerow(
+                [
+                    info.task,
+                    info.category,
+                    info.method,
+                    info.module_id,
+                    f"{info.dev_acc:.4f}",
+                    f"{info.chance:.4f}",
+                    info.steps,
+                    info.best_step,
+                    f"{info.seconds:.1f}",
+                    int(info.reused),
+                ]
+            )
 
 
 def heatmaps(out: Path, runs: list[dict], settings: Settings, targets: list[str], tasks: list[str]) -> list[Path]:
@@ -267,7 +314,9 @@ def heatmaps(out: Path, runs: list[dict], settings: Settings, targets: list[str]
         old.unlink()
     written = []
     for arm in [arm for arm in arms_in(runs, settings) if arm != NO_TRANSFER]:
-        figure, axes = plt.subplots(1, len(settings.methods), figsize=(max(7, 0.45 * len(tasks) + 4) * len(settings.methods), max(3.5, 0.4 * len(targets) + 3)), squeeze=False)
+        figure, axes = plt.subplots(
+            1, len(settings.methods), figsize=(max(7, 0.45 * len(tasks) + 4) * len(settings.methods), max(3.5, 0.4 * len(targets) + 3)), squeeze=False
+        )
         for axis, method in zip(axes[0], settings.methods):
             sums = defaultdict(float)
             counts = defaultdict(int)
@@ -281,7 +330,13 @@ def heatmaps(out: Path, runs: list[dict], settings: Settings, targets: list[str]
                 for j, source in enumerate(tasks):
                     if source != target and counts[target]:
                         matrix[i, j] = sums[(target, source)] / counts[target]
-            image = axis.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=max(1e-9, float(np.nanmax(matrix))) if np.isfinite(matrix).any() else 1, cmap="viridis", aspect="auto")
+            image = axis.imshow(
+                np.ma.masked_invalid(matrix),
+                vmin=0,
+                vmax=max(1e-9, float(np.nanmax(matrix))) if np.isfinite(matrix).any() else 1,
+                cmap="viridis",
+                aspect="auto",
+            )
             axis.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=7)
             axis.set_yticks(range(len(targets)), targets, fontsize=7)
             axis.set_xlabel("source")

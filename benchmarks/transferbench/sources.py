@@ -45,7 +45,10 @@ def ensure_source(hub, data, method: str, settings: Settings, train_missing: boo
     found = [
         record
         for record in hub.list(task=data.card.name, method=method, base_model=settings.base_model)
-        if record.origin == "trained" and settings.source_tag in record.tags and record.dataset_fingerprint == data.fingerprint and record.base_arch_hash == backbone.arch_hash
+        if record.origin == "trained"
+        and settings.source_tag in record.tags
+        and record.dataset_fingerprint == data.fingerprint
+        and record.base_arch_hash == backbone.arch_hash
     ]
     if found:
         record = min(found, key=lambda record: record.id)

@@ -67,4 +67,24 @@ def get_strategy(name: str) -> Strategy:
 
 _load_all()
 
-__all__ = ["DEFAULT", "NO_TRANSFER", "RANDOM_POOL", "SHUFFLED", "STRATEGIES", "UNIFORM", "shuffled_of", "Composition", "Context", "Family", "Needs", "Scored", "Strategy", "Weighted", "Weighting", "get_strategy", "known", "of_family", "register"]
+__all__ = [
+    "DEFAULT",
+    "NO_TRANSFER",
+    "RANDOM_POOL",
+    "SHUFFLED",
+    "STRATEGIES",
+    "UNIFORM",
+    "shuffled_of",
+    "Composition",
+    "Context",
+    "Family",
+    "Needs",
+    "Scored",
+    "Strategy",
+    "Weighted",
+    "Weighting",
+    "get_strategy",
+    "known",
+    "of_family",
+    "register",
+]

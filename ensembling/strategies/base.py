@@ -8,14 +8,11 @@ with the strategy's sign and default temperature.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import ClassVar
-
+from typing import TYPE_CHECKING, ClassVar
 
 from ensembling.candidates import Candidate, Evaluator, Rows, Target, Tensors
 from ensembling.compose import check_compatible
@@ -159,7 +156,9 @@ class Strategy:
             if progress is not None:
                 progress(index + 1, len(sources), source)
         scores: list[float | None] = [result.score for result in results]
-        weights = scores_to_weights([result.score for result in results], sign=self.sign, temperature=weighting.temperature, znorm=weighting.znorm, top_k=weighting.top_k)
+        weights = scores_to_weights(
+            [result.score for result in results], sign=self.sign, temperature=weighting.temperature, znorm=weighting.znorm, top_k=weighting.top_k
+        )
         composed = [source if result.tensors is None else replace(source, tensors=result.tensors) for source, result in zip(sources, results)]
         return self._remember(context, Weighted(composed, scores, weights, sum(result.tuning_steps for result in results)))
 

@@ -20,9 +20,7 @@ class CrossEncoderFormulation(Formulation):
         candidates = [choice for example in examples for choice in example.choices]
         owner = [index for index, example in enumerate(examples) for _ in example.choices]
         position = [slot for example in examples for slot in range(len(example.choices))]
-        encoded = self.tokenizer(
-            inputs, candidates, truncation="only_first", max_length=self.max_length, padding=True, return_tensors="pt"
-        )
+        encoded = self.tokenizer(inputs, candidates, truncation="only_first", max_length=self.max_length, padding=True, return_tensors="pt")
         return Batch(
             inputs=dict(encoded),
             extras={

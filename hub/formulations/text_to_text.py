@@ -147,6 +147,7 @@ class CausalFormulation(TextToTextFormulation):
 
     def __init__(self, tokenizer, max_length: int = 128, **options) -> None:
         super().__init__(tokenizer, max_length, **options)
+
         # The answer follows "answer:" in running text, so it is tokenized as a word after another word is:
         # byte-level BPE (GPT-2, Llama 3) needs the leading space ("Ġgreen"), while SentencePiece (Llama 2)
         # adds it itself and an explicit one would become an extra token.

@@ -89,8 +89,7 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         pickled = [name for name in PICKLE_FILES if (folder / name).exists()]
         if pickled:
             raise ModuleFolderError(
-                f"{folder / pickled[0]} is a pickle checkpoint, which deltahub never loads; "
-                "re-save it with save_pretrained(safe_serialization=True)"
+                f"{folder / pickled[0]} is a pickle checkpoint, which deltahub never loads; re-save it with save_pretrained(safe_serialization=True)"
             )
         raise ModuleFolderError(f"{folder} has no {WEIGHTS_FILE}; pass the folder that save_pretrained wrote")
     try:
