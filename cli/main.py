@@ -260,7 +260,7 @@ def ensemble(
                     f"{earlier.strategy}; kept that one{saved}"
                 )
             else:
-                render.console.print(f"registered the init as module [bold]{result.record.id}[/] (kind ensemble){saved}")
+                render.console.print(f"registered the init as module [bold]{result.record.id}[/] (origin ensemble){saved}")
 
 
 @app.command()
