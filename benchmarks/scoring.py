@@ -31,7 +31,6 @@ per-candidate cost does not depend on N.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 import tempfile
@@ -88,7 +87,7 @@ def synthetic_registry(hub: Hub, count: int, seed: int = 0) -> tuple[list[Module
 def live_scores(hub: Hub, records: list[ModuleRecord], module: TrainableModule, examples, strategy: str) -> tuple[float, list[float]]:
     started = time.perf_counter()
     seed_everything(0)
-    evaluator = ModelEvaluator(module.method.attach(copy.deepcopy(module.backbone.model), module.config), module.method, module.formulation, examples)
+    evaluator = ModelEvaluator(module.backbone.attach(module.method, module.config), module.method, module.formulation, examples)
     candidates = (Candidate(r.id, r.task, r.category, r.blob_digest, hub.load_tensors(r), r.base_model) for r in records)
     context = Context(Target("target", "x"), evaluator)
     chosen = get_strategy(strategy)

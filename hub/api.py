@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import getpass
 import json
 import os
@@ -86,7 +85,7 @@ class Hub:
         chosen = get_method(method)
         backbone = self.backbone(resolve_base_model(base_model))
         config = chosen.default_config(backbone.ref, **method_config)
-        model = chosen.attach(copy.deepcopy(backbone.model), config)
+        model = backbone.attach(chosen, config)
         return TrainableModule(model, chosen, chosen.attached_config(model, config), formulation_for(backbone.ref), backbone)
 
     def train(
@@ -218,7 +217,7 @@ class Hub:
         key = (str(backbone.ref.path), backbone.ref.kind, method.name, json.dumps(config, sort_keys=True, default=str))
         if key not in self._expected:
             try:
-                tensors = method.get_tensors(method.attach(copy.deepcopy(backbone.model), config))
+                tensors = method.get_tensors(backbone.attach(method, config))
             except (ValueError, KeyError, RuntimeError) as error:
                 raise BaseModelMismatch(f"the module does not fit base model {backbone.ref.name}: {str(error).splitlines()[0]}") from None
             self._expected[key] = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
@@ -318,7 +317,7 @@ class Hub:
         if record.base_arch_hash != backbone.arch_hash:
             raise HubError(f"module {module_id} was trained on a different architecture of {ref.name}; pick another module")
         origin = Provenance(strategy="module", temperature=1.0, top_k=None, sources=(SourceWeight(record.id, record.blob_digest, None, 1.0),))
-        module = TrainableModule(chosen.attach(copy.deepcopy(backbone.model), record.config), chosen, record.config, formulation_for(ref), backbone, origin)
+        module = TrainableModule(backbone.attach(chosen, record.config), chosen, record.config, formulation_for(ref), backbone, origin)
         chosen.set_tensors(module.model, self.load_tensors(record))
         return module
 

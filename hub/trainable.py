@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ class Backbone:
     ref: BaseModelRef
     model: nn.Module
     arch_hash: str
+
+    def attach(self, method: Method, config: dict) -> nn.Module:
+        """A copy of the base model with `method` attached; the loaded model itself stays bare for the next caller."""
+        return method.attach(copy.deepcopy(self.model), config)
 
 
 @dataclass

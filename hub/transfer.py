@@ -18,7 +18,6 @@ benchmark builds its inits with, so the CLI and the benchmark run one code path.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -141,7 +140,7 @@ class TransferService:
         result = self.ensemble(dataset, base_model=base_model, **options)
         backbone = self.backbones(resolve_base_model(base_model))
         seed_everything(int(options.get("seed", 0)))
-        model = result.method.attach(copy.deepcopy(backbone.model), result.config)
+        model = backbone.attach(result.method, result.config)
         result.method.set_tensors(model, result.tensors)
         origin = result.provenance if result.provenance.sources else None
         return TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin, result)
@@ -277,7 +276,7 @@ def make_evaluator(
     otherwise the method is attached to a fresh copy.
     """
     seed_everything(seed)
-    fresh = method.attach(copy.deepcopy(backbone.model), config)
+    fresh = backbone.attach(method, config)
     if model is None:
         model = fresh
     else:

@@ -12,7 +12,6 @@ weights its strategy found.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -75,7 +74,7 @@ def run_cell(
     config = dict(records[0].config)
     candidates, _skipped = hub.transfer.load_candidates([candidate_of(record) for record in records], skip_corrupt=False)
     formulation = formulation_for(backbone.ref)
-    model = method_obj.attach(copy.deepcopy(backbone.model), config)
+    model = backbone.attach(method_obj, config)
     test = test_examples(full, settings)
     arms = [NO_TRANSFER, *[name for name in settings.strategies if name != NO_TRANSFER]]
     if all(store.has(target, method, shots, seed, arm) for arm in arms):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hub.backbones import BaseModelRef, load_tokenizer
 from hub.errors import HubError
-from hub.formulations.base import Batch, Formulation, Predictions
+from hub.formulations.base import Batch, Formulation
 from hub.formulations.cross_encoder import CrossEncoderFormulation
 from hub.formulations.text_to_text import CausalFormulation, Seq2SeqFormulation
 
@@ -17,4 +17,4 @@ def formulation_for(ref: BaseModelRef, max_length: int = 128) -> Formulation:
     return FORMULATIONS[ref.kind](load_tokenizer(ref), max_length=max_length)
 
 
-__all__ = ["Batch", "FORMULATIONS", "Formulation", "Predictions", "formulation_for"]
+__all__ = ["Batch", "FORMULATIONS", "Formulation", "formulation_for"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ensembling.candidates import Rows
 from hub.datasets import Example
 
 
@@ -33,14 +34,6 @@ class Batch:
         )
 
 
-@dataclass
-class Predictions:
-    """`log_probs[r]` is a distribution (padding is -inf) and `gold[r]` its gold index."""
-
-    log_probs: torch.Tensor
-    gold: torch.Tensor
-
-
 class Formulation(ABC):
     """Turns examples into batches and model outputs into a loss, predictions and choices."""
 
@@ -53,7 +46,7 @@ class Formulation(ABC):
         """Tokenize a list of examples into one batch."""
 
     @abstractmethod
-    def predictions(self, model: nn.Module, batch: Batch) -> Predictions:
+    def predictions(self, model: nn.Module, batch: Batch) -> Rows:
         """Rows of log-probabilities with their gold indices (differentiable)."""
 
     @abstractmethod

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ensembling.candidates import Rows
 from hub.datasets import Example
-from hub.formulations.base import Batch, Formulation, Predictions
+from hub.formulations.base import Batch, Formulation
 
 
 class CrossEncoderFormulation(Formulation):
@@ -32,13 +33,13 @@ class CrossEncoderFormulation(Formulation):
             size=len(examples),
         )
 
-    def predictions(self, model: nn.Module, batch: Batch) -> Predictions:
+    def predictions(self, model: nn.Module, batch: Batch) -> Rows:
         logits = model(**batch.inputs).logits.squeeze(-1)
         width = int(batch.extras["width"])
         # Examples may have different numbers of candidates: pad with -inf so padding gets zero probability.
         grid = logits.new_full((batch.size, width), float("-inf"))
         grid = grid.index_put((batch.extras["owner"], batch.extras["position"]), logits)
-        return Predictions(log_probs=torch.log_softmax(grid.float(), dim=-1), gold=batch.extras["gold"])
+        return Rows(log_probs=torch.log_softmax(grid.float(), dim=-1), gold=batch.extras["gold"])
 
     def choose(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return self.predictions(model, batch).log_probs.argmax(dim=-1)

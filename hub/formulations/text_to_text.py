@@ -34,8 +34,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ensembling.candidates import Rows
 from hub.datasets import Example
-from hub.formulations.base import Batch, Formulation, Predictions
+from hub.formulations.base import Batch, Formulation
 
 IGNORE = -100
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -106,9 +107,9 @@ class TextToTextFormulation(Formulation):
         """(log_probs rows over the vocabulary, gold token ids) for the answer tokens of encoded pairs."""
         raise NotImplementedError
 
-    def predictions(self, model: nn.Module, batch: Batch) -> Predictions:
+    def predictions(self, model: nn.Module, batch: Batch) -> Rows:
         log_probs, gold = self._token_log_probs(model, {**batch.inputs, **batch.extras})
-        return Predictions(log_probs=log_probs, gold=gold)
+        return Rows(log_probs=log_probs, gold=gold)
 
     def choose(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return self.candidate_scores(model, batch).argmax(dim=-1)
