@@ -47,8 +47,8 @@ import torch  # noqa: E402
 from ensembling.candidates import Candidate, Rows, Target  # noqa: E402
 from ensembling.strategies import DEFAULT, STRATEGIES, Context, Family, Needs, get_strategy, of_family  # noqa: E402
 from hub import Hub, load_dataset  # noqa: E402
+from hub.backbones import formulation_for  # noqa: E402
 from hub.evaluation import ModelEvaluator  # noqa: E402
-from hub.formulations import formulation_for  # noqa: E402
 from hub.trainable import TrainableModule  # noqa: E402
 from hub.training import seed_everything  # noqa: E402
 from store.records import ModuleRecord  # noqa: E402

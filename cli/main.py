@@ -51,7 +51,11 @@ MethodFilter = Annotated[str | None, typer.Option("--method", help="Only modules
 CategoryFilter = Annotated[str | None, typer.Option("--category", help="Only modules of tasks in this category.")]
 # Shared by `ensemble` and `train`, which builds its init with the same ensemble options.
 BaseModelOption = Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")]
-MethodOption = Annotated[str, typer.Option("--method", help="PET method: lora, prefix, adapter, prompt, ia3.")]
+MethodOption = Annotated[str, typer.Option("--method", help="PET method: lora, prefix, prompt, ia3 or adapter (bottleneck).")]
+MethodOptionsOption = Annotated[
+    list[str] | None,
+    typer.Option("--method-option", "-O", help="A hyperparameter of the method as KEY=VALUE (e.g. r=4; lists as JSON), repeatable."),
+]
 TopKOption = Annotated[int | None, typer.Option("--top-k", "-k", callback=at_least(1), help="Ensemble: keep only the k largest weights (renormalized).")]
 TemperatureOption = Annotated[
     float | None, typer.Option("--temperature", "-T", callback=positive, help="Ensemble: softmax temperature (default: the strategy's).")
@@ -61,6 +65,17 @@ CandidatesOption = Annotated[
 ]
 SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the default init, the few-shot sample and any training.")]
 OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the module as a folder here (new or empty).")]
+
+
+def parse_method_options(items: list[str] | None) -> dict[str, str]:
+    """KEY=VALUE pairs as given; the method converts and checks the values."""
+    options = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--method-option {item!r} is not KEY=VALUE, e.g. --method-option r=4")
+        options[key.strip()] = value
+    return options
 
 
 def refuse_used_folder(out: Path | None) -> None:
@@ -205,6 +220,7 @@ def ensemble(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder of the new (target) task.")],
     base_model: BaseModelOption = None,
     method: MethodOption = "lora",
+    method_option: MethodOptionsOption = None,
     strategy: Annotated[str, typer.Option("--strategy", "-s", help=STRATEGY_HELP)] = DEFAULT_STRATEGY,
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
@@ -235,9 +251,10 @@ def ensemble(
     if plot is not None and not plot.parent.resolve().is_dir():
         fail(f"--plot {plot}: folder {plot.parent} does not exist")
     step_options = {} if steps is None else {"reference_steps": steps, "tune_steps": steps}
+    method_options = parse_method_options(method_option)
     with opened(registry, blobs) as hub, render.scoring_progress(disable=as_json) as progress:
         result = hub.ensemble(
-            dataset, base_model=base_model, method=method, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
+            dataset, base_model=base_model, method=method, method_options=method_options, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
             candidates=candidates, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
             progress=progress, **step_options,
         )  # fmt: skip
@@ -268,6 +285,7 @@ def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder of the task to train (task.json + splits).")],
     base_model: BaseModelOption = None,
     method: MethodOption = "lora",
+    method_option: MethodOptionsOption = None,
     init: Annotated[
         str, typer.Option("--init", help=f"{NO_TRANSFER} (the method's default init), a module id, or an ensembling strategy (see `adapters ensemble --help`).")
     ] = NO_TRANSFER,
@@ -298,6 +316,7 @@ def train(
     from hub.training import TrainConfig, resolve_device
 
     refuse_used_folder(out)
+    method_options = parse_method_options(method_option)
     config = TrainConfig(
         epochs=epochs,
         lr=lr,
@@ -315,13 +334,10 @@ def train(
         data.split("train")
         if shots is not None:
             data = data.few_shot(shots, seed)
-        if init.isdigit():
-            module = hub.load_module(int(init), base_model=base_model, method=method)
-        else:
-            module = hub.transfer_init(
-                base_model, data, strategy=init, method=method, top_k=top_k, temperature=temperature, candidates=candidates, seed=seed, register=False, device=device,
-                tuning=config,
-            )  # fmt: skip
+        module = hub.init_module(
+            init, base_model, data, method=method, method_options=method_options, top_k=top_k, temperature=temperature, candidates=candidates, seed=seed,
+            device=device, tuning=config,
+        )  # fmt: skip
         result = hub.train(module, data, config, push=push_module)
         if out is not None:
             module.save(out)

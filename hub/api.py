@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from hub.transfer import TransferResult, TransferService
 
 
-KIND_OF_TASK_TYPE = {"SEQ_CLS": "cross-encoder", "SEQ_2_SEQ_LM": "seq2seq", "CAUSAL_LM": "causal"}
-
-
 class Hub:
     """A registry of modules: push, search, list, show, remove, export; later ensemble and train."""
 
@@ -69,22 +66,23 @@ class Hub:
         from hub.backbones import architecture_hash, load_base_model
         from hub.trainable import Backbone
 
-        key = (str(ref.path), ref.kind)
+        key = (str(ref.path), ref.family.name)
         if key not in self._backbones:
             model = load_base_model(ref)
             self._backbones[key] = Backbone(ref, model, architecture_hash(model))
         return self._backbones[key]
 
-    def new_module(self, base_model: str | os.PathLike[str] | None = None, method: str = "lora", **method_config: object) -> TrainableModule:
-        """A fresh module (the method's default init) on a copy of the base model."""
-        from hub.backbones import resolve_base_model
-        from hub.formulations import formulation_for
+    def new_module(
+        self, base_model: str | os.PathLike[str] | None = None, method: str = "lora", method_options: Mapping[str, object] | None = None
+    ) -> TrainableModule:
+        """A fresh module (the method's default init) on a copy of the base model; `method_options` set its hyperparameters (e.g. {"r": 4})."""
+        from hub.backbones import formulation_for, resolve_base_model
         from hub.methods import get_method
         from hub.trainable import TrainableModule
 
         chosen = get_method(method)
         backbone = self.backbone(resolve_base_model(base_model))
-        config = chosen.default_config(backbone.ref, **method_config)
+        config = chosen.default_config(backbone.ref, method_options)
         model = backbone.attach(chosen, config)
         return TrainableModule(model, chosen, chosen.attached_config(model, config), formulation_for(backbone.ref), backbone)
 
@@ -138,14 +136,14 @@ class Hub:
     ) -> ModuleRecord:
         """Register a module folder (PEFT layout) trained on `dataset`; pushing it again returns the same module."""
         from hub.backbones import resolve_base_model
+        from hub.families import family_of_task_type
         from hub.methods import method_for_config, read_config
 
         folder = Path(folder)
         method = method_for_config(read_config(folder))
         config, tensors = method.read_folder(folder)
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-        kind = KIND_OF_TASK_TYPE.get(str(config.get("task_type")))
-        ref = resolve_base_model(base_model if base_model is not None else config.get("base_model_name_or_path"), kind=kind)
+        ref = resolve_base_model(base_model if base_model is not None else config.get("base_model_name_or_path"), family_of_task_type(config.get("task_type")))
         backbone = self.backbone(ref)
         self.check_fits(method, config, tensors, backbone)
         return self.register(method, config, tensors, data, backbone, metrics=metrics, tags=tags, created_by=created_by)
@@ -191,7 +189,7 @@ class Hub:
             ),
             dataset.card,
             DatasetInfo(dataset.fingerprint, dataset.size, dataset.source, embedding),
-            BaseModelInfo(backbone.ref.name, backbone.ref.kind, backbone.arch_hash, backbone.ref.revision or ""),
+            BaseModelInfo(backbone.ref.name, backbone.ref.family.name, backbone.arch_hash, backbone.ref.revision or ""),
             provenance,
         )
         return record
@@ -214,7 +212,7 @@ class Hub:
 
     def _expected_shapes(self, method: Method, config: dict, backbone: Backbone) -> dict[str, tuple[int, ...]]:
         """The tensor names and shapes the method builds on this backbone, once per config (attaching costs a model copy)."""
-        key = (str(backbone.ref.path), backbone.ref.kind, method.name, json.dumps(config, sort_keys=True, default=str))
+        key = (str(backbone.ref.path), backbone.ref.family.name, method.name, json.dumps(config, sort_keys=True, default=str))
         if key not in self._expected:
             try:
                 tensors = method.get_tensors(backbone.attach(method, config))
@@ -301,8 +299,7 @@ class Hub:
 
     def load_module(self, module_id: int, base_model: str | os.PathLike[str] | None = None, method: str | None = None) -> TrainableModule:
         """A trainable copy of a registry module, refused unless it is for this base model and method."""
-        from hub.backbones import resolve_base_model
-        from hub.formulations import formulation_for
+        from hub.backbones import formulation_for, resolve_base_model
         from hub.methods import get_method
         from hub.trainable import TrainableModule
 
@@ -338,6 +335,26 @@ class Hub:
     def transfer_init(self, base_model: str | os.PathLike[str] | None, dataset: Dataset | str | os.PathLike[str], **options: object) -> TrainableModule:
         """A TrainableModule (a PeftModel for PEFT methods) initialized from an ensemble; `random` gives the default init."""
         return self.transfer.transfer_init(base_model, dataset, **options)
+
+    def init_module(
+        self,
+        init: str,
+        base_model: str | os.PathLike[str] | None,
+        dataset: Dataset | str | os.PathLike[str],
+        *,
+        method: str = "lora",
+        method_options: Mapping[str, object] | None = None,
+        **options: object,
+    ) -> TrainableModule:
+        """The module a training starts from: a registry module by id ("12"), or `transfer_init` with `init` as the strategy.
+
+        Nothing is registered: the trained module is, if pushed, with this init as its provenance.
+        """
+        if init.isdigit():
+            if method_options:
+                raise HubError(f"--method-option does not apply to --init {init}: a registry module keeps its own config")
+            return self.load_module(int(init), base_model=base_model, method=method)
+        return self.transfer_init(base_model, dataset, strategy=init, method=method, method_options=method_options, register=False, **options)
 
     def gc(self, grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport:
         """Delete blobs no module references that are older than the grace period (default one hour)."""

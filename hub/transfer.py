@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -31,10 +31,9 @@ from ensembling.ensemble import Ensemble, Options, resolve, run
 from ensembling.errors import EnsemblingError
 from ensembling.strategies import Composition, Needs, Strategy
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS
-from hub.backbones import BaseModelRef, resolve_base_model
+from hub.backbones import BaseModelRef, formulation_for, resolve_base_model
 from hub.datasets import Dataset, Example, deterministic_sample, load_dataset
 from hub.evaluation import ModelEvaluator
-from hub.formulations import formulation_for
 from hub.inits import TransferResult
 from hub.methods import Method, get_method
 from hub.search import SearchHit
@@ -77,6 +76,7 @@ class TransferService:
         *,
         base_model: str | os.PathLike[str] | None = None,
         method: str = "lora",
+        method_options: Mapping[str, object] | None = None,
         strategy: str = DEFAULT_STRATEGY,
         top_k: int | None = None,
         temperature: float | None = None,
@@ -91,9 +91,11 @@ class TransferService:
         register: bool = True,
         device: str = "cpu",
         progress: Callable[[int, int, Candidate], None] | None = None,
-        **method_config: Any,
     ) -> TransferResult:
-        """Score the compatible modules on the target, weight them, compose and (by default) register the init."""
+        """Score the compatible modules on the target, weight them, compose and (by default) register the init.
+
+        `method_options` (e.g. {"r": 4}) pick the sources whose config has them, and configure the default init.
+        """
         options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps)
         chosen, weighting = resolve(strategy, options)
         if candidates is not None and candidates < 1:
@@ -101,15 +103,16 @@ class TransferService:
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
         check_needs(chosen, data, score_examples)
         method_obj = get_method(method)
+        wanted = method_obj.parse_options(method_options)
         backbone = self.backbones(resolve_base_model(base_model))
         transfers = chosen.composition is not Composition.DEFAULT_INIT
 
         records = self.compatible_records(data, backbone, method_obj, candidates)
-        config, records = choose_group(records, method_obj, backbone, method_config)
+        config, records = choose_group(records, method_obj, backbone, wanted)
         if transfers and not records:
             raise EnsemblingError(
                 f"no compatible candidates: the registry has no trained {method} modules on {backbone.ref.name} "
-                f"(other than {data.card.name}'s own){_config_note(method_config)}; push some or choose another --method/--base-model"
+                f"(other than {data.card.name}'s own){_config_note(wanted)}; push some or choose another --method/--base-model"
             )
         loaded, skipped = self.load_candidates([candidate_of(record) for record in records], skip_corrupt)
         if transfers and not loaded:
@@ -223,25 +226,25 @@ def config_key(config: dict[str, Any]) -> str:
     return json.dumps({key: value for key, value in config.items() if key not in VOLATILE_CONFIG_KEYS}, sort_keys=True, default=str)
 
 
-def choose_group(records: list[ModuleRecord], method: Method, backbone: Backbone, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[ModuleRecord]]:
+def choose_group(records: list[ModuleRecord], method: Method, backbone: Backbone, options: dict[str, Any]) -> tuple[dict[str, Any], list[ModuleRecord]]:
     """Modules compose only with the same tensor schema and config: pick that group.
 
-    With config overrides (e.g. r=4), the group whose config has them; otherwise the
+    With method options (e.g. r=4), the group whose config has them; otherwise the
     largest group (ties: the one holding the oldest module). No records: the method's default config.
     """
     groups: dict[tuple[str, str], list[ModuleRecord]] = {}
     for record in records:
-        if all(record.config.get(key) == value for key, value in overrides.items()):
+        if all(record.config.get(key) == value for key, value in options.items()):
             groups.setdefault((record.schema_hash, config_key(record.config)), []).append(record)
     if not groups:
-        config = method.default_config(backbone.ref, **overrides)
+        config = method.default_config(backbone.ref, options)
         return config, []
     best = max(groups.values(), key=lambda group: (len(group), -min(record.id for record in group)))
     return dict(best[0].config), best
 
 
-def _config_note(overrides: dict[str, Any]) -> str:
-    return f" with {', '.join(f'{key}={value}' for key, value in overrides.items())}" if overrides else ""
+def _config_note(options: dict[str, Any]) -> str:
+    return f" with {', '.join(f'{key}={value}' for key, value in options.items())}" if options else ""
 
 
 def candidate_of(record: ModuleRecord) -> Candidate:

@@ -45,7 +45,7 @@ def trained_folders(session_hub, tmp_path_factory: pytest.TempPathFactory) -> di
     out = tmp_path_factory.mktemp("modules")
     folders = {}
     for seed, task in enumerate(("wn-supersense-noun-a", "wn-supersense-noun-b", "wn-isa-animal")):
-        module = session_hub.new_module("minilm", "lora", r=4)
+        module = session_hub.new_module("minilm", "lora", {"r": 4})
         session_hub.train(module, SUITE / task, TrainConfig(epochs=1, max_steps=4, batch_size=4, seed=seed, progress=False))
         folders[task] = module.save(out / task)
     return folders

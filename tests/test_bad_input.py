@@ -152,6 +152,11 @@ def snapshot_raw(registry: Path) -> bytes:
         (("ensemble", "{suite}/wn-isa-plant", "--score-examples", "0"), "--score-examples must be at least 1, got 0"),
         (("search", "{suite}/wn-isa-plant", "--top-k", "0"), "--top-k must be at least 1, got 0"),
         (("push", "{folder}", "--dataset", "{suite}/wn-isa-animal", "--metric", "acc=nan"), "needs a name and a finite number"),
+        (("ensemble", "{suite}/wn-isa-plant", "--method-option", "temprature=0.5"), "lora has no option 'temprature'; its options are "),
+        (("ensemble", "{suite}/wn-isa-plant", "--method-option", "r"), "--method-option 'r' is not KEY=VALUE"),
+        (("train", "{suite}/wn-isa-plant", "--method-option", "r=four"), "lora option r takes int, got 'four'"),
+        (("train", "{suite}/wn-isa-plant", "--method", "adapter", "--method-option", "r=4"), "adapter has no option 'r'"),
+        (("train", "{suite}/wn-isa-plant", "--init", "1", "--method-option", "r=4"), "--method-option does not apply to --init 1"),
     ],
 )
 def test_bad_numbers_get_one_line_and_change_nothing(

@@ -10,10 +10,9 @@ import pytest
 import torch
 from test_text_to_text import MIXED, tiny_backbone, toy_dataset
 
-from hub.backbones import load_base_model, resolve_base_model
+from hub.backbones import formulation_for, load_base_model, resolve_base_model
 from hub.datasets import TaskCard, from_records
 from hub.errors import BaseModelMismatch, HubError, ModuleFolderError
-from hub.formulations import formulation_for
 from hub.methods import METHODS, get_method, method_for_config, read_config
 from hub.methods.bottleneck import BottleneckMethod
 from hub.training import TrainConfig, train
@@ -36,7 +35,7 @@ def bases(tmp_path_factory: pytest.TempPathFactory):
 
 def fresh(bases, kind: str, **overrides):
     ref, base = bases[kind]
-    config = ADAPTER.default_config(ref, **overrides)
+    config = ADAPTER.default_config(ref, overrides)
     return ref, config, ADAPTER.attach(copy.deepcopy(base), config)
 
 
@@ -173,12 +172,12 @@ def test_folder_round_trip_and_config_checks(bases, tmp_path: Path) -> None:
 
 def test_default_config_refuses_bad_overrides(bases) -> None:
     ref = bases["bert"][0]
-    with pytest.raises(HubError, match="does not take r"):
-        ADAPTER.default_config(ref, r=4)
+    with pytest.raises(HubError, match="adapter has no option 'r'; its options are adapter_size, modules_to_save, nonlinearity, target_blocks"):
+        ADAPTER.default_config(ref, {"r": 4})
     with pytest.raises(HubError, match="adapter_size"):
-        ADAPTER.default_config(ref, adapter_size=0)
+        ADAPTER.default_config(ref, {"adapter_size": 0})
     with pytest.raises(HubError, match="no module"):
-        ADAPTER.attach(copy.deepcopy(bases["bert"][1]), ADAPTER.default_config(ref, target_blocks=["mlp.down_proj"]))
+        ADAPTER.attach(copy.deepcopy(bases["bert"][1]), ADAPTER.default_config(ref, {"target_blocks": ["mlp.down_proj"]}))
 
 
 def green_dataset(size: int = 16):
@@ -205,7 +204,7 @@ def test_hub_training_lowers_the_loss(bases, kind: str) -> None:
 
 def test_hub_push_accepts_an_adapter_folder(bases, session_hub, tmp_path: Path) -> None:
     dataset = toy_dataset(6)
-    module = session_hub.new_module(bases["bert"][0].path, "adapter", adapter_size=4)
+    module = session_hub.new_module(bases["bert"][0].path, "adapter", {"adapter_size": 4})
     assert module.method.name == "adapter"
     session_hub.train(module, dataset, TrainConfig(epochs=1, max_steps=1, batch_size=6, progress=False, device="cpu"))
     folder = module.save(tmp_path / "adapter")

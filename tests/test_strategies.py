@@ -192,17 +192,16 @@ def test_run_refuses_the_targets_own_modules_and_handles_baselines():
 @pytest.fixture(scope="module")
 def tiny_setting(suite):
     """MiniLM + LoRA r=4 on an 8-example WordNet target: a module trained to fit it, the default init, a random module."""
-    from hub.backbones import load_base_model, resolve_base_model
+    from hub.backbones import formulation_for, load_base_model, resolve_base_model
     from hub.datasets import load_dataset
     from hub.evaluation import ModelEvaluator
-    from hub.formulations import formulation_for
     from hub.methods import get_method
     from hub.training import TrainConfig, seed_everything
 
     ref = resolve_base_model("minilm")
     method = get_method("lora")
     seed_everything(0)
-    model = method.attach(load_base_model(ref), method.default_config(ref, r=4))
+    model = method.attach(load_base_model(ref), method.default_config(ref, {"r": 4}))
     target = load_dataset(suite / "wn-synonym-noun").few_shot(4, seed=0)
     # Scored on the few-shot train examples themselves, so "fits the target" is unambiguous.
     examples = target.split("train")

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hub.backbones import load_base_model, resolve_base_model
+from hub.backbones import formulation_for, load_base_model, resolve_base_model
 from hub.datasets import Example, TaskCard, from_records
-from hub.formulations import FORMULATIONS, formulation_for
 from hub.formulations.text_to_text import CausalFormulation, Seq2SeqFormulation
 from hub.methods import get_method
 from hub.training import TrainConfig, train
@@ -134,13 +133,13 @@ def bases(tiny: dict[str, Path]):
 def attached(bases, kind: str, method: str, **overrides):
     ref, base = bases[kind]
     chosen = get_method(method)
-    model = chosen.attach(copy.deepcopy(base), chosen.default_config(ref, **overrides))
+    model = chosen.attach(copy.deepcopy(base), chosen.default_config(ref, overrides))
     model.eval()
     return ref, model, formulation_for(ref)
 
 
-def test_kinds_are_registered(bases) -> None:
-    assert FORMULATIONS["seq2seq"] is Seq2SeqFormulation and FORMULATIONS["causal"] is CausalFormulation
+def test_families_are_inferred_from_the_model_config(bases) -> None:
+    assert bases["t5"][0].family.name == "seq2seq" and bases["gpt2"][0].family.name == "causal"
     assert isinstance(formulation_for(bases["t5"][0]), Seq2SeqFormulation)
     assert isinstance(formulation_for(bases["gpt2"][0]), CausalFormulation)
 

@@ -40,6 +40,14 @@ def test_train_from_random_pushes_metrics_without_provenance(registry: Path, sui
     assert shown["provenance"] is None
 
 
+def test_method_options_reach_the_trained_module(registry: Path, suite: Path, tmp_path: Path) -> None:
+    out = tmp_path / "module"
+    summary = trained(adapters(registry, "train", str(suite / "wn-isa-plant"), *FAST, "--method-option", "r=2", "-O", "lora_alpha=4", "--out", str(out)))
+    assert summary["steps"] == 2
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (2, 4)
+
+
 def test_train_from_a_module_records_it_as_the_init(registry: Path, suite: Path) -> None:
     source = json.loads(adapters(registry, "list", "--task", "wn-isa-animal", "--json").output)[0]
     summary = trained(adapters(registry, "train", str(suite / "wn-isa-artifact"), *FAST, "--init", str(source["id"]), "--push"))

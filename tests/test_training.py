@@ -49,7 +49,7 @@ def tiny_module(tokenizer, seed: int = 0):
     )  # fmt: skip
     torch.manual_seed(seed)
     method = get_method("lora")
-    model = method.attach(BertForSequenceClassification(config), method.default_config(resolve_base_model("minilm"), r=4))
+    model = method.attach(BertForSequenceClassification(config), method.default_config(resolve_base_model("minilm"), {"r": 4}))
     return model, method
 
 
@@ -85,11 +85,11 @@ QUIET = {"progress": False, "device": "cpu"}
 
 def test_same_seed_gives_identical_module_on_cpu(session_hub) -> None:
     examples = load_dataset(SUITE / "wn-isa-animal").split("train")[:4]
-    session_hub.new_module("minilm", "lora", r=4)  # loads the base model, which reseeds for its head
+    session_hub.new_module("minilm", "lora", {"r": 4})  # loads the base model, which reseeds for its head
 
     def run(seed: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         torch.manual_seed(0)  # the same default init every time
-        module = session_hub.new_module("minilm", "lora", r=4)
+        module = session_hub.new_module("minilm", "lora", {"r": 4})
         before = module.tensors()
         train(module.model, module.method, module.formulation, examples, (), TrainConfig(epochs=2, batch_size=2, lr=1e-2, seed=seed, **QUIET))
         return before, module.tensors()
@@ -137,7 +137,7 @@ def test_nan_loss_stops_with_one_line_error_and_pushes_nothing(session_hub) -> N
     small = dataclasses.replace(full, splits={"train": full.few_shot(2, seed=0).split("train"), "dev": full.split("dev")[:4]})
     catalog, blobs = session_hub.registry.catalog, session_hub.registry.blobs
     before = ([m.id for m in session_hub.list()], catalog.generation(), sorted(blobs.digests()))
-    module = session_hub.new_module("minilm", "lora", r=4)
+    module = session_hub.new_module("minilm", "lora", {"r": 4})
     with pytest.raises(HubError) as caught:
         session_hub.train(module, small, TrainConfig(epochs=3, batch_size=2, lr=1e30, **QUIET), push=True)
     message = str(caught.value)

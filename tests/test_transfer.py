@@ -31,7 +31,7 @@ def tiny(suite: Path, task: str, out: Path, size: int = 8) -> Path:
 
 
 def random_module(hub: Hub, seed: int) -> tuple:
-    module = hub.new_module("minilm", "lora", r=4)
+    module = hub.new_module("minilm", "lora", {"r": 4})
     generator = torch.Generator().manual_seed(seed)
     tensors = {name: torch.randn(t.shape, generator=generator) * 0.05 for name, t in module.tensors().items()}
     return module, tensors

@@ -61,8 +61,7 @@ def run_cell(
     from ensembling.ensemble import Options
     from ensembling.errors import EnsemblingError
     from ensembling.strategies import NO_TRANSFER
-    from hub.backbones import resolve_base_model
-    from hub.formulations import formulation_for
+    from hub.backbones import formulation_for, resolve_base_model
     from hub.methods import get_method
     from hub.training import measure, train
     from hub.transfer import candidate_of, compose_init, make_evaluator

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -43,10 +43,10 @@ from torch import nn
 
 from hub.backbones import BaseModelRef
 from hub.errors import BaseModelMismatch, HubError, ModuleFolderError
-from hub.methods.base import Method
+from hub.methods import register_method
+from hub.methods.base import Method, Option
 
 PEFT_TYPE = "BOTTLENECK"
-TASK_TYPES = {"cross-encoder": "SEQ_CLS", "seq2seq": "SEQ_2_SEQ_LM", "causal": "CAUSAL_LM"}
 ADAPTER = "adapter"
 # Output projections of the attention and feed-forward sub-layers, per model_type.
 TARGET_BLOCKS: dict[str, list[str]] = {
@@ -65,8 +65,6 @@ TARGET_BLOCKS: dict[str, list[str]] = {
     "qwen2": ["self_attn.o_proj", "mlp.down_proj"],
     "gpt_neox": ["attention.dense", "mlp.dense_4h_to_h"],
 }
-# Heads that train with the module and are saved in it (PEFT's modules_to_save for SEQ_CLS).
-HEADS = ("classifier", "score")
 NONLINEARITIES: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "swish": nn.SiLU}
 DEFAULTS: dict[str, Any] = {"adapter_size": 12, "nonlinearity": "relu"}  # the paper's adapter size
 INIT_SEED = 0
@@ -130,22 +128,29 @@ def _output_width(module: nn.Module) -> int:
     raise HubError(f"cannot tell the output width of {type(module).__name__}; target a Linear output projection")
 
 
+@register_method
 class BottleneckMethod(Method):
     name: ClassVar[str] = "adapter"
     peft_type: ClassVar[str] = PEFT_TYPE
+    summary: ClassVar[str] = "bottleneck adapters after each attention and feed-forward sub-layer (Houlsby)"
 
-    def default_config(self, ref: BaseModelRef, **overrides: Any) -> dict[str, Any]:
-        unknown = sorted(set(overrides) - {"adapter_size", "nonlinearity", "target_blocks", "modules_to_save"})
-        if unknown:
-            raise HubError(f"adapter does not take {', '.join(unknown)}; use adapter_size, nonlinearity, target_blocks or modules_to_save")
+    def options(self) -> dict[str, Option]:
+        return {
+            "adapter_size": Option("adapter_size", int),
+            "nonlinearity": Option("nonlinearity", str),
+            "target_blocks": Option("target_blocks", list[str]),
+            "modules_to_save": Option("modules_to_save", list[str]),
+        }
+
+    def default_config(self, ref: BaseModelRef, options: Mapping[str, object] | None = None) -> dict[str, Any]:
         config: dict[str, Any] = {
             "peft_type": PEFT_TYPE,
             "method": self.name,
             **DEFAULTS,
-            "task_type": TASK_TYPES[ref.kind],
+            "task_type": ref.family.task_type,
             "target_blocks": None,
-            "modules_to_save": list(HEADS) if ref.kind == "cross-encoder" else [],
-            **overrides,
+            "modules_to_save": list(ref.family.heads),
+            **self.parse_options(options),
         }
         if config["target_blocks"] is None:
             config["target_blocks"] = _default_targets(ref)
@@ -197,27 +202,14 @@ class BottleneckMethod(Method):
         object.__setattr__(model, _LIVE_ATTR, live)
         return model
 
-    def _live(self, model: nn.Module) -> dict[str, nn.Parameter]:
+    def live_parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         live = getattr(model, _LIVE_ATTR, None)
         if live is None:
             raise HubError("this model has no bottleneck adapters; attach the adapter method first")
         return live
 
     def get_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        return {name: parameter.detach().clone().contiguous() for name, parameter in self._live(model).items()}
-
-    def set_tensors(self, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-        live = self._live(model)
-        if len(tensors) != len(live) or not all(name in live for name in tensors):
-            missing = sorted(set(live) - set(tensors))
-            unexpected = sorted(set(tensors) - set(live))
-            raise ModuleFolderError(f"module tensors do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-        for name, tensor in tensors.items():
-            if tensor.shape != live[name].shape:
-                raise ModuleFolderError(f"tensor {name} has shape {tuple(tensor.shape)}, the model expects {tuple(live[name].shape)}")
-        with torch.no_grad():
-            for name, tensor in tensors.items():
-                live[name].copy_(tensor)
+        return {name: parameter.detach().clone().contiguous() for name, parameter in self.live_parameters(model).items()}
 
     def check_config(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         if config.get("peft_type") != PEFT_TYPE:
