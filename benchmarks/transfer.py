@@ -31,6 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from benchmarks.transferbench import report  # noqa: E402
 from benchmarks.transferbench.runs import RunStore  # noqa: E402
 from benchmarks.transferbench.settings import QUICK, STANDARD, Settings  # noqa: E402
+from benchmarks.transferbench.stats import is_single  # noqa: E402
 
 
 def log(line: str) -> None:
@@ -175,6 +176,11 @@ def parse(argv: Sequence[str]) -> Settings:
     }  # fmt: skip
     for name, kind in numbers.items():
         parser.add_argument(f"--{name}", type=kind, default=None)
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also train each target from every source alone (one more training per source and sample): the oracle and its % columns",
+    )
     parser.add_argument("--report", action="store_true", help="only write the report of the runs stored so far (trains and runs nothing)")
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--device", default=None, help="auto, cpu or cuda")
@@ -192,7 +198,7 @@ def parse(argv: Sequence[str]) -> Settings:
         if value is not None and value <= 0:
             raise SystemExit(f"error: --{name} must be positive, got {value}")
     out = args.out or ROOT / "out" / f"transfer-{values.get('preset', 'custom')}"
-    settings = Settings(suite=args.suite, out=out, registry=args.registry or out / "registry", report_only=args.report, **values)
+    settings = Settings(suite=args.suite, out=out, registry=args.registry or out / "registry", report_only=args.report, oracle=args.oracle, **values)
     if not settings.strategies:
         from ensembling.strategies import Family, of_family, shuffled_of
 
@@ -244,8 +250,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = time.perf_counter() - started
     store = RunStore(settings.out, settings.protocol_digest())
     rows = store.all_rows(targets, list(settings.methods))
+    arms = set(settings.strategies)
     runs = [
-        row for row in rows if row["kind"] == "run" and row["shots"] in settings.shots and row["seed"] in settings.seeds and row["arm"] in settings.strategies
+        row
+        for row in rows
+        if row["kind"] == "run"
+        and row["shots"] in settings.shots
+        and row["seed"] in settings.seeds
+        and (row["arm"] in arms or settings.oracle and is_single(row["arm"]))
     ]
     cells = [row for row in rows if row["kind"] == "cell"]
     skips = [row for row in rows if row["kind"] == "skip"]

@@ -99,6 +99,13 @@ def test_transfer_benchmark_end_to_end_and_resume(tmp_path, capsys):
     assert sorted(path.read_text() for path in (out / "runs").rglob("*.jsonl")) == lines
     with (out / "sources.csv").open() as handle:
         assert all(row["reused"] == "1" for row in csv.DictReader(handle))
+    # --oracle adds one arm per source (single:<task>) and the oracle's table; the stored arms are reused.
+    assert bench.main([*argv, "--oracle"]) == 0
+    with (out / "runs.csv").open() as handle:
+        singles = {row["arm"] for row in csv.DictReader(handle) if row["arm"].startswith("single:")}
+    assert singles == {f"single:{name}" for name in WORDS}
+    results = (out / "results.md").read_text()
+    assert "### The oracle (lora, 1-shot" in results and "% of oracle" in results
     # A changed budget is another protocol: its runs are new, the old lines stay but are not reported.
     assert bench.main(argv[: -len(arms)] + ["random", "--target-max-steps", "3"]) == 0
     with (out / "runs.csv").open() as handle:

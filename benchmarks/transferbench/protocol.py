@@ -60,7 +60,7 @@ def run_cell(
     from ensembling.candidates import Tuned
     from ensembling.ensemble import Options
     from ensembling.errors import EnsemblingError
-    from ensembling.strategies import NO_TRANSFER
+    from ensembling.strategies import NO_TRANSFER, single_of
     from hub.backbones import formulation_for, resolve_base_model
     from hub.methods import get_method
     from hub.training import measure, train
@@ -76,6 +76,8 @@ def run_cell(
     model = backbone.attach(method_obj, config)
     test = test_examples(full, settings)
     arms = [NO_TRANSFER, *[name for name in settings.strategies if name != NO_TRANSFER]]
+    if settings.oracle:
+        arms += [single_of(candidate.task) for candidate in sorted(candidates, key=lambda candidate: candidate.task)]
     if all(store.has(target, method, shots, seed, arm) for arm in arms):
         return
     sample = full.few_shot(shots, seed).without_test()

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from benchmarks.transferbench.settings import Settings
 from benchmarks.transferbench.sources import SourceInfo
-from benchmarks.transferbench.stats import paired_delta, per_target_delta, spearman, steps_to_reach
+from benchmarks.transferbench.stats import oracle_delta, paired_delta, per_target_delta, share_of_oracle, single_gains, spearman, steps_to_reach
 from ensembling.strategies import NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, get_strategy, shuffled_of
 
 GOAL_POINTS = 5.0
+ORACLE_GOAL_PERCENT = 80.0
 
 
 def family_of(arm: str) -> str:
@@ -136,6 +137,46 @@ def related_or_sharp(runs: list[dict], cells: list[dict], method: str, arms: lis
     return lines
 
 
+def oracle_lines(runs: list[dict], cells: list[dict], method: str, shots: int, arms: list[str]) -> list[str]:
+    """Each arm's gain as a share of the oracle's, and whether its weights (or dataset similarity) follow the single-source gains."""
+    oracle = oracle_delta(runs, method, shots)
+    if oracle.units == 0:
+        return []
+    gains = single_gains(runs, method, shots)
+    similarity = {
+        (cell["target"], cell["seed"]): {row["source"]: row["similarity"] for row in cell["sources"] if row.get("similarity") is not None}
+        for cell in cells
+        if cell["method"] == method and cell["shots"] == shots
+    }
+    by_similarity = mean(spearman([similarity[unit][s] for s in gains[unit] if s in similarity.get(unit, {})],
+                                  [gains[unit][s] for s in gains[unit] if s in similarity.get(unit, {})]) for unit in gains)  # fmt: skip
+    lines = [
+        f"Oracle: the best single source per (target, seed), picked by test accuracy (so no arm can reach it by choice): "
+        f"Δ random {oracle.text()} over {oracle.units} units. ρ(dataset-embedding similarity, single-source gain), mean over units: "
+        f"{'–' if math.isnan(by_similarity) else f'{by_similarity:+.2f}'} (does `adapters search` rank the sources that help first?).",
+        "",
+        "| arm | Δ random | % of oracle [95 % CI] | ρ(weights, single-source gains) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for arm in arms:
+        if arm == NO_TRANSFER:
+            continue
+        share = share_of_oracle(runs, method, shots, arm)
+        if share.units == 0:
+            continue
+        rho = []
+        for run in runs:
+            unit = (run["target"], run["seed"])
+            if run["method"] == method and run["shots"] == shots and run["arm"] == arm and unit in gains and run["weights"]:
+                weights = {source: weight for source, _score, weight in run["weights"]}
+                shared = [source for source in weights if source in gains[unit]]
+                rho.append(spearman([weights[source] for source in shared], [gains[unit][source] for source in shared]))
+        rho_text = "–" if math.isnan(mean(rho)) else f"{mean(rho):+.2f}"
+        share_text = f"{share.mean:.0f} % [{share.low:.0f}, {share.high:.0f}]"
+        lines.append(f"| {arm} | {paired_delta(runs, method, shots, arm, NO_TRANSFER).text()} | {share_text} | {rho_text} |")
+    return lines
+
+
 def goal_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[str]) -> list[str]:
     lines = []
     for arm in scored(arms):
@@ -226,6 +267,9 @@ def render(
                 "",
             ]
             parts += [*target_table(runs, method, shots, arms, targets), ""]
+            oracle = oracle_lines(runs, cells, method, shots, arms)
+            if oracle:
+                parts += [f"### The oracle ({method}, {shots}-shot; goal: the best strategy ≥ {ORACLE_GOAL_PERCENT:.0f} % of it)", "", *oracle, ""]
         parts += [
             "## The goal: ≥ 5 points over random, and above average and both controls, each interval excluding 0",
             "",

@@ -55,6 +55,7 @@ class Settings:
     tune_steps: int = 60
     pool_size: int = 3
     device: str = "auto"
+    oracle: bool = False  # also train each target from every source alone (arms single:<task>), for the oracle
     workers: int = 1
     preset: str = "custom"
     report_only: bool = False
@@ -65,7 +66,22 @@ class Settings:
 
     def protocol_digest(self) -> str:
         """What makes two runs of one (target, shots, seed, arm) comparable: every budget, not the bookkeeping."""
-        skip = {"suite", "out", "registry", "tasks", "targets", "methods", "shots", "seeds", "strategies", "device", "workers", "preset", "report_only"}
+        skip = {
+            "suite",
+            "out",
+            "registry",
+            "tasks",
+            "targets",
+            "methods",
+            "shots",
+            "seeds",
+            "strategies",
+            "device",
+            "oracle",
+            "workers",
+            "preset",
+            "report_only",
+        }
         values = {field.name: getattr(self, field.name) for field in fields(self) if field.name not in skip}
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
+from ensembling.strategies import NO_TRANSFER, SINGLE
+
 BOOTSTRAP = 10_000
 
 
@@ -42,9 +44,7 @@ def paired_delta(runs: list[dict], method: str, shots: int, arm: str, reference:
     if not units:
         return Delta(math.nan, math.nan, math.nan, 0)
     differences = np.array([mine[unit] - theirs[unit] for unit in units])
-    rng = np.random.default_rng(seed)
-    means = differences[rng.integers(0, len(units), size=(BOOTSTRAP, len(units)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+    low, high = _bootstrap(differences, lambda sample: sample.mean(axis=1), seed)
     return Delta(float(differences.mean()), float(low), float(high), len(units))
 
 
@@ -55,6 +55,52 @@ def per_target_delta(runs: list[dict], method: str, shots: int, arm: str, refere
     for unit in set(mine) & set(theirs):
         by_target[unit[0]].append(mine[unit] - theirs[unit])
     return {target: float(np.mean(values)) for target, values in by_target.items()}
+
+
+def is_single(arm: str) -> bool:
+    """An oracle arm: one source alone (single:<task>)."""
+    return arm.startswith(f"{SINGLE}:")
+
+
+def single_gains(runs: list[dict], method: str, shots: int) -> dict[tuple[str, int], dict[str, float]]:
+    """Per (target, seed): each source's gain in points when the target is trained from it alone, over `random`."""
+    random_acc = accuracies(runs, method, shots, NO_TRANSFER)
+    gains: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for run in runs:
+        unit = (run["target"], run["seed"])
+        if run["method"] == method and run["shots"] == shots and is_single(run["arm"]) and unit in random_acc:
+            gains[unit][run["arm"].split(":", 1)[1]] = 100 * run["test_acc"] - random_acc[unit]
+    return dict(gains)
+
+
+def oracle_delta(runs: list[dict], method: str, shots: int, seed: int = 0) -> Delta:
+    """The oracle's gain over random: the best single source per (target, seed), chosen by test accuracy."""
+    best = np.array([max(gains.values()) for gains in single_gains(runs, method, shots).values()])
+    if len(best) == 0:
+        return Delta(math.nan, math.nan, math.nan, 0)
+    low, high = _bootstrap(best, lambda sample: sample.mean(axis=1), seed)
+    return Delta(float(best.mean()), low, high, len(best))
+
+
+def share_of_oracle(runs: list[dict], method: str, shots: int, arm: str, seed: int = 0) -> Delta:
+    """An arm's mean gain over random as a percentage of the oracle's mean gain, over the same (target, seed) units."""
+    gains = single_gains(runs, method, shots)
+    mine, random_acc = accuracies(runs, method, shots, arm), accuracies(runs, method, shots, NO_TRANSFER)
+    units = sorted(unit for unit in gains if unit in mine)
+    if not units:
+        return Delta(math.nan, math.nan, math.nan, 0)
+    pairs = np.array([[mine[unit] - random_acc[unit], max(gains[unit].values())] for unit in units])
+    ratio = lambda sample: 100 * sample[..., 0].mean(axis=-1) / sample[..., 1].mean(axis=-1)  # noqa: E731
+    low, high = _bootstrap(pairs, ratio, seed)
+    return Delta(float(ratio(pairs)), low, high, len(units))
+
+
+def _bootstrap(values: np.ndarray, statistic, seed: int) -> tuple[float, float]:
+    """95 % percentile interval of `statistic` over resamples of the units (the first axis of `values`)."""
+    rng = np.random.default_rng(seed)
+    resampled = statistic(values[rng.integers(0, len(values), size=(BOOTSTRAP, len(values)))])
+    low, high = np.nanpercentile(resampled, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def spearman(x: list[float], y: list[float]) -> float:

@@ -21,11 +21,17 @@ NO_TRANSFER = "random"  # the method's default init: every gain is measured agai
 UNIFORM = "average"  # equal weights over every source
 RANDOM_POOL = "random-pool"  # equal weights over a few random sources (control)
 SHUFFLED = "shuffled"  # shuffled:<strategy>, a strategy's weights permuted (control)
+SINGLE = "single"  # single:<task>, one source alone (the oracle's arms)
 
 
 def shuffled_of(strategy: str) -> str:
     """The name of `strategy`'s shuffled control."""
     return f"{SHUFFLED}:{strategy}"
+
+
+def single_of(task: str) -> str:
+    """The name of the arm that composes `task`'s source alone."""
+    return f"{SINGLE}:{task}"
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
@@ -72,9 +78,11 @@ __all__ = [
     "NO_TRANSFER",
     "RANDOM_POOL",
     "SHUFFLED",
+    "SINGLE",
     "STRATEGIES",
     "UNIFORM",
     "shuffled_of",
+    "single_of",
     "Composition",
     "Context",
     "Family",

@@ -42,6 +42,7 @@ class Family(Enum):
     WEIGHTS = "weights"  # the strategies of the paper's code that read module weights
     BASELINE = "baseline"
     CONTROL = "control"  # the same sources without similarity
+    ORACLE = "oracle"  # one source alone: the benchmark's ceiling, never a user's choice
 
 
 class Needs(Enum):
