@@ -33,7 +33,11 @@ class Rows:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A source module: who it is (for provenance and messages) and its tensors."""
+    """A source module: who it is (for provenance and messages) and its tensors.
+
+    `similarity`: the cosine of its dataset's embedding with the target's, filled by whoever
+    builds the candidates when a strategy needs it (`Needs.SIMILARITY`); None otherwise.
+    """
 
     id: int
     task: str
@@ -42,6 +46,7 @@ class Candidate:
     tensors: Tensors
     base_model: str = ""
     metadata: Mapping[str, object] = field(default_factory=dict)
+    similarity: float | None = None
 
     @property
     def label(self) -> str:
@@ -86,6 +91,9 @@ class Evaluator(Protocol):
 
     def predict(self, candidate: Candidate) -> Rows:
         """`rows()` of a candidate; the same candidate (by digest) is run once per evaluator."""
+
+    def train_loss(self) -> float:
+        """Mean cross-entropy of the applied module on the target's train examples (no gradients)."""
 
     def gradient_norms(self) -> list[float]:
         """‖∇θ L(θ; batch)‖₂ of the applied module, one per scoring batch (θ: the module's parameters)."""

@@ -57,29 +57,33 @@ def _lora_rank_note(key: str, a: torch.Tensor, b: torch.Tensor) -> str:
     return ""
 
 
-def compose(candidates: Sequence[Candidate], weights: Sequence[float]) -> dict[str, torch.Tensor]:
+def compose(candidates: Sequence[Candidate], weights: Sequence[float], *, normalized: bool = True) -> dict[str, torch.Tensor]:
     """Σ_i w_i θ_i tensor by tensor (accumulated in float64, returned in the sources' dtype).
 
-    Weights must be non-negative and sum to one; sources with weight 0 are skipped,
-    so one source with weight 1 is reproduced exactly.
+    Normalized weights (the default) must be non-negative and sum to one; with `normalized=False`
+    they are any finite coefficients, negative ones included (LoraHub's fitted weights). Sources
+    with weight 0 are skipped, so one source with weight 1 is reproduced exactly.
     """
     import torch
 
     if len(candidates) != len(weights):
         raise EnsemblingError(f"{len(candidates)} modules but {len(weights)} weights")
     check_compatible(candidates)
-    if any(not math.isfinite(weight) or weight < 0 for weight in weights):
-        raise EnsemblingError("weights must be finite and non-negative")
-    total = math.fsum(weights)
-    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
-        raise EnsemblingError(f"weights sum to {total:.6g}, not 1; normalize them before composing")
-    used = [(candidate, weight) for candidate, weight in zip(candidates, weights) if weight > 0]
+    if normalized:
+        if any(not math.isfinite(weight) or weight < 0 for weight in weights):
+            raise EnsemblingError("weights must be finite and non-negative")
+        total = math.fsum(weights)
+        if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+            raise EnsemblingError(f"weights sum to {total:.6g}, not 1; normalize them before composing")
+    elif any(not math.isfinite(weight) for weight in weights):
+        raise EnsemblingError("weights must be finite")
+    used = [(candidate, weight) for candidate, weight in zip(candidates, weights) if weight != 0]
     composed: dict[str, torch.Tensor] = {}
     for key in sorted(candidates[0].tensors):
         reference = candidates[0].tensors[key]
         if not reference.is_floating_point():
             raise EnsemblingError(f"tensor {key} is {reference.dtype}; only floating-point modules compose")
-        if len(used) == 1:
+        if len(used) == 1 and used[0][1] == 1.0:
             composed[key] = used[0][0].tensors[key].detach().clone()
             continue
         accumulator = torch.zeros(reference.shape, dtype=torch.float64)

@@ -85,9 +85,9 @@ class Ensemble:
 
     @property
     def effective_sources(self) -> float:
-        """1 / Σ w²: how many sources a uniform weighting of the same concentration would use."""
+        """(Σ|w|)² / Σ w² (1 / Σ w² for weights summing to one): how many sources a uniform weighting of the same concentration would use."""
         total = sum(source.weight**2 for source in self.sources)
-        return 1.0 / total if total > 0 else 0.0
+        return sum(abs(source.weight) for source in self.sources) ** 2 / total if total > 0 else 0.0
 
 
 def resolve(strategy: str | Strategy, options: Options) -> tuple[Strategy, Weighting]:
@@ -131,6 +131,6 @@ def run(
             raise EnsemblingError(f"strategy {chosen.name} needs the model's default init")
         return Ensemble(chosen.label, weighting.temperature, options.top_k, weighting.znorm, (), evaluator.default_tensors(), time.perf_counter() - started)
     weighted = chosen.weigh(context_for(target, evaluator, options, memo), candidates, weighting, progress)
-    tensors = compose(weighted.sources, weighted.weights)
+    tensors = compose(weighted.sources, weighted.weights, normalized=chosen.composition is not Composition.FITTED)
     ranked = tuple(SourceWeight(source, score, weight) for source, score, weight in zip(weighted.sources, weighted.scores, weighted.weights))
     return Ensemble(chosen.label, weighting.temperature, options.top_k, weighting.znorm, ranked, tensors, time.perf_counter() - started, weighted.tuning_steps)

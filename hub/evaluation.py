@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -101,6 +102,23 @@ class ModelEvaluator:
             self.apply(candidate.tensors)
             self._predictions[candidate.digest] = self.rows()
         return self._predictions[candidate.digest]
+
+    @cached_property
+    def _train_batches(self) -> list[Batch]:
+        # Tokenized on first use: only a strategy that fits weights to the train loss reads it (many times per target).
+        return self._collate(by_length(self._train_examples), self._score_batch_size)
+
+    def train_loss(self) -> float:
+        if not self._train_examples:
+            raise EnsemblingError("the target dataset has no train examples to measure a loss on; add a train split")
+        self.model.eval()
+        total, rows = 0.0, 0
+        with torch.inference_mode():
+            for batch in self._train_batches:
+                part = self.formulation.predictions(self.model, batch)
+                total += float(nn.functional.nll_loss(part.log_probs.float(), part.gold, reduction="sum"))
+                rows += int(part.gold.numel())
+        return total / rows
 
     def gradient_norms(self) -> list[float]:
         self.model.eval()  # no dropout: the gradient of the source as it is

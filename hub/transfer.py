@@ -12,8 +12,10 @@ the dataset it is given, which for a fair comparison is the k-shot sample
 `score_examples` labelled dev examples (the paper's one scoring batch of up to 50),
 or train examples when there is no dev split; tuning (θ_t for kl and weight-cos,
 each source for euclidean and performance) trains on the train split and keeps the
-best dev checkpoint. `make_evaluator` and `load_candidates` are what the transfer
-benchmark builds its inits with, so the CLI and the benchmark run one code path.
+best dev checkpoint; a strategy that ranks sources by dataset-embedding similarity
+gets it from the index, the target embedded from the same dataset. `make_evaluator`,
+`load_candidates` and `with_similarity` are what the transfer benchmark builds its
+inits with, so the CLI and the benchmark run one code path.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ class TransferService:
         loaded, skipped = self.load_candidates([candidate_of(record) for record in records], skip_corrupt)
         if transfers and not loaded:
             raise EnsemblingError("every candidate's blob failed its digest check; nothing is left to ensemble")
+        if Needs.SIMILARITY in chosen.needs:
+            loaded = self.with_similarity(loaded, data, backbone, method_obj)
 
         evaluator = None
         if chosen.needs_model:
@@ -166,6 +170,17 @@ class TransferService:
         hits = self.search(data, top_k=candidates + excluded, base_model=backbone.ref.name, method=method.name)
         return [hit.module for hit in hits if usable(hit.module)][:candidates]
 
+    def with_similarity(self, candidates: Sequence[Candidate], data: Dataset, backbone: Backbone, method: Method) -> list[Candidate]:
+        """`candidates` with the cosine of their dataset's embedding with `data`'s, read from the dataset index.
+
+        `data` is embedded from its own train examples (in a fair run, the k-shot sample's); each
+        source's dataset was embedded when it was registered.
+        """
+        modules = len(self.catalog.list_modules(base_model=backbone.ref.name, method=method.name))
+        hits = self.search(data, top_k=max(modules, 1), base_model=backbone.ref.name, method=method.name)
+        similarity = {hit.module.id: hit.similarity for hit in hits}
+        return [replace(candidate, similarity=similarity.get(candidate.id)) for candidate in candidates]
+
     def load_candidates(self, candidates: Iterable[Candidate], skip_corrupt: bool) -> tuple[list[Candidate], list[str]]:
         """Read each candidate's blob (its digest is verified); a corrupt one stops the run unless skipped explicitly."""
         loaded, skipped = [], []
@@ -210,6 +225,8 @@ def check_needs(strategy: Strategy, data: Dataset, score_examples: int = SCORE_E
     for need, split in ((Needs.TRAIN, "train"), (Needs.DEV, "dev")):
         if need in strategy.needs and not data.splits.get(split):
             raise EnsemblingError(f"strategy {strategy.label} reads the target's {split} split, but {data.card.name!r} has none; add {split}.jsonl")
+    if Needs.SIMILARITY in strategy.needs and not (data.splits.get("train") or data.splits.get("dev")):
+        raise EnsemblingError(f"strategy {strategy.label} embeds the target's train (else dev) examples, but {data.card.name!r} has neither; add train.jsonl")
 
 
 def scoring_examples(data: Dataset, count: int) -> list[Example]:

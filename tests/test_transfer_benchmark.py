@@ -144,6 +144,8 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
         "random-pool",
         "shuffled:cos",
         "shuffled:performance",
+        "lorahub",
+        "retrieval",
     ]
     assert bench.main([*common, "--out", str(tmp_path / "arms"), "--targets", "toy-animal", "--strategies", *every]) == 0
 
@@ -157,4 +159,7 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
     assert read - allowed - test == set(), f"arms read target examples outside the k-shot sample: {sorted(read - allowed - test)}"
     assert not {key(example) for example in target.split("dev")} & set(seen)  # the full dev split is never read
     runs = [json.loads(line) for line in (tmp_path / "arms" / "runs" / "lora" / "toy-animal.jsonl").read_text().splitlines()]
-    assert {row["arm"] for row in runs if row["kind"] == "run"} == set(every)
+    # Over these barely trained sources lorahub may keep every weight at 0: a reported skip, after it read its train loss.
+    ran, skipped = ({row["arm"] for row in runs if row["kind"] == kind} for kind in ("run", "skip"))
+    assert ran | skipped == set(every) and skipped <= {"lorahub"}, skipped
+    assert all(source["similarity"] is not None for cell in runs if cell["kind"] == "cell" for source in cell["sources"])  # retrieval's ranking

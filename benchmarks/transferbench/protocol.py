@@ -37,7 +37,7 @@ def test_examples(data, settings: Settings):
 
 
 def source_diagnostics(evaluator, candidates) -> list[dict]:
-    """Per source, on the target's scoring examples: zero-shot accuracy and confidence (mean top probability)."""
+    """Per source, on the target's scoring examples: zero-shot accuracy and confidence (mean top probability); its dataset-embedding similarity."""
     rows = []
     for candidate in candidates:
         predictions = evaluator.predict(candidate)
@@ -48,6 +48,7 @@ def source_diagnostics(evaluator, candidates) -> list[dict]:
                 "category": candidate.category,
                 "zero_shot": float((predictions.log_probs.argmax(dim=1) == predictions.gold).double().mean()),
                 "confidence": float(probs.max(dim=1).values.double().mean()),
+                "similarity": candidate.similarity,
             }
         )
     return rows
@@ -81,6 +82,8 @@ def run_cell(
     if all(store.has(target, method, shots, seed, arm) for arm in arms):
         return
     sample = full.few_shot(shots, seed).without_test()
+    # The target is embedded from its sample, as `adapters ensemble` would embed a k-shot dataset.
+    candidates = hub.transfer.with_similarity(candidates, sample, backbone, method_obj)
     evaluator = make_evaluator(
         backbone, method_obj, config, sample, device=settings.device, seed=seed, score_examples=settings.score_examples,
         tuning=target_config(settings, seed), model=model,

@@ -376,7 +376,7 @@ def heatmaps(out: Path, runs: list[dict], settings: Settings, targets: list[str]
                         matrix[i, j] = sums[(target, source)] / counts[target]
             image = axis.imshow(
                 np.ma.masked_invalid(matrix),
-                vmin=0,
+                vmin=min(0.0, float(np.nanmin(matrix))) if np.isfinite(matrix).any() else 0,  # fitted weights (lorahub's) may be negative
                 vmax=max(1e-9, float(np.nanmax(matrix))) if np.isfinite(matrix).any() else 1,
                 cmap="viridis",
                 aspect="auto",

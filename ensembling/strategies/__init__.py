@@ -43,7 +43,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 def _load_all() -> None:
     # Registration order is the order users see: the paper's strategies, the weight readers,
-    # the baselines, the controls; alphabetical within each.
+    # the baselines, the peers, the controls, the oracle; alphabetical within each.
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
         if info.name != "base" and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")

@@ -28,11 +28,12 @@ TUNE_STEPS = 200
 
 
 class Composition(Enum):
-    """What a strategy composes: the default init, equal weights, or weights from scores."""
+    """What a strategy composes: the default init, equal weights, weights from scores, or fitted coefficients."""
 
     DEFAULT_INIT = "default-init"
     UNIFORM = "uniform"
     SCORED = "scored"
+    FITTED = "fitted"  # coefficients fitted to the target's data: any sign and sum, composed as they are (LoraHub)
 
 
 class Family(Enum):
@@ -41,6 +42,7 @@ class Family(Enum):
     PAPER = "paper"  # the five task-similarity strategies of Lv et al. (2023)
     WEIGHTS = "weights"  # the strategies of the paper's code that read module weights
     BASELINE = "baseline"
+    PEER = "peer"  # other systems' methods run in the same harness (LoraHub, retrieval by dataset embedding)
     CONTROL = "control"  # the same sources without similarity
     ORACLE = "oracle"  # one source alone: the benchmark's ceiling, never a user's choice
 
@@ -51,6 +53,7 @@ class Needs(Enum):
     SCORING = "scoring"  # labelled examples to score candidates on (the k-shot dev, else train)
     TRAIN = "train"  # the k-shot train split, to tune on
     DEV = "dev"  # the k-shot dev split, to measure or early-stop on
+    SIMILARITY = "similarity"  # each source's dataset-embedding similarity to the target (the target embedded from its k-shot train split)
 
 
 @dataclass
@@ -126,7 +129,8 @@ class Strategy:
 
     @property
     def needs_model(self) -> bool:
-        return self.composition is Composition.DEFAULT_INIT or bool(self.needs)
+        # Similarity comes from the catalog's embeddings, not from the model.
+        return self.composition is Composition.DEFAULT_INIT or bool(self.needs - {Needs.SIMILARITY})
 
     def select(self, candidates: Sequence[Candidate], context: Context) -> list[Candidate]:
         """The sources this strategy weights; reads only metadata (tensors may not be loaded yet)."""
