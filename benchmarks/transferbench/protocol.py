@@ -88,7 +88,7 @@ def run_cell(
         backbone, method_obj, config, sample, device=settings.device, seed=seed, score_examples=settings.score_examples,
         tuning=target_config(settings, seed), model=model,
     )  # fmt: skip
-    if not store.has_cell(target, method, shots, seed):
+    if not store.has_cell(target, method, shots, seed, fields=("similarity",)):
         store.add_cell(target, method, shots, seed, source_diagnostics(evaluator, candidates))
     options = Options(seed=seed, reference_steps=settings.target_max_steps, tune_steps=settings.tune_steps, pool_size=settings.pool_size)
     memo: dict[str, object] = {}

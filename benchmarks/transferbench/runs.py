@@ -53,8 +53,12 @@ class RunStore:
     def has(self, target: str, method: str, shots: int, seed: int, arm: str) -> bool:
         return any(row["kind"] in ("run", "skip") and (row["shots"], row["seed"], row["arm"]) == (shots, seed, arm) for row in self.lines(target, method))
 
-    def has_cell(self, target: str, method: str, shots: int, seed: int) -> bool:
-        return any(row["kind"] == "cell" and (row["shots"], row["seed"]) == (shots, seed) for row in self.lines(target, method))
+    def has_cell(self, target: str, method: str, shots: int, seed: int, fields: tuple[str, ...] = ()) -> bool:
+        """Whether the cell's source diagnostics are stored, each source row with `fields` (a later row supersedes an older one)."""
+        return any(
+            row["kind"] == "cell" and (row["shots"], row["seed"]) == (shots, seed) and all(field in source for source in row["sources"] for field in fields)
+            for row in self.lines(target, method)
+        )
 
     def add_run(self, run: dict) -> None:
         self._append(run["target"], run["method"], {"kind": "run", **run})

@@ -11,6 +11,7 @@ from ensembling.strategies import RANDOM_POOL, STRATEGIES, Family, Needs, of_fam
 
 BASELINES = tuple(of_family(Family.BASELINE))
 PAPER = tuple(of_family(Family.PAPER))
+PEERS = tuple(of_family(Family.PEER))
 # The quick smoke test: the paper's strategies that only read the sources' predictions (no θ_t, no gradients).
 SCORING_ONLY = tuple(name for name in PAPER if STRATEGIES[name].needs == {Needs.SCORING} and not STRATEGIES[name].reads_gradients)
 
@@ -114,7 +115,7 @@ STANDARD = dict(
     targets=STANDARD_TARGETS,
     shots=(4, 16),
     seeds=(0, 1),
-    strategies=BASELINES + PAPER + (RANDOM_POOL,) + tuple(shuffled_of(name) for name in SCORING_ONLY),
+    strategies=BASELINES + PAPER + PEERS + (RANDOM_POOL,) + tuple(shuffled_of(name) for name in SCORING_ONLY),
     source_max_steps=150,
     source_patience=2,
     target_max_steps=36,
