@@ -23,7 +23,8 @@ naive-batched (--naive-batched) the same fresh loading, but the examples run in
        the formulation's batches of 32 in file order under `no_grad`: separates what
        switching saves from what batching and length-sorting save.
 
-Scores from both paths must agree to 1e-5. With --naive-limit K < N, the naive loop is
+Scores from both paths must agree to 1e-5. First it prints, per registered method, whether switching
+candidates is the fast path (an in-place copy into every trained parameter). With --naive-limit K < N, the naive loop is
 timed on the first K candidates and its time extrapolated linearly (marked "~"): its
 per-candidate cost does not depend on N.
 """
@@ -129,6 +130,22 @@ def naive_scores(folders: list[Path], ref, examples, batched: bool) -> tuple[flo
     return time.perf_counter() - started, results
 
 
+def fast_path_lines(hub: Hub) -> list[str]:
+    """Per registered method on MiniLM: does switching a candidate copy into the live parameters (no reload)?"""
+    from hub.methods import METHODS
+
+    lines = []
+    for name, method in METHODS.items():
+        module = hub.new_module("minilm", name)
+        live = method.live_parameters(module.model)
+        trained = {id(parameter) for parameter in module.model.parameters() if parameter.requires_grad}
+        storage = [parameter.data_ptr() for parameter in live.values()]
+        method.set_tensors(module.model, {key: tensor + 0.01 for key, tensor in module.tensors().items()})
+        applied = {id(parameter) for parameter in live.values()} == trained and [parameter.data_ptr() for parameter in live.values()] == storage
+        lines.append(f"fast path {name:<8} {'applies' if applied else 'DOES NOT APPLY'} ({len(live)} tensors copied in place)")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256])
@@ -146,6 +163,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, Hub(Path(scratch) / "registry") as hub:
         started = time.perf_counter()
         records, module = synthetic_registry(hub, max(args.sizes))
+        print("\n".join(fast_path_lines(hub)))
         print(f"registered {len(records)} synthetic LoRA candidates ({records[0].num_params:,} parameters each) in {time.perf_counter() - started:.1f}s")
         folders = []
         for record in records[: max(min(size, args.naive_limit or size) for size in args.sizes)]:
