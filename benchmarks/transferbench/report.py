@@ -172,7 +172,7 @@ def oracle_lines(runs: list[dict], cells: list[dict], method: str, shots: int, a
                 shared = [source for source in weights if source in gains[unit]]
                 rho.append(spearman([weights[source] for source in shared], [gains[unit][source] for source in shared]))
         rho_text = "–" if math.isnan(mean(rho)) else f"{mean(rho):+.2f}"
-        share_text = f"{share.mean:.0f} % [{share.low:.0f}, {share.high:.0f}]"
+        share_text = "–" if math.isnan(share.mean) else f"{share.mean:.0f} % [{share.low:.0f}, {share.high:.0f}]"
         lines.append(f"| {arm} | {paired_delta(runs, method, shots, arm, NO_TRANSFER).text()} | {share_text} | {rho_text} |")
     return lines
 

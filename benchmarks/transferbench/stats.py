@@ -90,8 +90,11 @@ def share_of_oracle(runs: list[dict], method: str, shots: int, arm: str, seed: i
     if not units:
         return Delta(math.nan, math.nan, math.nan, 0)
     pairs = np.array([[mine[unit] - random_acc[unit], max(gains[unit].values())] for unit in units])
+    if pairs[:, 1].mean() <= 0:  # the oracle gains nothing over random: a share of it means nothing
+        return Delta(math.nan, math.nan, math.nan, len(units))
     ratio = lambda sample: 100 * sample[..., 0].mean(axis=-1) / sample[..., 1].mean(axis=-1)  # noqa: E731
-    low, high = _bootstrap(pairs, ratio, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample may hold only units the oracle does not gain on
+        low, high = _bootstrap(pairs, ratio, seed)
     return Delta(float(ratio(pairs)), low, high, len(units))
 
 
