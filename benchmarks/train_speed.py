@@ -43,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from hub.devices import AUTO_DEVICE  # noqa: E402
+
 IMPLEMENTATIONS = ("deltahub", "trainer")
 LR = 5e-4
 WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default, which deltahub uses
@@ -54,7 +56,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each implementation, alternating")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     args = parser.parse_args()

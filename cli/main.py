@@ -12,6 +12,7 @@ import typer
 
 from cli import render
 from hub import DEFAULT_STRATEGY, NO_TRANSFER, USER_ERRORS, Hub, NotFound, load_dataset, strategy_summaries
+from hub.devices import AUTO_DEVICE
 
 app = typer.Typer(help="deltahub: a registry of adapter modules and task-transfer initializations.", no_args_is_help=True, add_completion=False)
 index_app = typer.Typer(help="The faiss indexes (caches of the database).", no_args_is_help=True)
@@ -63,6 +64,10 @@ TemperatureOption = Annotated[
 CandidatesOption = Annotated[
     int | None, typer.Option("--candidates", callback=at_least(1), help="Ensemble: first narrow to the N modules of the most similar datasets.")
 ]
+LayersOption = Annotated[
+    str | None,
+    typer.Option("--layers", help="Ensemble: compose only these layers (upper, lower, or indices such as 0,4-5); the others keep the default init."),
+]
 SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the default init, the few-shot sample and any training.")]
 OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the module as a folder here (new or empty).")]
 
@@ -108,13 +113,13 @@ def push(
     folder: Annotated[Path, typer.Argument(help="Module folder as save_pretrained writes it (adapter_config.json + adapter_model.safetensors).")],
     dataset: Annotated[Path, typer.Option("--dataset", "-d", help="Dataset folder the module was trained on (task.json + splits).")],
     base_model: Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm' or a local model folder (default: from the config).")] = None,
-    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="A score as NAME=VALUE, repeatable.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A free tag, repeatable.")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="A score as NAME=VALUE, repeatable; overrides the model card's.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A free tag, repeatable; added to the model card's.")] = None,
     registry: RegistryOption = None,
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register a trained module with its dataset, scores and tags."""
+    """Register a trained module with its dataset, scores and tags (a model card, README.md, in the folder gives tags and scores too)."""
     metrics = {}
     for item in metric or ():
         name, _, value = item.partition("=")
@@ -205,14 +210,14 @@ def rm(
 @app.command()
 def export(
     module_id: Annotated[int, typer.Argument(help="Module id.")],
-    out: Annotated[Path, typer.Argument(help="New folder to write (PEFT layout).")],
+    out: Annotated[Path, typer.Argument(help="New folder to write (PEFT layout and a model card, README.md).")],
     registry: RegistryOption = None,
     blobs: BlobsOption = None,
 ) -> None:
-    """Write a module as a folder that PeftModel.from_pretrained loads."""
+    """Write a module as a folder that PeftModel.from_pretrained loads, with a Hugging Face Hub model card (README.md)."""
     with opened(registry, blobs) as hub:
         target = hub.export(module_id, out)
-        render.console.print(f"exported module {module_id} to {target}")
+        render.console.print(f"exported module {module_id} to {target} (with its model card, README.md)")
 
 
 @app.command()
@@ -226,6 +231,7 @@ def ensemble(
     temperature: TemperatureOption = None,
     znorm: Annotated[bool | None, typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
     candidates: CandidatesOption = None,
+    layers: LayersOption = None,
     score_examples: Annotated[
         int, typer.Option("--score-examples", callback=at_least(1), help="Most target examples scored (one dev batch; the paper: up to 50).")
     ] = 50,
@@ -255,7 +261,7 @@ def ensemble(
     with opened(registry, blobs) as hub, render.scoring_progress(disable=as_json) as progress:
         result = hub.ensemble(
             dataset, base_model=base_model, method=method, method_options=method_options, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
-            candidates=candidates, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
+            candidates=candidates, layers=layers, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
             progress=progress, **step_options,
         )  # fmt: skip
         if out is not None:
@@ -266,6 +272,8 @@ def ensemble(
             render.print_json(render.ensemble_json(result))
         else:
             render.console.print(render.weights_table(result))
+            if result.decision is not None:
+                render.console.print(f"{result.strategy}: {result.decision.reason}", highlight=False, soft_wrap=True)
             for line in result.skipped:
                 render.console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
             saved = f"; wrote {out}" if out is not None else ""
@@ -292,6 +300,7 @@ def train(
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
     candidates: CandidatesOption = None,
+    layers: LayersOption = None,
     shots: Annotated[
         int | None,
         typer.Option("--shots", callback=at_least(1), help="The k-shot sample: k train and k dev examples per label, both drawn from the train split."),
@@ -305,7 +314,7 @@ def train(
         int | None, typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: once an epoch).")
     ] = None,
     seed: SeedOption = 0,
-    device: Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")] = AUTO_DEVICE,
     push_module: Annotated[bool, typer.Option("--push", help="Register the trained module with its metrics and its init's provenance.")] = False,
     out: OutOption = None,
     registry: RegistryOption = None,
@@ -334,16 +343,23 @@ def train(
         data.split("train")
         if shots is not None:
             data = data.few_shot(shots, seed)
+        # A strategy that trains on the target (auto's cross-validation, θ_t, tuned sources) does so under the target's own step cap.
+        budget = {} if max_steps is None else {"reference_steps": max_steps, "tune_steps": max_steps}
         module = hub.init_module(
             init, base_model, data, method=method, method_options=method_options, top_k=top_k, temperature=temperature, candidates=candidates, seed=seed,
-            device=device, tuning=config,
+            device=device, tuning=config, layers=layers, **budget,
         )  # fmt: skip
+        decision = module.transfer.decision if module.transfer is not None else None
+        if decision is not None and not as_json:
+            render.console.print(f"{init}: {decision.reason}", highlight=False, soft_wrap=True)
         result = hub.train(module, data, config, push=push_module)
         if out is not None:
             module.save(out)
         summary = {
             "task": data.card.name,
             "init": init,
+            "init_chosen": decision.chosen if decision is not None else None,
+            "init_rationale": decision.reason if decision is not None else None,
             "train_examples": len(data.split("train")),
             "steps": result.steps,
             "dev_acc": result.best_dev,

@@ -86,7 +86,10 @@ def module_details(record: ModuleRecord) -> Table:
     if record.provenance is not None:
         provenance = record.provenance
         sources = ", ".join(f"{source.module_id or source.digest[:8]}:{source.weight:.3f}" for source in provenance.sources)
-        rows.append(("init", f"{provenance.strategy} τ={provenance.temperature:g} top-k={provenance.top_k or 'all'}; {sources}"))
+        layers = f" layers={provenance.layers}" if provenance.layers else ""
+        rows.append(("init", f"{provenance.strategy} τ={provenance.temperature:g} top-k={provenance.top_k or 'all'}{layers}; {sources}"))
+        if provenance.rationale:
+            rows.append(("init choice", provenance.rationale))
     for field, value in rows:
         table.add_row(field, value)
     return table
@@ -122,6 +125,9 @@ def ensemble_json(result) -> dict[str, Any]:
         "method": result.method.name,
         "sources": [{"module_id": r.module_id, "task": r.task, "category": r.category, "score": r.score, "weight": r.weight} for r in result.sources],
         "effective_sources": result.effective_sources,
+        "chosen": result.decision.chosen if result.decision else None,
+        "rationale": result.decision.reason if result.decision else None,
+        "layers": result.ensemble.layers,
         "skipped": list(result.skipped),
     }
 

@@ -7,7 +7,7 @@ Hugging Face models (a PET method attached to a live backbone + a formulation).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -71,6 +71,15 @@ class Tuned:
     dev: float  # k-shot dev accuracy of the kept checkpoint
 
 
+@dataclass(frozen=True)
+class Validation:
+    """One cross-validation fold: an init tuned on one part of the target's k-shot data, scored on the other."""
+
+    accuracy: float  # of the kept (best held-out) checkpoint
+    loss: float  # its mean gold-answer loss on the held-out part
+    steps: int  # optimizer steps taken
+
+
 @runtime_checkable
 class Evaluator(Protocol):
     """A live model with a module slot, bound to the target task's k-shot data.
@@ -92,6 +101,9 @@ class Evaluator(Protocol):
     def predict(self, candidate: Candidate) -> Rows:
         """`rows()` of a candidate; the same candidate (by digest) is run once per evaluator."""
 
+    def predict_many(self, candidates: Sequence[Candidate], group_size: int | None = None) -> list[Rows]:
+        """`predict` of each candidate, scoring up to `group_size` of them in one forward (None: the evaluator's choice)."""
+
     def train_loss(self) -> float:
         """Mean cross-entropy of the applied module on the target's train examples (no gradients)."""
 
@@ -109,3 +121,9 @@ class Evaluator(Protocol):
 
     def dev_score(self) -> float:
         """Accuracy of the applied module on the target's dev examples."""
+
+    def cross_validation_folds(self) -> int:
+        """How many folds the target's data gives `cross_validate` (0: nothing can be held out)."""
+
+    def cross_validate(self, tensors: Tensors, max_steps: int, seed: int) -> list[Validation]:
+        """`tensors` tuned on each fold's training part within `max_steps`, kept and scored at its best held-out checkpoint."""

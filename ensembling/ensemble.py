@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ensembling.candidates import Candidate, Evaluator, Target
-from ensembling.compose import compose
 from ensembling.errors import EnsemblingError
-from ensembling.strategies import Composition, Context, Strategy, Weighting, get_strategy
-from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS, Progress
+from ensembling.layers import depth, parse_layers, restrict
+from ensembling.strategies import Composition, Context, Strategy, Weighted, Weighting, get_strategy
+from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS, Decision, Progress
 from ensembling.weights import check_temperature, check_top_k
 
 if TYPE_CHECKING:
@@ -23,7 +23,9 @@ class Options:
     """How to weight: temperature and znorm default to the strategy's own (DESIGN.md).
 
     `reference_steps` / `tune_steps` cap the training of θ_t and of each tuned source (both
-    keep their best k-shot dev checkpoint); `pool_size` is random-pool's number of sources.
+    keep their best k-shot dev checkpoint; auto's cross-validation trains under `reference_steps`);
+    `pool_size` is random-pool's and retrieval's number of sources; `layers` (`upper`, `lower`,
+    or indices such as 0,4-5) composes only those layers and keeps the default init in the others.
     """
 
     temperature: float | None = None
@@ -33,6 +35,7 @@ class Options:
     reference_steps: int = REFERENCE_STEPS
     tune_steps: int = TUNE_STEPS
     pool_size: int = 3
+    layers: str | None = None
 
     def check(self) -> Options:
         if self.temperature is not None:
@@ -77,7 +80,9 @@ class Ensemble:
     sources: tuple[SourceWeight, ...]
     tensors: dict[str, torch.Tensor]
     seconds: float
-    tuning_steps: int = 0  # optimizer steps spent tuning sources on the target (euclidean, performance)
+    tuning_steps: int = 0  # optimizer steps spent on the target before its training (tuned sources, auto's cross-validation)
+    decision: Decision | None = None  # what auto chose and why
+    layers: str | None = None  # the layers composed (None: every layer)
 
     @property
     def weights(self) -> dict[int, float]:
@@ -126,11 +131,20 @@ def run(
     ]
     if own:
         raise EnsemblingError(f"{own[0].label} belongs to the target task; the target's own modules are never sources")
+    if (chosen.composition is Composition.DEFAULT_INIT or options.layers is not None) and evaluator is None:
+        raise EnsemblingError(f"strategy {chosen.name}{' with --layers' if options.layers else ''} needs the model's default init")
+    if options.layers is not None:
+        # Checked before any scoring: a misnamed layer should not cost a run.
+        parse_layers(options.layers, depth(candidates[0].tensors if candidates else evaluator.default_tensors()))
     if chosen.composition is Composition.DEFAULT_INIT:
-        if evaluator is None:
-            raise EnsemblingError(f"strategy {chosen.name} needs the model's default init")
-        return Ensemble(chosen.label, weighting.temperature, options.top_k, weighting.znorm, (), evaluator.default_tensors(), time.perf_counter() - started)
-    weighted = chosen.weigh(context_for(target, evaluator, options, memo), candidates, weighting, progress)
-    tensors = compose(weighted.sources, weighted.weights, normalized=chosen.composition is not Composition.FITTED)
+        weighted = Weighted([], [], [])
+    else:
+        weighted = chosen.weigh(context_for(target, evaluator, options, memo), candidates, weighting, progress)
+    tensors = weighted.tensors(chosen.composition, lambda: evaluator.default_tensors())
+    if options.layers is not None and weighted.sources:
+        tensors = restrict(tensors, evaluator.default_tensors(), options.layers)
     ranked = tuple(SourceWeight(source, score, weight) for source, score, weight in zip(weighted.sources, weighted.scores, weighted.weights))
-    return Ensemble(chosen.label, weighting.temperature, options.top_k, weighting.znorm, ranked, tensors, time.perf_counter() - started, weighted.tuning_steps)
+    return Ensemble(
+        chosen.label, weighting.temperature, options.top_k, weighting.znorm, ranked, tensors, time.perf_counter() - started, weighted.tuning_steps,
+        weighted.decision, options.layers,
+    )  # fmt: skip

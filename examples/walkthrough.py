@@ -81,7 +81,8 @@ def main() -> None:
     adapters("search", str(SUITE / NEW_TASK), "--top-k", "4", registry=registry)
 
     console.rule(f"4. compose the related modules into an init ({args.strategy})")
-    adapters("ensemble", str(SUITE / NEW_TASK), "--strategy", args.strategy, "--plot", str(args.out / "weights.png"), registry=registry)
+    # --steps caps every training a strategy runs on the target (auto's cross-validation: ten of them) at the target's budget below.
+    adapters("ensemble", str(SUITE / NEW_TASK), "--strategy", args.strategy, "--steps", "36", "--plot", str(args.out / "weights.png"), registry=registry)
 
     console.rule(f"5. train the new task on {args.shots} examples per label: from the ensemble vs from random")
     # The transfer benchmark's target budget: at most 36 steps, dev evaluation every 6, stop after 2 without a better k-shot dev score.
@@ -111,6 +112,8 @@ def main() -> None:
     for init, summary in scores.items():
         table.add_row(init, str(summary["train_examples"]), str(summary["steps"]), f"{summary['dev_acc']:.3f}", f"{summary['test_acc']:.3f}")
     console.print(table)
+    if scores[args.strategy].get("init_rationale"):
+        console.print(f"{args.strategy}: {scores[args.strategy]['init_rationale']}")
     gain = scores[args.strategy]["test_acc"] - scores[NO_TRANSFER]["test_acc"]
     console.print(f"transfer gain over random: {100 * gain:+.1f} points of test accuracy (weights plot: {args.out / 'weights.png'})")
     console.print(f"\ndone in {time.perf_counter() - started:.0f} s; registry at {registry}")

@@ -134,19 +134,27 @@ class Hub:
         tags: Iterable[str] = (),
         created_by: str | None = None,
     ) -> ModuleRecord:
-        """Register a module folder (PEFT layout) trained on `dataset`; pushing it again returns the same module."""
+        """Register a module folder (PEFT layout) trained on `dataset`; pushing it again returns the same module.
+
+        A model card in the folder (README.md, as `export` writes it) gives tags and metrics; `tags` are
+        added to the card's and `metrics` override the card's values of the same name.
+        """
         from hub.backbones import resolve_base_model
+        from hub.cards import read_card
         from hub.families import family_of_task_type
         from hub.methods import method_for_config, read_config
 
         folder = Path(folder)
+        card = read_card(folder)
         method = method_for_config(read_config(folder))
         config, tensors = method.read_folder(folder)
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
         ref = resolve_base_model(base_model if base_model is not None else config.get("base_model_name_or_path"), family_of_task_type(config.get("task_type")))
         backbone = self.backbone(ref)
         self.check_fits(method, config, tensors, backbone)
-        return self.register(method, config, tensors, data, backbone, metrics=metrics, tags=tags, created_by=created_by)
+        merged_metrics = {**card.metrics, **(metrics or {})}
+        merged_tags = tuple(dict.fromkeys((*card.tags, *tags)))
+        return self.register(method, config, tensors, data, backbone, metrics=merged_metrics, tags=merged_tags, created_by=created_by)
 
     def register(
         self,
@@ -284,7 +292,8 @@ class Hub:
         return from_bytes(self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}"))
 
     def export(self, module_id: int, out: str | os.PathLike[str]) -> Path:
-        """Write a module as a folder that `PeftModel.from_pretrained` (or deltahub) loads."""
+        """Write a module as a folder that `PeftModel.from_pretrained` (or deltahub) loads, with its model card (README.md)."""
+        from hub.cards import CARD_FILE, model_card
         from hub.methods import get_method
 
         record = self.show(module_id)
@@ -294,7 +303,10 @@ class Hub:
             raise HubError(f"{target} is a file; choose a new folder for the export")
         if target.exists() and any(target.iterdir()):
             raise HubError(f"{target} exists and is not empty; choose a new folder for the export")
-        get_method(record.method).write_folder(target, record.config, tensors, record.base_model)
+        method = get_method(record.method)
+        card = model_card(record, method, target.resolve().name)
+        method.write_folder(target, record.config, tensors, record.base_model)
+        card.save(target / CARD_FILE)
         return target
 
     def load_module(self, module_id: int, base_model: str | os.PathLike[str] | None = None, method: str | None = None) -> TrainableModule:
@@ -353,6 +365,8 @@ class Hub:
         if init.isdigit():
             if method_options:
                 raise HubError(f"--method-option does not apply to --init {init}: a registry module keeps its own config")
+            if options.get("layers") is not None:
+                raise HubError(f"--layers does not apply to --init {init}: a registry module is loaded whole")
             return self.load_module(int(init), base_model=base_model, method=method)
         return self.transfer_init(base_model, dataset, strategy=init, method=method, method_options=method_options, register=False, **options)
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ensembling.ensemble import Ensemble, SourceWeight
+from ensembling.strategies import Decision
 from hub.methods import Method
 from store.records import ModuleRecord, Provenance
 
@@ -50,6 +51,11 @@ class TransferResult:
     @property
     def weights(self) -> dict[int, float]:
         return self.ensemble.weights
+
+    @property
+    def decision(self) -> Decision | None:
+        """What auto chose and why (None for any other strategy)."""
+        return self.ensemble.decision
 
     @property
     def effective_sources(self) -> float:

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from hub.datasets import Example
+from hub.devices import AUTO_DEVICE
 from hub.errors import HubError
 from hub.formulations import Formulation
 from hub.methods import Method
@@ -37,7 +38,7 @@ class TrainConfig:
     lr: float = 5e-4
     batch_size: int = 8
     seed: int = 0
-    device: str = "auto"
+    device: str = AUTO_DEVICE
     patience: int = 3  # dev evaluations without improvement before stopping
     max_steps: int | None = None
     eval_every: int | None = None  # steps between dev evaluations; None: once an epoch
@@ -83,7 +84,7 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
+    if name == AUTO_DEVICE:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise HubError("--device cuda was asked for but no GPU is visible; use --device cpu or auto")

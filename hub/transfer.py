@@ -87,6 +87,7 @@ class TransferService:
         score_examples: int = SCORE_EXAMPLES,
         reference_steps: int = REFERENCE_STEPS,
         tune_steps: int = TUNE_STEPS,
+        layers: str | None = None,
         tuning: TrainConfig | None = None,
         seed: int = 0,
         skip_corrupt: bool = False,
@@ -97,8 +98,9 @@ class TransferService:
         """Score the compatible modules on the target, weight them, compose and (by default) register the init.
 
         `method_options` (e.g. {"r": 4}) pick the sources whose config has them, and configure the default init.
+        `layers` (`upper`, `lower`, or indices such as 0,4-5) composes only those layers; the others keep the default init.
         """
-        options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps)
+        options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps, layers=layers)
         chosen, weighting = resolve(strategy, options)
         if candidates is not None and candidates < 1:
             raise EnsemblingError(f"--candidates must be at least 1, got {candidates}")
@@ -123,7 +125,7 @@ class TransferService:
             loaded = self.with_similarity(loaded, data, backbone, method_obj)
 
         evaluator = None
-        if chosen.needs_model:
+        if chosen.needs_model or layers is not None:
             evaluator = make_evaluator(backbone, method_obj, config, data, device=device, seed=seed, score_examples=score_examples, tuning=tuning)
         result = compose_init(chosen, loaded, data, evaluator, options, score_examples, progress)
 
@@ -134,6 +136,9 @@ class TransferService:
             top_k=top_k,
             sources=tuple(SourceWeight(s.module_id, by_id[s.module_id].blob_digest, s.score, s.weight) for s in result.sources),
             target_fingerprint=data.fingerprint,
+            chosen=result.decision.chosen if result.decision else None,
+            rationale=result.decision.reason if result.decision else "",
+            layers=layers,
         )
         outcome = TransferResult(result, method_obj, config, provenance, backbone.ref.name, data.card.name, skipped=tuple(skipped))
         if register:

@@ -117,7 +117,7 @@ class ModuleTagRow(Base):
 
 
 class EnsembleRow(Base):
-    """Provenance of a composed init: for which target, with which strategy and temperature."""
+    """Provenance of a composed init: for which target, with which strategy (what auto chose, and why), temperature and layers."""
 
     __tablename__ = "ensembles"
 
@@ -127,6 +127,10 @@ class EnsembleRow(Base):
     strategy: Mapped[str] = mapped_column(String(64))
     temperature: Mapped[float] = mapped_column(Float)
     top_k: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A choosing strategy (auto): the strategy whose init it kept, and why.
+    chosen: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rationale: Mapped[str] = mapped_column(Text, default="", server_default="")
+    layers: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     target_dataset: Mapped[DatasetRow] = relationship()

@@ -152,6 +152,7 @@ def _record(row: ModuleRow) -> ModuleRecord:
         base_model=row.base_model.name,
         base_model_family=row.base_model.family,
         base_arch_hash=row.base_model.arch_hash,
+        base_revision=row.base_model.revision,
         schema_hash=row.schema_hash,
         num_params=row.num_params,
         blob_digest=row.blob_digest,
@@ -174,6 +175,9 @@ def _provenance(ensemble: EnsembleRow) -> Provenance:
         # A removed source keeps its digest; its id is gone (0).
         sources=tuple(SourceWeight(s.source_module_id or 0, s.source_digest, s.score, s.weight) for s in ensemble.sources),
         target_fingerprint=ensemble.target_dataset.fingerprint,
+        chosen=ensemble.chosen,
+        rationale=ensemble.rationale,
+        layers=ensemble.layers,
     )
 
 

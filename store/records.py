@@ -52,13 +52,16 @@ class SourceWeight:
 
 @dataclass(frozen=True)
 class Provenance:
-    """How a composed init came to be: target dataset, strategy, temperature, sources and weights."""
+    """How a composed init came to be: target dataset, strategy (and what auto chose, and why), temperature, sources and weights."""
 
     strategy: str
     temperature: float
     top_k: int | None
     sources: tuple[SourceWeight, ...]
     target_fingerprint: str = ""
+    chosen: str | None = None  # the strategy whose init a choosing strategy (auto) kept
+    rationale: str = ""  # why, in one line
+    layers: str | None = None  # the layers composed (None: every layer)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class ModuleRecord:
     tensor_schema: list[Any]
     provenance: Provenance | None = None
     created_host: str = ""
+    base_revision: str = ""  # the base model's pinned revision ("" where none was recorded)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

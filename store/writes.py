@@ -158,4 +158,7 @@ def _ensemble(provenance: Provenance, target: DatasetRow) -> EnsembleRow:
         EnsembleSourceRow(position=i, source_module_id=s.module_id, source_digest=s.digest, score=s.score, weight=s.weight)
         for i, s in enumerate(provenance.sources)
     ]
-    return EnsembleRow(target_dataset=target, strategy=provenance.strategy, temperature=provenance.temperature, top_k=provenance.top_k, sources=sources)
+    return EnsembleRow(
+        target_dataset=target, strategy=provenance.strategy, temperature=provenance.temperature, top_k=provenance.top_k,
+        chosen=provenance.chosen, rationale=provenance.rationale, layers=provenance.layers, sources=sources,
+    )  # fmt: skip

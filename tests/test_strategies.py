@@ -105,7 +105,7 @@ def test_weights_refuse_non_finite_scores_and_bad_top_k():
 
 def test_every_strategy_is_registered_with_the_designed_sign_and_temperature():
     assert known() == [
-        "cos", "el2n", "grand", "kl", "loss", "euclidean", "performance", "weight-cos", "average", "group-average", "random",
+        "auto", "cos", "el2n", "grand", "kl", "loss", "euclidean", "performance", "weight-cos", "average", "group-average", "random",
         "lorahub", "retrieval", "random-pool", "shuffled:<strategy>", "single:<task>",
     ]  # fmt: skip
     assert of_family(Family.PAPER) == ["cos", "el2n", "grand", "kl", "loss"]
@@ -118,7 +118,7 @@ def test_every_strategy_is_registered_with_the_designed_sign_and_temperature():
         assert STRATEGIES[name].temperature == 0.1
     assert STRATEGIES["weight-cos"].temperature == STRATEGIES["performance"].temperature == 0.001
     assert STRATEGIES["euclidean"].temperature == 0.1 and not STRATEGIES["euclidean"].znorm  # the paper's code: raw, τ = 0.1
-    with pytest.raises(EnsemblingError, match="unknown strategy 'nope'; use one of cos, el2n, grand, kl, loss"):
+    with pytest.raises(EnsemblingError, match="unknown strategy 'nope'; use one of auto, cos, el2n, grand, kl, loss"):
         get_strategy("nope")
 
 
@@ -150,6 +150,9 @@ class FakeEvaluator:
     def predict(self, candidate):
         self.apply(candidate.tensors)
         return self.rows()
+
+    def predict_many(self, candidates, group_size=None):
+        return [self.predict(candidate) for candidate in candidates]
 
 
 def scores_rows(log_probs, gold):

@@ -7,7 +7,7 @@ trained module is θ_t for kl and weight-cos. Every arm is trained with the same
 `TrainConfig` (budget, early stopping on the k-shot dev, seed). Inits come from
 `hub.transfer.make_evaluator` + `hub.transfer.compose_init`, the code path of
 `adapters ensemble`; one memo per sample lets each shuffled control permute the
-weights its strategy found.
+weights its strategy found, and auto reuses the inits of the arms run before it.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def run_cell(
                 history=[[row["step"], row["dev"]] for row in result.history],
                 init_s=built - started, train_s=trained - built, eval_s=done - trained, tuning_steps=init.tuning_steps,
                 effective_sources=init.effective_sources,
+                chosen=init.decision.chosen if init.decision else None, rationale=init.decision.reason if init.decision else None,
                 weights=[[source.candidate.task, source.score, source.weight] for source in init.sources],
             )
         )  # fmt: skip

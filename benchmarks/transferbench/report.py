@@ -10,11 +10,22 @@ from pathlib import Path
 
 from benchmarks.transferbench.settings import Settings
 from benchmarks.transferbench.sources import SourceInfo
-from benchmarks.transferbench.stats import oracle_delta, paired_delta, per_target_delta, share_of_oracle, single_gains, spearman, steps_to_reach
+from benchmarks.transferbench.stats import (
+    is_single,
+    oracle_delta,
+    paired_delta,
+    per_target_delta,
+    share_of_oracle,
+    single_gains,
+    spearman,
+    steps_to_reach,
+)  # fmt: skip
 from ensembling.strategies import NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, get_strategy, shuffled_of
 
 GOAL_POINTS = 5.0
 ORACLE_GOAL_PERCENT = 80.0
+AUTO_WORST_POINTS = -1.0
+AUTO_GAP_POINTS = 1.0
 
 
 def family_of(arm: str) -> str:
@@ -201,15 +212,52 @@ def goal_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
     return lines
 
 
+def fixed(arms: list[str]) -> list[str]:
+    """The arms a user could pick by name to transfer: not the default init, a control, the oracle, or auto."""
+    return [arm for arm in arms if arm != NO_TRANSFER and get_strategy(arm).family not in (Family.CONTROL, Family.ORACLE, Family.AUTO)]
+
+
+def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[str]) -> list[str]:
+    """auto's goal per shot count: worst target ≥ −1 point vs random, mean within 1 point of the best fixed strategy; what it chose."""
+    lines = []
+    for arm in [arm for arm in arms if get_strategy(arm).family is Family.AUTO]:
+        for shots in shots_list:
+            mine = paired_delta(runs, method, shots, arm, NO_TRANSFER)
+            if mine.units == 0:
+                continue
+            targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER)
+            worst = min(targets, key=targets.get)
+            means = {other: paired_delta(runs, method, shots, other, NO_TRANSFER) for other in fixed(arms)}
+            best = max((other for other in means if means[other].units), key=lambda other: means[other].mean)
+            gap = paired_delta(runs, method, shots, arm, best)
+            safe = targets[worst] >= AUTO_WORST_POINTS
+            close = mine.mean >= means[best].mean - AUTO_GAP_POINTS
+            chosen = Counter(run.get("chosen") or "?" for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == arm)
+            picks = ", ".join(f"{name} {count}" for name, count in chosen.most_common())
+            lines.append(
+                f"- `{arm}`, {shots}-shot: {'MET' if safe and close else 'not met'} — worst target Δ random {targets[worst]:+.1f} ({worst}; goal ≥ {AUTO_WORST_POINTS:+.0f}); "
+                f"mean Δ random {mine.text()} vs the best fixed strategy `{best}` {means[best].text()} (goal: within {AUTO_GAP_POINTS:.0f}; "
+                f"paired Δ {best} {gap.text()}); over {mine.units} units it chose: {picks}."
+            )
+    return lines
+
+
 def time_lines(runs: list[dict], arms: list[str]) -> list[str]:
     lines = ["| arm | runs | init (scoring, tuning, composing) s | training s | test s | tuning steps / run |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for arm in arms:
         rows = [run for run in runs if run["arm"] == arm]
-        lines.append(
-            f"| {arm} | {len(rows)} | {sum(r['init_s'] for r in rows):.0f} | {sum(r['train_s'] for r in rows):.0f} | {sum(r['eval_s'] for r in rows):.0f} | "
-            f"{mean(r['tuning_steps'] for r in rows):.0f} |"
-        )
+        lines.append(time_row(arm, rows))
+    singles = [run for run in runs if is_single(run["arm"])]
+    if singles:
+        lines.append(time_row("oracle (every single:<source>)", singles))
     return lines
+
+
+def time_row(label: str, rows: list[dict]) -> str:
+    return (
+        f"| {label} | {len(rows)} | {sum(r['init_s'] for r in rows):.0f} | {sum(r['train_s'] for r in rows):.0f} | {sum(r['eval_s'] for r in rows):.0f} | "
+        f"{mean(r['tuning_steps'] for r in rows):.0f} |"
+    )
 
 
 def source_lines(sources: list[SourceInfo]) -> list[str]:
@@ -276,6 +324,15 @@ def render(
             *goal_lines(runs, method, list(settings.shots), arms),
             "",
         ]
+        auto = auto_lines(runs, method, list(settings.shots), arms)
+        if auto:
+            parts += [
+                f"## auto: transfer that should not hurt (goal: worst target ≥ {AUTO_WORST_POINTS:+.0f} point vs random, mean within "
+                f"{AUTO_GAP_POINTS:.0f} point of the best fixed strategy)",
+                "",
+                *auto,
+                "",
+            ]
         parts += [
             f"## What the strategies pick ({method})",
             "",

@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ensembling.strategies import RANDOM_POOL, STRATEGIES, Family, Needs, of_family, shuffled_of
+from hub.devices import AUTO_DEVICE
 
 BASELINES = tuple(of_family(Family.BASELINE))
 PAPER = tuple(of_family(Family.PAPER))
 PEERS = tuple(of_family(Family.PEER))
+AUTO = tuple(of_family(Family.AUTO))
 # The quick smoke test: the paper's strategies that only read the sources' predictions (no θ_t, no gradients).
 SCORING_ONLY = tuple(name for name in PAPER if STRATEGIES[name].needs == {Needs.SCORING} and not STRATEGIES[name].reads_gradients)
 
@@ -55,7 +57,7 @@ class Settings:
     score_examples: int = 50
     tune_steps: int = 60
     pool_size: int = 3
-    device: str = "auto"
+    device: str = AUTO_DEVICE
     oracle: bool = False  # also train each target from every source alone (arms single:<task>), for the oracle
     workers: int = 1
     preset: str = "custom"
@@ -115,7 +117,8 @@ STANDARD = dict(
     targets=STANDARD_TARGETS,
     shots=(4, 16),
     seeds=(0, 1),
-    strategies=BASELINES + PAPER + PEERS + (RANDOM_POOL,) + tuple(shuffled_of(name) for name in SCORING_ONLY),
+    # auto last: it reuses the inits its candidates' arms built on the same sample (the shared memo).
+    strategies=BASELINES + PAPER + PEERS + (RANDOM_POOL,) + tuple(shuffled_of(name) for name in SCORING_ONLY) + AUTO,
     source_max_steps=150,
     source_patience=2,
     target_max_steps=36,

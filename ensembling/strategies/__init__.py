@@ -10,13 +10,13 @@ import importlib
 import pkgutil
 
 from ensembling.errors import EnsemblingError
-from ensembling.strategies.base import Composition, Context, Family, Needs, Scored, Strategy, Weighted, Weighting
+from ensembling.strategies.base import Composition, Context, Decision, Family, Needs, Scored, Strategy, Weighted, Weighting
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
 # The names callers compare against or default to, declared here so that no strategy
 # name is spelled outside this package (a test checks it).
-DEFAULT = "el2n"  # what `adapters ensemble` and `Hub.transfer_init` use when not told
+DEFAULT = "auto"  # what `adapters ensemble` and `Hub.transfer_init` use when not told
 NO_TRANSFER = "random"  # the method's default init: every gain is measured against it
 UNIFORM = "average"  # equal weights over every source
 RANDOM_POOL = "random-pool"  # equal weights over a few random sources (control)
@@ -85,6 +85,7 @@ __all__ = [
     "single_of",
     "Composition",
     "Context",
+    "Decision",
     "Family",
     "Needs",
     "Scored",

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
 from ensembling.candidates import Candidate, Evaluator, Rows, Target, Tensors
-from ensembling.compose import check_compatible
+from ensembling.compose import check_compatible, compose
 from ensembling.errors import EnsemblingError
 from ensembling.weights import scores_to_weights, uniform_weights
 
@@ -34,11 +34,13 @@ class Composition(Enum):
     UNIFORM = "uniform"
     SCORED = "scored"
     FITTED = "fitted"  # coefficients fitted to the target's data: any sign and sum, composed as they are (LoraHub)
+    CHOSEN = "chosen"  # whatever the strategy it chose composes (auto: see `Decision`)
 
 
 class Family(Enum):
     """Where a strategy comes from; the CLI and the benchmark group strategies by it."""
 
+    AUTO = "auto"  # deltahub's own: chooses among the others (and the default init) with the target's data
     PAPER = "paper"  # the five task-similarity strategies of Lv et al. (2023)
     WEIGHTS = "weights"  # the strategies of the paper's code that read module weights
     BASELINE = "baseline"
@@ -90,13 +92,44 @@ class Scored:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """What a strategy that chooses (auto) kept, how that init is composed, and why, in one line."""
+
+    chosen: str
+    composition: Composition
+    reason: str
+    trials: tuple[Trial, ...] = ()  # every init it weighed, as measured (empty when nothing could be validated)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One init's cross-validated result: mean held-out accuracy and loss over the folds."""
+
+    strategy: str
+    accuracy: float
+    loss: float
+
+
+@dataclass(frozen=True)
 class Weighted:
-    """A strategy's outcome over its sources: scores (None for uniform weights), weights, what is composed."""
+    """A strategy's outcome over its sources: scores (None for uniform weights), weights, what is composed.
+
+    `decision` is set by a strategy that chose another's init (auto): its composition then rules.
+    """
 
     sources: list[Candidate]
     scores: list[float | None]
     weights: list[float]
     tuning_steps: int = 0
+    decision: Decision | None = None
+
+    def tensors(self, composition: Composition, default: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The composed init: the default init, Σ w_i θ_i with normalized weights, or with fitted ones as they are."""
+        if self.decision is not None:
+            composition = self.decision.composition
+        if composition is Composition.DEFAULT_INIT:
+            return default()
+        return compose(self.sources, self.weights, normalized=composition is not Composition.FITTED)
 
 
 class Strategy:
@@ -113,6 +146,7 @@ class Strategy:
     composition: ClassVar[Composition] = Composition.SCORED
     needs: ClassVar[frozenset[Needs]] = frozenset({Needs.SCORING})
     reads_gradients: ClassVar[bool] = False  # scores need a backward pass per source (costlier than predictions)
+    reads_predictions: ClassVar[bool] = False  # scores read each source's rows (`rows_of`): they are fetched for all sources at once
     sign: ClassVar[int] = -1
     temperature: ClassVar[float] = 0.1
     znorm: ClassVar[bool] = False
@@ -150,8 +184,11 @@ class Strategy:
         check_compatible(sources)
         if self.composition is Composition.UNIFORM:
             return self._remember(context, Weighted(sources, [None] * len(sources), uniform_weights(len(sources), weighting.top_k)))
-        context.need_evaluator(self.name)
+        evaluator = context.need_evaluator(self.name)
         self.prepare(context)
+        if self.reads_predictions:
+            # One call for every source lets the evaluator batch them (groups of candidates per forward on a GPU).
+            evaluator.predict_many(sources)
         results = []
         for index, source in enumerate(sources):
             result = self.score(context, source)

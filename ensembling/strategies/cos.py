@@ -8,6 +8,7 @@ class Cos(Strategy):
     name = "cos"
     summary = "Σ cos(p, y), cosine of predicted probabilities and labels (higher is closer)"
     family = Family.PAPER
+    reads_predictions = True
     sign = 1
 
     def score(self, context, candidate):

@@ -8,6 +8,7 @@ class El2n(Strategy):
     name = "el2n"
     summary = "Σ ‖p − y‖₂, the error L2 norm of the source's predictions (lower is closer)"
     family = Family.PAPER
+    reads_predictions = True
 
     def score(self, context, candidate):
         rows = rows_of(context, candidate, self.name)

@@ -10,6 +10,7 @@ class Kl(Strategy):
     name = "kl"
     summary = "Σ KL(p_t ‖ p_i), p_t from the target's own trained module (lower is closer)"
     family = Family.PAPER
+    reads_predictions = True
     needs = frozenset({Needs.SCORING, Needs.TRAIN, Needs.DEV})
 
     def prepare(self, context):

@@ -8,6 +8,7 @@ class Loss(Strategy):
     name = "loss"
     summary = "mean cross-entropy of the source on the target's examples (lower is closer)"
     family = Family.PAPER
+    reads_predictions = True
 
     def score(self, context, candidate):
         rows = rows_of(context, candidate, self.name)

@@ -112,8 +112,8 @@ class Method(ABC):
     def live_parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """Saved name -> the live parameter that holds it, so that switching candidates is a plain copy into existing storage."""
 
-    def set_tensors(self, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-        """Copy tensors into the live module in place; every name and shape must match."""
+    def fitting_parameters(self, model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> dict[str, nn.Parameter]:
+        """`live_parameters`, once every name and shape of `tensors` is checked to match them."""
         live = self.live_parameters(model)
         missing = sorted(set(live) - set(tensors))
         unexpected = sorted(set(tensors) - set(live))
@@ -122,6 +122,11 @@ class Method(ABC):
         for name, tensor in tensors.items():
             if tuple(tensor.shape) != tuple(live[name].shape):
                 raise ModuleFolderError(f"tensor {name} has shape {tuple(tensor.shape)}, the model expects {tuple(live[name].shape)}")
+        return live
+
+    def set_tensors(self, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+        """Copy tensors into the live module in place; every name and shape must match."""
+        live = self.fitting_parameters(model, tensors)
         with torch.no_grad():
             for name, tensor in tensors.items():
                 live[name].copy_(tensor)

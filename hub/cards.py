@@ -1,0 +1,212 @@
+"""Model cards: the README.md an export writes in the Hugging Face Hub's conventions, and what push reads back from one.
+
+The front matter is `huggingface_hub.ModelCardData`: what the Hub indexes (library, base model and
+its relation, datasets, tags, model-index results) plus a `deltahub:` mapping for what the Hub has
+no field for: the task's category, the base model's revision, metrics that are not
+scores on a split, and an init's provenance.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from hub.errors import HubError
+from hub.families import family_named
+from hub.methods import METHODS, Method
+from hub.methods.peft_method import PeftMethod
+from store.records import ModuleRecord, Provenance
+
+CARD_FILE = "README.md"
+OWN_KEY = "deltahub"
+HUB_TAG = "deltahub"
+LIBRARY_TAGS = ("peft", "transformers")
+# A metric named SPLIT_NAME (test_acc, dev_acc) is a score on that split, which the Hub shows as a model-index result.
+SPLIT_METRIC = re.compile(r"^(train|dev|validation|test)_(.+)$")
+# The Hub's task ids for the dataset formats.
+TASK_TYPES = {"classification": "text-classification", "pair": "text-classification", "multiple_choice": "multiple-choice"}
+
+
+@dataclass(frozen=True)
+class CardMetadata:
+    """What a module folder's model card says about the module, in the registry's terms."""
+
+    task: str | None = None
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def model_card(record: ModuleRecord, method: Method, name: str) -> ModelCard:
+    """The card of an exported module; `name` is the export's folder name (the model-index's model name)."""
+    split_scores = {key: value for key, value in record.metrics.items() if SPLIT_METRIC.match(key)}
+    own: dict[str, Any] = {"category": record.category}
+    if record.base_revision:
+        # The Hub's base_model names no revision; the registry pins one.
+        own["base_model_revision"] = record.base_revision
+    other_metrics = {key: value for key, value in record.metrics.items() if key not in split_scores}
+    if other_metrics:
+        own["metrics"] = other_metrics
+    if record.provenance is not None:
+        own["provenance"] = _provenance_data(record.provenance)
+    data = ModelCardData(
+        # A bottleneck adapter is deltahub's own format, which PEFT cannot load.
+        library_name="peft" if isinstance(method, PeftMethod) else None,
+        base_model=record.base_model,
+        datasets=[record.task],
+        tags=[*record.tags, HUB_TAG, record.method],
+        model_name=name if split_scores else None,
+        eval_results=[_eval_result(record, key, value) for key, value in sorted(split_scores.items())] or None,
+        base_model_relation="merge" if record.origin == "ensemble" else "adapter",
+        **{OWN_KEY: own},
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(record, method)}")
+
+
+def read_card(folder: Path) -> CardMetadata:
+    """What the folder's README.md front matter says (nothing when there is no card); a malformed one is a one-line error."""
+    path = folder / CARD_FILE
+    if not path.is_file():
+        return CardMetadata()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise HubError(f"cannot read the model card {path}: {error}") from None
+    # A README without front matter is prose with nothing to take (and huggingface_hub would warn about it on stderr).
+    if not text.lstrip().startswith("---"):
+        return CardMetadata()
+    try:
+        data = ModelCard(text).data
+    except yaml.YAMLError as error:
+        raise HubError(f"the model card {path} has malformed YAML front matter ({_yaml_problem(error)}); fix it or remove the file") from None
+    except (ValueError, TypeError) as error:
+        raise HubError(f"the model card {path} has unusable front matter ({str(error).splitlines()[0]}); fix it or remove the file") from None
+    own = _mapping(path, data.get(OWN_KEY, {}), OWN_KEY)
+    datasets = data.get("datasets", [])
+    names = [datasets] if isinstance(datasets, str) else datasets if isinstance(datasets, list) else []
+    tags = tuple(str(tag) for tag in data.get("tags", []) if not _restates_a_column(str(tag)))
+    metrics = {}
+    for result in data.eval_results or []:
+        key = f"{result.dataset_split}_{result.metric_type}" if result.dataset_split else str(result.metric_type)
+        metrics[key] = _number(path, key, result.metric_value)
+    for key, value in _mapping(path, own.get("metrics", {}), f"{OWN_KEY}.metrics").items():
+        metrics[str(key)] = _number(path, str(key), value)
+    category = own.get("category")
+    return CardMetadata(str(names[0]) if names else None, str(category) if category is not None else None, tags, metrics)
+
+
+def _restates_a_column(tag: str) -> bool:
+    """A tag that the export, PEFT's save_pretrained or the Hub adds for the base model, the library or the method.
+
+    The registry records those as the module's columns; as tags they would only repeat them (a folder PEFT
+    saved would carry its base model's local path as a tag).
+    """
+    methods = {name for method in METHODS.values() for name in (method.name, method.peft_type.lower())}
+    return tag.startswith("base_model:") or tag == HUB_TAG or tag in LIBRARY_TAGS or tag in methods
+
+
+def _eval_result(record: ModuleRecord, key: str, value: float) -> EvalResult:
+    split, metric = SPLIT_METRIC.match(key).groups()
+    return EvalResult(
+        task_type=TASK_TYPES.get(record.task_format, "text-classification"),
+        task_name=record.task,
+        dataset_type=record.task,
+        dataset_name=record.task,
+        dataset_split=split,
+        metric_type=metric,
+        metric_value=value,
+    )
+
+
+def _provenance_data(provenance: Provenance) -> dict[str, Any]:
+    return {
+        "strategy": provenance.strategy,
+        "temperature": provenance.temperature,
+        "top_k": provenance.top_k,
+        "chosen": provenance.chosen,
+        "rationale": provenance.rationale,
+        "layers": provenance.layers,
+        "target_fingerprint": provenance.target_fingerprint,
+        "sources": [{"module_id": s.module_id, "digest": s.digest, "score": s.score, "weight": s.weight} for s in provenance.sources],
+    }
+
+
+def _body(record: ModuleRecord, method: Method) -> str:
+    lines = [
+        f"# {record.task} ({record.method})",
+        "",
+        f"A {record.method} module for the task **{record.task}** (category {record.category}, format {record.task_format}) "
+        f"on the base model `{record.base_model}`, exported from a deltahub registry (module {record.id}, blob sha256 `{record.blob_digest[:16]}…`).",
+        "",
+        "## Use",
+        "",
+    ]
+    if isinstance(method, PeftMethod):
+        family = family_named(record.base_model_family)
+        options = "".join(f", {key}={value!r}" for key, value in family.load_options.items())
+        lines += [
+            "```python",
+            "from peft import PeftModel",
+            f"from transformers import {family.auto_model}",
+            "",
+            f'base = {family.auto_model}.from_pretrained("{record.base_model}"{options})',
+            'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
+            "```",
+            "",
+        ]
+    lines += [
+        "Register it in a deltahub registry with `adapters push path/to/this/folder --dataset DATASET_DIR`: its tags and metrics come from this card.",
+        "",
+    ]
+    if record.metrics:
+        lines += ["## Metrics", "", "| metric | value |", "| --- | ---: |"]
+        lines += [f"| {key} | {value:.4g} |" for key, value in sorted(record.metrics.items())]
+        lines.append("")
+    if record.provenance is not None:
+        lines += _provenance_lines(record.provenance, composed=record.origin == "ensemble")
+    return "\n".join(lines)
+
+
+def _provenance_lines(provenance: Provenance, composed: bool) -> list[str]:
+    what = "This module is" if composed else "This module was trained from"
+    top_k = provenance.top_k if provenance.top_k is not None else "all"
+    lines = [
+        "## Provenance",
+        "",
+        f"{what} the weighted sum θ = Σ wᵢ θᵢ of {len(provenance.sources)} registry modules, weighted by strategy `{provenance.strategy}` "
+        f"(temperature {provenance.temperature:g}, top-k {top_k}, layers {provenance.layers or 'all'}).",
+        "",
+    ]
+    if provenance.chosen is not None:
+        lines += [f"`{provenance.strategy}` chose `{provenance.chosen}`: {provenance.rationale}", ""]
+    lines += ["| source module | blob sha256 | score | weight |", "| ---: | --- | ---: | ---: |"]
+    for source in provenance.sources:
+        score = f"{source.score:.4g}" if source.score is not None else "–"
+        lines.append(f"| {source.module_id} | `{source.digest[:16]}…` | {score} | {source.weight:.4f} |")
+    lines.append("")
+    return lines
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's message spans several lines with carets; the problem and its line fit in one."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        return f"{error.problem} at line {error.problem_mark.line + 1} of the front matter"
+    return str(error).splitlines()[0]
+
+
+def _mapping(path: Path, value: object, key: str) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise HubError(f"the model card {path}: `{key}` is not a mapping; fix it or remove the file")
+    return value
+
+
+def _number(path: Path, key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise HubError(f"the model card {path}: metric {key} is {value!r}, not a finite number; fix it or remove the file")
+    return float(value)

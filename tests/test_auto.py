@@ -1,0 +1,215 @@
+"""`auto` (cross-validated choice between composed inits and the default init) and layer-wise composition,
+on MiniLM with LoRA, and through `adapters ensemble` / `train` on a small real registry."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from cli_helpers import cli, one_line_error, snapshot
+
+from ensembling.candidates import Candidate, Target
+from ensembling.ensemble import Options, run
+from ensembling.errors import EnsemblingError
+from ensembling.layers import depth, layer_of, parse_layers
+from ensembling.strategies import NO_TRANSFER, get_strategy
+from ensembling.strategies.auto import CANDIDATES
+from hub import Hub, load_dataset
+from hub.datasets import Dataset, write_dataset
+
+TARGET = Target("wn-synonym-noun-target", "synonymy")
+BUDGET = 6  # cross-validation's training steps per fold
+
+
+def evaluator_for(suite: Path, splits: dict, tuning_lr: float = 5e-3):
+    from hub.backbones import formulation_for, load_base_model, resolve_base_model
+    from hub.evaluation import ModelEvaluator
+    from hub.methods import get_method
+    from hub.training import TrainConfig, seed_everything
+
+    ref = resolve_base_model("minilm")
+    method = get_method("lora")
+    seed_everything(0)
+    model = method.attach(load_base_model(ref), method.default_config(ref, {"r": 4}))
+    scoring = splits.get("dev") or splits["train"]
+    tuning = TrainConfig(lr=tuning_lr, eval_every=3, patience=2)
+    return ModelEvaluator(model, method, formulation_for(ref), scoring, train_examples=splits["train"], dev_examples=splits.get("dev", ()), tuning=tuning)
+
+
+@pytest.fixture(scope="module")
+def setting(suite):
+    """A 4-shot target with train and dev, a module trained on the target's own train split, and two noise modules."""
+    sample = load_dataset(suite / "wn-synonym-noun").few_shot(4, seed=0)
+    evaluator = evaluator_for(suite, {"train": sample.split("train"), "dev": sample.split("dev")})
+    own = evaluator.finetune(evaluator.default_tensors(), max_steps=30, seed=0).tensors
+    generator = torch.Generator().manual_seed(7)
+
+    def noise() -> dict[str, torch.Tensor]:
+        return {name: torch.randn(tensor.shape, generator=generator) * 0.1 for name, tensor in own.items()}
+
+    sources = [
+        Candidate(1, "own-data", "synonymy", "1" * 64, own, "minilm", similarity=0.9),
+        Candidate(2, "noise-a", "synonymy", "2" * 64, noise(), "minilm", similarity=0.2),
+        Candidate(3, "noise-b", "synonymy", "3" * 64, noise(), "minilm", similarity=0.1),
+    ]
+    return evaluator, sources
+
+
+def mean(values) -> tuple[float, float]:
+    return math.fsum(v.accuracy for v in values) / len(values), math.fsum(v.loss for v in values) / len(values)
+
+
+def test_auto_keeps_the_init_with_the_best_cross_validated_accuracy_and_says_why(setting):
+    evaluator, sources = setting
+    memo: dict[str, object] = {}
+    result = run("auto", sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET), memo=memo)
+    decision = result.decision
+    trials = {trial.strategy: trial for trial in decision.trials}
+    assert list(trials) == [NO_TRANSFER, *CANDIDATES]
+    best = max(decision.trials, key=lambda trial: (trial.accuracy, -trial.loss))
+    assert decision.chosen == best.strategy and f"{best.accuracy:.3f}" in decision.reason and "2 folds" in decision.reason, decision
+    # The figures it reports are the cross-validation's: recomputed for the default init and for what it chose.
+    for name in {NO_TRANSFER, decision.chosen}:
+        tensors = evaluator.default_tensors() if name == NO_TRANSFER else memo[name].tensors(get_strategy(name).composition, evaluator.default_tensors)
+        assert mean(evaluator.cross_validate(tensors, BUDGET, 0)) == pytest.approx((trials[name].accuracy, trials[name].loss), abs=1e-6)
+    assert result.tuning_steps > 0  # the folds' trainings are counted as the init's cost
+    if decision.chosen != NO_TRANSFER:
+        assert [source.candidate.task for source in result.sources] == [source.task for source in memo[decision.chosen].sources]
+        assert (trials[decision.chosen].accuracy, -trials[decision.chosen].loss) > (trials[NO_TRANSFER].accuracy, -trials[NO_TRANSFER].loss)
+
+
+def test_auto_keeps_the_default_init_when_no_composed_init_differs_from_it(setting):
+    evaluator, sources = setting
+    # Every source holds the default init itself: each composed init equals it, and a tie goes to the default.
+    default = evaluator.default_tensors()
+    copies = [Candidate(10 + i, f"copy-{i}", "synonymy", f"{i}" * 64, default, "minilm", similarity=0.5) for i in range(2)]
+    result = run("auto", copies, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
+    assert result.decision.chosen == NO_TRANSFER and result.sources == ()
+    assert "kept the default init" in result.decision.reason
+    for name, tensor in result.tensors.items():
+        assert torch.equal(tensor, default[name]), name
+
+
+def test_auto_without_dev_examples_halves_the_train_split_or_says_it_cannot_validate(suite):
+    sample = load_dataset(suite / "wn-synonym-noun").few_shot(2, seed=0)
+    own = sample.split("train")
+    halved = evaluator_for(suite, {"train": own})
+    assert halved.cross_validation_folds() == 2  # two train examples per label: one in each half
+    one_each = [next(example for example in own if example.label == label) for label in sorted({example.label for example in own})]
+    evaluator = evaluator_for(suite, {"train": one_each})
+    assert evaluator.cross_validation_folds() == 0
+    generator = torch.Generator().manual_seed(3)
+    sources = [
+        Candidate(
+            i,
+            f"noise-{i}",
+            "synonymy",
+            f"{i}" * 64,
+            {n: torch.randn(t.shape, generator=generator) * 0.1 for n, t in evaluator.default_tensors().items()},
+            "minilm",
+        )
+        for i in (1, 2)
+    ]
+    result = run("auto", sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
+    assert result.decision.chosen == CANDIDATES[0] and "unvalidated" in result.decision.reason
+    assert result.tuning_steps == 0
+
+
+def test_layers_compose_only_the_chosen_layers_and_keep_the_default_init_elsewhere(setting):
+    evaluator, sources = setting
+    default = evaluator.default_tensors()
+    whole = run("average", sources, TARGET, evaluator, Options())
+    upper = run("average", sources, TARGET, evaluator, Options(layers="upper"))
+    assert depth(whole.tensors) == 6 and upper.layers == "upper"
+    for name, tensor in upper.tensors.items():
+        index = layer_of(name)
+        expected = whole.tensors[name] if index is None or index >= 3 else default[name]
+        assert torch.equal(tensor, expected), name
+    assert any(layer_of(name) is None for name in upper.tensors)  # the classification head: composed
+    assert parse_layers("0,2-3", 6) == {0, 2, 3} and parse_layers("lower", 6) == {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("6", "--layers 6: layer 6 does not exist; these modules have layers 0-5"),
+        ("3-1", "range 3-1 runs backwards"),
+        ("top", "write upper, lower, or layer indices"),
+    ],
+)
+def test_layers_that_the_modules_do_not_have_are_refused_before_any_work(setting, spec, message):
+    evaluator, sources = setting
+    with pytest.raises(EnsemblingError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run("el2n", sources, TARGET, evaluator, Options(layers=spec))
+
+
+def test_layers_on_modules_without_per_layer_tensors_is_an_error():
+    table = {"base_model.prompt_encoder.default.embedding.weight": torch.zeros(4, 8)}
+    with pytest.raises(EnsemblingError, match="no per-layer tensors"):
+        parse_layers("upper", depth(table))
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+@pytest.fixture(scope="module")
+def small_registry(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Three random LoRA sources for tiny WordNet datasets and a tiny 2-label target with train and dev."""
+    root = tmp_path_factory.mktemp("auto")
+    data = root / "data"
+
+    def tiny(task: str) -> Path:
+        full = load_dataset(suite / task)
+        write_dataset(Dataset(full.card, {split: full.split(split)[:8] for split in ("train", "dev")}, ""), data / task)
+        return data / task
+
+    with Hub(root / "registry") as hub:
+        for seed, task in enumerate(("wn-isa-plant", "wn-synonym-noun", "wn-antonym-noun")):
+            module = hub.new_module("minilm", "lora", {"r": 4})
+            generator = torch.Generator().manual_seed(seed)
+            tensors = {name: torch.randn(t.shape, generator=generator) * 0.05 for name, t in module.tensors().items()}
+            hub.register(module.method, module.config, tensors, load_dataset(tiny(task)), module.backbone)
+    return root / "registry", tiny("wn-isa-animal")
+
+
+@pytest.fixture
+def registry(small_registry, tmp_path: Path) -> tuple[Path, Path]:
+    source, target = small_registry
+    shutil.copytree(source, tmp_path / "registry")
+    return tmp_path / "registry", target
+
+
+def test_ensemble_defaults_to_auto_which_records_its_choice_in_the_provenance(registry):
+    path, target = registry
+    result = cli("ensemble", str(target), "--score-examples", "8", "--steps", "2", "--json", "--registry", str(path))
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.output)
+    assert made["strategy"] == "auto" and made["chosen"] in (NO_TRANSFER, *CANDIDATES) and made["rationale"]
+    with Hub(path) as hub:
+        provenance = hub.show(made["module_id"]).provenance
+    assert (provenance.strategy, provenance.chosen, provenance.rationale) == ("auto", made["chosen"], made["rationale"])
+    shown = cli("show", str(made["module_id"]), "--registry", str(path))
+    assert "init choice" in shown.output and made["rationale"][:40] in " ".join(shown.output.split())
+
+
+def test_train_init_auto_prints_its_choice_in_one_line(registry):
+    path, target = registry
+    result = cli("train", str(target), "--init", "auto", "--max-steps", "2", "--registry", str(path))
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith("auto: ") and "cross-validated accuracy" in line for line in result.output.splitlines()), result.output
+
+
+def test_ensemble_layers_is_recorded_and_a_missing_layer_leaves_the_registry_unchanged(registry):
+    path, target = registry
+    made = json.loads(cli("ensemble", str(target), "-s", "average", "--layers", "upper", "--json", "--registry", str(path)).output)
+    assert made["layers"] == "upper"
+    with Hub(path) as hub:
+        assert hub.show(made["module_id"]).provenance.layers == "upper"
+    before = snapshot(path)
+    line = one_line_error(cli("ensemble", str(target), "-s", "average", "--layers", "0,9", "--registry", str(path)))
+    assert "--layers 0,9: layer 9 does not exist; these modules have layers 0-5" in line
+    assert snapshot(path) == before

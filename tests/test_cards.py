@@ -1,0 +1,170 @@
+"""Hub-ready export: the model card `adapters export` writes beside the PEFT files, and its round trip through `adapters push`.
+
+Real parts throughout: a SQLite registry of LoRA modules on the packaged MiniLM, cards read back with
+`huggingface_hub.ModelCard.load`, exports loaded with `PeftModel.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from cli_helpers import cli, one_line_error, snapshot
+from huggingface_hub import ModelCard
+from peft import PeftModel, get_peft_model_state_dict
+from test_transfer import SOURCES, TARGET, random_module, tiny
+
+from hub import Hub, load_dataset
+from hub.backbones import MINILM_NAME, load_base_model, resolve_base_model
+from hub.cards import read_card
+
+TAGS = ("smoke", "wordnet")
+METRICS = {"dev_acc": 0.75, "test_acc": 0.5, "loss": 0.3}
+
+
+@pytest.fixture(scope="module")
+def small_registry(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Four source modules and one module of the target task with tags and metrics, and the tiny target dataset."""
+    root = tmp_path_factory.mktemp("cards")
+    data = root / "data"
+    target = tiny(suite, TARGET, data)
+    with Hub(root / "registry") as hub:
+        for task, seed in SOURCES.items():
+            module, tensors = random_module(hub, seed)
+            hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone)
+        module, tensors = random_module(hub, 99)
+        hub.register(module.method, module.config, tensors, load_dataset(target), module.backbone, metrics=METRICS, tags=TAGS)
+    return root / "registry", target
+
+
+@pytest.fixture
+def registry(small_registry, tmp_path: Path) -> tuple[Path, Path]:
+    """A private copy, so a test may add inits."""
+    source, target = small_registry
+    shutil.copytree(source, tmp_path / "registry")
+    return tmp_path / "registry", target
+
+
+def target_module(path: Path):
+    with Hub(path) as hub:
+        return next(record for record in hub.list() if record.task == TARGET and record.origin == "trained")
+
+
+def assert_peft_loads(path: Path, module_id: int, folder: Path) -> None:
+    """PEFT loads the export, holding exactly the registry's tensors."""
+    model = PeftModel.from_pretrained(load_base_model(resolve_base_model("minilm")), folder)
+    loaded = get_peft_model_state_dict(model, save_embedding_layers=False)  # the base is not in the Hub cache: no vocabulary check
+    with Hub(path) as hub:
+        stored = hub.load_tensors(hub.show(module_id))
+    assert sorted(loaded) == sorted(stored)
+    assert all(torch.equal(loaded[name], stored[name]) for name in stored)
+
+
+def test_export_of_a_trained_module_has_a_hub_card_and_still_loads_in_peft(registry, tmp_path: Path):
+    path, _target = registry
+    record = target_module(path)
+    out = tmp_path / "isa-animal"
+    result = cli("export", str(record.id), str(out), "--registry", str(path))
+    assert result.exit_code == 0, result.output
+    assert "README.md" in result.output
+    card = ModelCard.load(out / "README.md")
+    data = card.data
+    assert data.library_name == "peft" and data.base_model == MINILM_NAME and data.base_model_relation == "adapter"
+    assert data.datasets == [TARGET]
+    assert data.tags == [*TAGS, "deltahub", "lora"]
+    scores = {(r.dataset_type, r.dataset_split, r.metric_type): r.metric_value for r in data.eval_results}
+    assert scores == {(TARGET, "dev", "acc"): 0.75, (TARGET, "test", "acc"): 0.5}
+    assert data.model_name == "isa-animal"
+    assert data["deltahub"] == {"category": "taxonomy", "metrics": {"loss": 0.3}}  # no provenance: not an init
+    assert "| test_acc | 0.5 |" in card.text and "PeftModel.from_pretrained" in card.text
+    assert_peft_loads(path, record.id, out)
+
+
+def test_export_of_an_ensemble_init_is_a_merge_carrying_its_provenance(registry, tmp_path: Path):
+    path, target = registry
+    result = cli("ensemble", str(target), "-s", "average", "--registry", str(path))
+    assert result.exit_code == 0, result.output
+    with Hub(path) as hub:
+        init = next(record for record in hub.list() if record.origin == "ensemble")
+    out = tmp_path / "init"
+    assert cli("export", str(init.id), str(out), "--registry", str(path)).exit_code == 0
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "peft" and card.data.base_model == MINILM_NAME and card.data.base_model_relation == "merge"
+    assert card.data.eval_results is None  # an init has no scores yet
+    provenance = card.data["deltahub"]["provenance"]
+    assert (provenance["strategy"], provenance["top_k"], provenance["chosen"], provenance["layers"]) == ("average", None, None, None)
+    assert provenance["temperature"] == init.provenance.temperature
+    assert provenance["target_fingerprint"] == load_dataset(target).fingerprint
+    expected = {s.module_id: (s.digest, s.weight) for s in init.provenance.sources}
+    assert {s["module_id"]: (s["digest"], s["weight"]) for s in provenance["sources"]} == expected
+    assert len(expected) == len(SOURCES) and all(weight == pytest.approx(0.25) for _digest, weight in expected.values())
+    assert "## Provenance" in card.text and "strategy `average`" in card.text
+    for module_id, (digest, _weight) in expected.items():
+        assert f"| {module_id} | `{digest[:16]}…` |" in card.text
+    assert read_card(out).task == TARGET and read_card(out).category == "taxonomy"
+    assert_peft_loads(path, init.id, out)
+
+
+def test_push_of_an_export_brings_back_its_tags_and_metrics_and_flags_win(registry, tmp_path: Path):
+    path, target = registry
+    record = target_module(path)
+    out = tmp_path / "export"
+    assert cli("export", str(record.id), str(out), "--registry", str(path)).exit_code == 0
+    card = read_card(out)
+    assert (card.task, card.category, card.tags, card.metrics) == (TARGET, "taxonomy", TAGS, METRICS)
+
+    pushed = cli("push", str(out), "--dataset", str(target), "--registry", str(tmp_path / "fresh"), "--json")
+    assert pushed.exit_code == 0, pushed.output
+    again = json.loads(pushed.output)
+    assert (again["task"], again["category"], again["blob_digest"]) == (TARGET, "taxonomy", record.blob_digest)
+    assert tuple(again["tags"]) == record.tags and again["metrics"] == record.metrics
+
+    flagged = cli("push", str(out), "--dataset", str(target), "--metric", "test_acc=0.9", "--tag", "reviewed", "--registry", str(tmp_path / "other"), "--json")
+    assert flagged.exit_code == 0, flagged.output
+    overridden = json.loads(flagged.output)
+    assert overridden["metrics"] == {**METRICS, "test_acc": 0.9}
+    assert sorted(overridden["tags"]) == sorted([*TAGS, "reviewed"])
+
+
+@pytest.mark.parametrize(
+    ("front_matter", "message"),
+    [
+        ("tags: [smoke, wordnet\nlibrary_name: peft", "has malformed YAML front matter (expected ',' or ']', but got ':' at line 2 of the front matter)"),
+        ("- a list\n- not a mapping", "has unusable front matter (repo card metadata block should be a dict)"),
+        ("deltahub:\n  metrics:\n    loss: low", "metric loss is 'low', not a finite number"),
+        ("deltahub: [category, taxonomy]", "`deltahub` is not a mapping"),
+    ],
+)
+def test_push_of_a_folder_with_a_bad_card_is_one_line_and_changes_nothing(registry, tmp_path: Path, front_matter: str, message: str):
+    path, target = registry
+    out = tmp_path / "export"
+    assert cli("export", str(target_module(path).id), str(out), "--registry", str(path)).exit_code == 0
+    (out / "README.md").write_text(f"---\n{front_matter}\n---\n\n# a card\n")
+    before = snapshot(path)
+    line = one_line_error(cli("push", str(out), "--dataset", str(target), "--registry", str(path)))
+    assert str(out / "README.md") in line and message in line
+    assert snapshot(path) == before
+
+
+def test_push_of_a_folder_peft_saved_takes_no_tags_from_its_template_card(registry, tmp_path: Path):
+    """PEFT's save_pretrained writes a card tagged with the base model's path, the method and the library: columns, not tags."""
+    path, target = registry
+    folder = tmp_path / "peft-saved"
+    with Hub(path) as hub:
+        hub.new_module("minilm", "lora", {"r": 4}).model.save_pretrained(folder)
+        assert "base_model:adapter:" in (folder / "README.md").read_text()
+        record = hub.push(folder, target, tags=["mine"])
+    assert record.tags == ("mine",) and record.metrics == {}
+
+
+def test_export_of_a_bottleneck_adapter_does_not_claim_peft(registry, tmp_path: Path):
+    path, target = registry
+    with Hub(path) as hub:
+        module = hub.new_module("minilm", "adapter")
+        record = hub.register(module.method, module.config, module.tensors(), load_dataset(target), module.backbone)
+        card = ModelCard.load(hub.export(record.id, tmp_path / "bottleneck") / "README.md")
+    assert card.data.library_name is None and card.data.tags == ["deltahub", "adapter"]
+    assert "PeftModel" not in card.text and "adapters push" in card.text
