@@ -68,6 +68,12 @@ LayersOption = Annotated[
     str | None,
     typer.Option("--layers", help="Ensemble: compose only these layers (upper, lower, or indices such as 0,4-5); the others keep the default init."),
 ]
+DatasetOption = Annotated[
+    Path | None,
+    typer.Option("--dataset", "-d", help="Dataset folder the module was trained on (task.json + splits); without it, the model card describes the task."),
+]
+PushBaseModelOption = Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm' or a local model folder (default: from the config).")]
+TagOption = Annotated[list[str] | None, typer.Option("--tag", "-t", help="A free tag, repeatable; added to the model card's.")]
 SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the default init, the few-shot sample and any training.")]
 OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the module as a folder here (new or empty).")]
 
@@ -111,15 +117,21 @@ def opened(registry: str | None, blobs: str | None) -> Iterator[Hub]:
 @app.command()
 def push(
     folder: Annotated[Path, typer.Argument(help="Module folder as save_pretrained writes it (adapter_config.json + adapter_model.safetensors).")],
-    dataset: Annotated[Path, typer.Option("--dataset", "-d", help="Dataset folder the module was trained on (task.json + splits).")],
-    base_model: Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm' or a local model folder (default: from the config).")] = None,
+    dataset: DatasetOption = None,
+    task: Annotated[str | None, typer.Option("--task", help="Without --dataset: the module's task name (default: the model card's).")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Without --dataset: its task's category (default: the model card's).")] = None,
+    base_model: PushBaseModelOption = None,
     metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="A score as NAME=VALUE, repeatable; overrides the model card's.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A free tag, repeatable; added to the model card's.")] = None,
+    tag: TagOption = None,
     registry: RegistryOption = None,
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register a trained module with its dataset, scores and tags (a model card, README.md, in the folder gives tags and scores too)."""
+    """Register a trained module with its dataset, scores and tags (a model card, README.md, in the folder gives tags and scores too).
+
+    Without --dataset the module is described by its task (--task/--category, else its model card) and has no
+    dataset embedding: dataset search leaves it out, parameter search and ensembles keep it.
+    """
     metrics = {}
     for item in metric or ():
         name, _, value = item.partition("=")
@@ -131,11 +143,39 @@ def push(
             fail(f"--metric {item!r} needs a name and a finite number (JSON has no NaN or infinity)")
         metrics[name.strip()] = number
     with opened(registry, blobs) as hub:
-        record = hub.push(folder, dataset, base_model=base_model, metrics=metrics, tags=tag or ())
+        record = hub.push(folder, dataset, task=task, category=category, base_model=base_model, metrics=metrics, tags=tag or ())
         if as_json:
             render.print_json(record.to_json())
         else:
-            render.console.print(f"pushed module [bold]{record.id}[/] ({record.method}, task {record.task}, {record.num_params:,} parameters)")
+            without = ", no dataset: not in dataset search" if record.dataset_id is None else ""
+            render.console.print(f"pushed module [bold]{record.id}[/] ({record.method}, task {record.task}, {record.num_params:,} parameters{without})")
+
+
+@app.command("import")
+def import_modules(
+    paths: Annotated[list[Path], typer.Argument(help="Folders to search, recursively, for PEFT module folders (with adapter_config.json).")],
+    dataset: DatasetOption = None,
+    base_model: PushBaseModelOption = None,
+    tag: TagOption = None,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Push every module folder under PATHS: each described by its model card, or all by one --dataset.
+
+    A folder whose weights are registered already is reported as already there; one that cannot be pushed is
+    refused with its reason and the others go on. Exit code 1 when any folder was refused.
+    """
+    with opened(registry, blobs) as hub, render.import_progress(disable=as_json) as progress:
+        outcomes = hub.import_folders(paths, dataset=dataset, base_model=base_model, tags=tag or (), progress=progress)
+    if as_json:
+        render.print_json(render.import_json(outcomes))
+    else:
+        render.console.print(render.import_table(outcomes))
+        for line in render.import_refusals(outcomes):
+            render.console.print(line, highlight=False, soft_wrap=True)
+    if any(outcome.status == "refused" for outcome in outcomes):
+        raise typer.Exit(code=1)
 
 
 @app.command()
@@ -240,7 +280,7 @@ def ensemble(
         typer.Option(
             "--steps",
             callback=at_least(1),
-            help="Step cap of the reference θ_t (kl, weight-cos) or per source (euclidean, performance); the best dev checkpoint is kept.",
+            help="Step cap of every training on the target: auto's cross-validation, the reference θ_t (kl, weight-cos), each tuned source (euclidean, performance); the best dev checkpoint is kept.",
         ),
     ] = None,
     seed: SeedOption = 0,

@@ -16,6 +16,7 @@ from hub import ModuleRecord, SearchHit
 if TYPE_CHECKING:
     # Annotations only: the reports are store data that hub.Hub.verify / gc hand over unchanged.
     from hub import BrokenModule, GcReport, IndexFinding, VerifyReport
+    from hub.imports import ImportOutcome
 
 console = Console()
 
@@ -77,7 +78,7 @@ def module_details(record: ModuleRecord) -> Table:
         ("parameters", f"{record.num_params:,} in {len(record.tensor_schema)} tensors"),
         ("schema", record.schema_hash[:16]),
         ("blob", record.blob_digest),
-        ("dataset", record.dataset_fingerprint[:16]),
+        ("dataset", record.dataset_fingerprint[:16] if record.dataset_fingerprint is not None else "none (pushed without one; not in dataset search)"),
         ("metrics", _metrics(record) or "-"),
         ("tags", ", ".join(record.tags) or "-"),
         ("created", f"{record.created_at:%Y-%m-%d %H:%M:%S} by {record.created_by or '?'}"),
@@ -97,7 +98,8 @@ def module_details(record: ModuleRecord) -> Table:
 
 def weights_table(result) -> Table:
     """Sources of an ensemble (a hub.transfer.TransferResult), heaviest first."""
-    title = f"{result.strategy} init for {result.target} (τ={result.temperature:g}, top-k={result.top_k or 'all'})"
+    strategy = result.strategy if result.decision is None else f"{result.strategy} → {result.decision.chosen}"
+    title = f"{strategy} init for {result.target} (τ={result.temperature:g}, top-k={result.top_k or 'all'})"
     table = Table(title=title)
     for column in ("source", "task", "category", "score", "weight"):
         table.add_column(column, justify="right" if column in ("source", "score", "weight") else "left")
@@ -110,7 +112,7 @@ def weights_table(result) -> Table:
         effective, count = result.effective_sources, len(result.sources)
         # Near-uniform weights mean the scores did not tell the sources apart: say so, it is `average` in all but name.
         verdict = "near-uniform: the scores barely tell these sources apart, so this init is close to `average`" if effective >= 0.8 * count else "selective"
-        table.caption = f"effective sources 1/Σw² = {effective:.1f} of {count}: {verdict}"
+        table.caption = f"effective sources (Σ|w|)²/Σw² = {effective:.1f} of {count}: {verdict}"
     return table
 
 
@@ -148,12 +150,13 @@ def weights_plot(result, path) -> None:
         axes.barh(range(len(values)), values, color="#4C72B0")
         axes.set_yticks(range(len(labels)), labels, fontsize=8)
         axes.set_xlabel("weight")
-        axes.set_xlim(0, max(values + [1e-9]) * 1.15)
+        # Fitted weights (lorahub) may be negative: the axis spans both signs then.
+        axes.set_xlim(min(values + [0.0]) * 1.15, max(values + [1e-9]) * 1.15)
         for index, value in enumerate(values):
             axes.text(value, index, f" {value:.2f}", va="center", fontsize=7)
-        effective = 1.0 / sum(value * value for value in values) if any(values) else 0.0
         axes.set_title(
-            f"{result.strategy} weights for {result.target}\n(τ={result.temperature:g}, effective sources 1/Σw² = {effective:.1f} of {len(rows)})", fontsize=10
+            f"{result.strategy} weights for {result.target}\n(τ={result.temperature:g}, effective sources (Σ|w|)²/Σw² = {result.effective_sources:.1f} of {len(rows)})",
+            fontsize=10,
         )
         figure.tight_layout()
         figure.savefig(path, dpi=120)
@@ -176,6 +179,51 @@ def scoring_progress(disable: bool = False) -> Iterator[Callable[[int, int, Any]
             progress.update(bar, completed=done, what=getattr(candidate, "label", ""))
 
         yield advance
+
+
+@contextmanager
+def import_progress(disable: bool = False) -> Iterator[Callable[[int, int, Any], None]]:
+    """A transient progress bar over module folders; yields the callback Hub.import_folders calls after each one."""
+    progress = Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"), TimeElapsedColumn(),
+                        console=console, transient=True, disable=disable)  # fmt: skip
+    bar = None
+    with progress:
+
+        def advance(done: int, total: int, folder: Any) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = progress.add_task("importing", total=total, what="")
+            progress.update(bar, completed=done, what=str(folder))
+
+        yield advance
+
+
+def _import_counts(outcomes: Sequence[ImportOutcome]) -> dict[str, int]:
+    return {status: sum(1 for outcome in outcomes if outcome.status == status) for status in ("imported", "already there", "refused")}
+
+
+def import_table(outcomes: Sequence[ImportOutcome]) -> Table:
+    """One row per module folder: what became of it and the module holding it (reasons: `import_refusals`)."""
+    columns = [("folder", True, "left"), ("status", True, "left"), ("module", True, "right"), ("task", False, "left")]
+    rows = [(str(o.folder), o.status, str(o.module_id) if o.module_id is not None else "-", o.task or "-") for o in outcomes]
+    table = _table(f"import of {len(outcomes)} module folders", columns, rows)
+    table.caption = ", ".join(f"{count} {status}" for status, count in _import_counts(outcomes).items())
+    return table
+
+
+def import_refusals(outcomes: Sequence[ImportOutcome]) -> list[str]:
+    """Each refused folder and its reason, whole (a table cell would cut it)."""
+    return [f"refused {outcome.folder}: {outcome.reason}" for outcome in outcomes if outcome.status == "refused"]
+
+
+def import_json(outcomes: Sequence[ImportOutcome]) -> dict[str, Any]:
+    counts = _import_counts(outcomes)
+    return {
+        "imported": counts["imported"],
+        "already_there": counts["already there"],
+        "refused": counts["refused"],
+        "folders": [outcome.to_json() for outcome in outcomes],
+    }
 
 
 def training_table(summary: dict[str, Any]) -> Table:
