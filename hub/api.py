@@ -5,17 +5,17 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.datasets import Dataset, load_dataset
-from hub.errors import BaseModelMismatch, HubError
+from hub.errors import USER_ERRORS, BaseModelMismatch, HubError
 from hub.search import SearchHit
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
 from store.maintenance import verify as verify_registry
-from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight
+from store.records import UNKNOWN_FORMAT, BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
 from store.registry import Registry, resolve_location, upgrade_registry
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from hub.backbones import BaseModelRef
     from hub.embeddings import DatasetEncoder
+    from hub.imports import ImportOutcome
     from hub.methods import Method
     from hub.trainable import Backbone, TrainableModule
     from hub.training import TrainConfig, TrainResult
@@ -127,8 +128,10 @@ class Hub:
     def push(
         self,
         folder: str | os.PathLike[str],
-        dataset: Dataset | str | os.PathLike[str],
+        dataset: Dataset | str | os.PathLike[str] | None = None,
         *,
+        task: str | None = None,
+        category: str | None = None,
         base_model: str | os.PathLike[str] | None = None,
         metrics: Mapping[str, float] | None = None,
         tags: Iterable[str] = (),
@@ -137,18 +140,23 @@ class Hub:
         """Register a module folder (PEFT layout) trained on `dataset`; pushing it again returns the same module.
 
         A model card in the folder (README.md, as `export` writes it) gives tags and metrics; `tags` are
-        added to the card's and `metrics` override the card's values of the same name.
+        added to the card's and `metrics` override the card's values of the same name. Without a
+        dataset, the module's task and category come from `task`/`category`, else from its card; it
+        then has no dataset embedding (dataset search leaves it out; parameter search and ensembles keep it).
         """
         from hub.backbones import resolve_base_model
         from hub.cards import read_card
         from hub.families import family_of_task_type
         from hub.methods import method_for_config, read_config
 
+        if dataset is not None and (task is not None or category is not None):
+            raise HubError("--task/--category describe a module pushed without --dataset; the dataset's task.json already names its task and category")
         folder = Path(folder)
-        card = read_card(folder)
         method = method_for_config(read_config(folder))
+        card = read_card(folder)
+        described = _described_task(folder, task or card.task, category or card.category) if dataset is None else None
         config, tensors = method.read_folder(folder)
-        data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+        data = described if described is not None else dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
         ref = resolve_base_model(base_model if base_model is not None else config.get("base_model_name_or_path"), family_of_task_type(config.get("task_type")))
         backbone = self.backbone(ref)
         self.check_fits(method, config, tensors, backbone)
@@ -156,12 +164,48 @@ class Hub:
         merged_tags = tuple(dict.fromkeys((*card.tags, *tags)))
         return self.register(method, config, tensors, data, backbone, metrics=merged_metrics, tags=merged_tags, created_by=created_by)
 
+    def import_folders(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        dataset: Dataset | str | os.PathLike[str] | None = None,
+        base_model: str | os.PathLike[str] | None = None,
+        tags: Iterable[str] = (),
+        progress: Callable[[int, int, Path], None] | None = None,
+    ) -> list[ImportOutcome]:
+        """Push every PEFT module folder under `paths` (recursively); one folder's failure is its outcome, not the end.
+
+        Each folder is described by its model card, or every folder by the one `dataset`. A folder whose
+        weights are already registered (on this base model) is reported as already there, not added again.
+        `progress(done, total, folder)` is called after each folder.
+        """
+        from hub.imports import ALREADY_THERE, IMPORTED, REFUSED, ImportOutcome, module_folders
+
+        folders = module_folders([Path(path) for path in paths])
+        # One dataset for every folder: read (and refused if bad) once, before any push.
+        data = load_dataset(dataset) if dataset is not None and not isinstance(dataset, Dataset) else dataset
+        known = {record.id for record in self.list()}
+        tags = tuple(tags)
+        outcomes = []
+        for done, folder in enumerate(folders, start=1):
+            try:
+                record = self.push(folder, data, base_model=base_model, tags=tags)
+            except USER_ERRORS as error:
+                outcomes.append(ImportOutcome(folder, REFUSED, reason=str(error)))
+            else:
+                # push returns the module already holding these weights: known before, it was already there.
+                outcomes.append(ImportOutcome(folder, ALREADY_THERE if record.id in known else IMPORTED, record.id, record.task))
+                known.add(record.id)
+            if progress is not None:
+                progress(done, len(folders), folder)
+        return outcomes
+
     def register(
         self,
         method: Method,
         config: dict,
         tensors: dict[str, torch.Tensor],
-        dataset: Dataset,
+        dataset: Dataset | TaskInfo,
         backbone: Backbone,
         *,
         metrics: Mapping[str, float] | None = None,
@@ -170,14 +214,20 @@ class Hub:
         origin: str = "trained",
         provenance: Provenance | None = None,
     ) -> ModuleRecord:
-        """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob."""
+        """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob.
+
+        `dataset` is what the module was trained on, or only its task (a module pushed without a dataset).
+        """
         from hub.embeddings import parameter_sketch
         from store.tensors import digest_of, schema_hash, tensor_schema, to_bytes
 
         data = to_bytes(tensors)
         digest = digest_of(data)
         schema = tensor_schema(tensors)
-        embedding = self.dataset_embedding(dataset)
+        if isinstance(dataset, Dataset):
+            task, info = dataset.card, DatasetInfo(dataset.fingerprint, dataset.size, dataset.source, self.dataset_embedding(dataset))
+        else:
+            task, info = dataset, None
         sketch = parameter_sketch(tensors)
         stored_config = {key: value for key, value in config.items() if key != "base_model_name_or_path"}
         record, _created = self.registry.add_module(
@@ -195,8 +245,8 @@ class Hub:
                 origin=origin,
                 created_by=created_by or _user(),
             ),
-            dataset.card,
-            DatasetInfo(dataset.fingerprint, dataset.size, dataset.source, embedding),
+            task,
+            info,
             BaseModelInfo(backbone.ref.name, backbone.ref.family.name, backbone.arch_hash, backbone.ref.revision or ""),
             provenance,
         )
@@ -377,6 +427,17 @@ class Hub:
     def verify(self, repair: bool = False) -> VerifyReport:
         """Re-hash blobs, check rows and indexes; with `repair`, rebuild the indexes (never deletes modules)."""
         return verify_registry(self.registry, repair)
+
+
+def _described_task(folder: Path, task: str | None, category: str | None) -> TaskInfo:
+    """The task of a module pushed without a dataset, from --task/--category or its model card; both are needed."""
+    if not task or not category:
+        missing = "task" if not task else "category"
+        raise HubError(
+            f"{folder} is pushed without --dataset, but neither --{missing} nor its model card (README.md) names its {missing}; "
+            f"pass --dataset DATASET_DIR or --task NAME --category NAME, or add them to the card (datasets: [NAME], deltahub: {{category: NAME}})"
+        )
+    return TaskInfo(task, category, UNKNOWN_FORMAT)
 
 
 def _base_name(spec: str | None) -> str | None:

@@ -158,7 +158,13 @@ class TransferService:
         return TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin, result)
 
     def compatible_records(self, data: Dataset, backbone: Backbone, method: Method, candidates: int | None) -> list[ModuleRecord]:
-        """Trained modules of this base model and method, never the target task's own; narrowed by the index when asked."""
+        """Trained modules of this base model and method, never the target task's own; narrowed by the index when asked.
+
+        A module pushed without a dataset is a candidate like any other (the scoring strategies read only
+        the target's data). `candidates` N keeps the N modules of the datasets nearest the target's, and
+        beside them every module without a dataset: it has no dataset embedding to be ranked by, and
+        dropping it would lose it silently.
+        """
 
         def usable(record: ModuleRecord) -> bool:
             return (
@@ -169,17 +175,19 @@ class TransferService:
             )
 
         records = [record for record in self.catalog.list_modules(base_model=backbone.ref.name, method=method.name) if usable(record)]
-        if candidates is None or len(records) <= candidates:
+        without_dataset = [record for record in records if record.dataset_id is None]
+        if candidates is None or len(records) - len(without_dataset) <= candidates:
             return records
         excluded = len(self.catalog.list_modules(base_model=backbone.ref.name, method=method.name)) - len(records)
         hits = self.search(data, top_k=candidates + excluded, base_model=backbone.ref.name, method=method.name)
-        return [hit.module for hit in hits if usable(hit.module)][:candidates]
+        return [hit.module for hit in hits if usable(hit.module)][:candidates] + without_dataset
 
     def with_similarity(self, candidates: Sequence[Candidate], data: Dataset, backbone: Backbone, method: Method) -> list[Candidate]:
         """`candidates` with the cosine of their dataset's embedding with `data`'s, read from the dataset index.
 
         `data` is embedded from its own train examples (in a fair run, the k-shot sample's); each
-        source's dataset was embedded when it was registered.
+        source's dataset was embedded when it was registered. A module pushed without a dataset has
+        none: its similarity stays None (`retrieval` ranks it last).
         """
         modules = len(self.catalog.list_modules(base_model=backbone.ref.name, method=method.name))
         hits = self.search(data, top_k=max(modules, 1), base_model=backbone.ref.name, method=method.name)

@@ -85,11 +85,11 @@ class Catalog:
         self,
         module: records.NewModule,
         task: TaskInfo,
-        dataset: DatasetInfo,
+        dataset: DatasetInfo | None,
         base_model: records.BaseModelInfo,
         provenance: Provenance | None = None,
     ) -> tuple[ModuleRecord, int | None]:
-        """Insert a module (and its task, dataset, base model rows if new).
+        """Insert a module (and its task, dataset, base model rows if new); `dataset` None: a module described only by its task.
 
         Returns the module and the generation of the write, or None when the module was already there.
         """

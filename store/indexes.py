@@ -90,9 +90,17 @@ class IndexSet:
         cached = self._load(name)
         return None if cached is None else (cached.index, cached.generation, cached.key)
 
-    def module_added(self, generation: int, module_id: int, schema_hash: str, embedding: np.ndarray, dataset_id: int, dataset_embedding: np.ndarray) -> None:
-        """Apply one push to the indexes that were current just before it; others catch up on next use."""
+    def module_added(self, generation: int, module_id: int, schema_hash: str, embedding: np.ndarray, dataset: tuple[int, np.ndarray] | None) -> None:
+        """Apply one push to the indexes that were current just before it; others catch up on next use.
+
+        `dataset` is the module's (dataset id, dataset embedding), None for a module without a dataset,
+        which leaves the dataset index as it was (only its generation moves).
+        """
         self._apply(_param_name(schema_hash), generation, lambda c: _added(c, module_id, embedding))
+        if dataset is None:
+            self._apply(DATASETS, generation, lambda c: c.key)
+            return
+        dataset_id, dataset_embedding = dataset
         self._apply(DATASETS, generation, lambda c: _added(c, dataset_id, dataset_embedding) if dataset_id not in set(c.index.ids().tolist()) else c.key)
 
     def module_removed(self, generation: int, module_id: int, schema_hash: str) -> None:

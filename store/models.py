@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Fixed constraint names keep SQLite and PostgreSQL migrations identical.
@@ -78,16 +78,34 @@ class DatasetRow(Base):
 
 
 class ModuleRow(Base):
-    """A trained (or composed) module: config, tensor schema, blob address, metrics, parameter embedding."""
+    """A trained (or composed) module: its task, config, tensor schema, blob address, metrics, parameter embedding.
+
+    `dataset_id` is None for a module pushed without a dataset (described by its model card or
+    --task/--category): it has a task but no dataset embedding, so dataset search cannot find it.
+    """
 
     __tablename__ = "modules"
     # The same weights for the same base model and dataset are one module: pushes are idempotent.
+    # NULLs are distinct in a unique constraint, so a module without a dataset is kept unique by a partial index.
     # AUTOINCREMENT on SQLite: a removed module's id is never handed out again (index caches key on it).
-    __table_args__ = (UniqueConstraint("base_model_id", "dataset_id", "blob_digest"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        UniqueConstraint("base_model_id", "dataset_id", "blob_digest"),
+        Index(
+            "uq_modules_without_dataset",
+            "base_model_id",
+            "blob_digest",
+            unique=True,
+            sqlite_where=text("dataset_id IS NULL"),
+            postgresql_where=text("dataset_id IS NULL"),
+        ),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     base_model_id: Mapped[int] = mapped_column(ForeignKey("base_models.id"), index=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    # The module's task; for a module with a dataset, the dataset's task (a module without one still has a task).
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), index=True, nullable=True)
     method: Mapped[str] = mapped_column(String(32), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     tensor_schema: Mapped[list[Any]] = mapped_column(JSON)
@@ -104,7 +122,8 @@ class ModuleRow(Base):
     created_host: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
     base_model: Mapped[BaseModelRow] = relationship()
-    dataset: Mapped[DatasetRow] = relationship()
+    task: Mapped[TaskRow] = relationship()
+    dataset: Mapped[DatasetRow | None] = relationship()
     tags: Mapped[list[ModuleTagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True, order_by="ModuleTagRow.tag")
     ensemble: Mapped[EnsembleRow | None] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 

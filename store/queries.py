@@ -80,7 +80,8 @@ def parameter_embeddings(session: Session, schema_hash: str, after_id: int = 0) 
 
 def dataset_key(session: Session) -> tuple[int, int]:
     """(count, sum of ids) of the datasets that have modules: changes whenever that set changes."""
-    ids = select(ModuleRow.dataset_id).distinct().subquery()
+    # Modules without a dataset are not in the dataset index: their NULL is not a dataset.
+    ids = select(ModuleRow.dataset_id).where(ModuleRow.dataset_id.is_not(None)).distinct().subquery()
     count, total = session.execute(select(func.count(), func.coalesce(func.sum(ids.c.dataset_id), 0)).select_from(ids)).one()
     return int(count), int(total)
 
@@ -95,10 +96,7 @@ def parameter_key(session: Session, schema_hash: str) -> tuple[int, int]:
 def module_blobs(session: Session) -> list[tuple[int, str, str, list[Any]]]:
     """(id, task, blob digest, tensor schema) of every module, for `verify`."""
     rows = session.execute(
-        select(ModuleRow.id, TaskRow.name, ModuleRow.blob_digest, ModuleRow.tensor_schema)
-        .join(DatasetRow, ModuleRow.dataset_id == DatasetRow.id)
-        .join(TaskRow, DatasetRow.task_id == TaskRow.id)
-        .order_by(ModuleRow.id)
+        select(ModuleRow.id, TaskRow.name, ModuleRow.blob_digest, ModuleRow.tensor_schema).join(TaskRow, ModuleRow.task_id == TaskRow.id).order_by(ModuleRow.id)
     ).all()
     return [(int(r[0]), str(r[1]), str(r[2]), list(r[3])) for r in rows]
 
@@ -109,7 +107,7 @@ def module_ids(session: Session) -> set[int]:
 
 def indexed_dataset_ids(session: Session) -> set[int]:
     """Ids of the datasets that have modules (those the dataset index holds)."""
-    return set(session.scalars(select(ModuleRow.dataset_id).distinct()))
+    return set(session.scalars(select(ModuleRow.dataset_id).where(ModuleRow.dataset_id.is_not(None)).distinct()))
 
 
 def schema_hashes(session: Session) -> list[str]:
@@ -122,16 +120,18 @@ def blob_digests(session: Session) -> set[str]:
 
 def _modules() -> Select[tuple[ModuleRow]]:
     """Modules with all a record shows, in the same few queries however many match: one joined
-    query for the module and its task, dataset, base model and ensemble, one for the tags, one
-    for the ensemble sources. The embeddings, which a record does not show, stay in the database."""
+    query for the module and its task, dataset (an outer join: a module may have none), base model
+    and ensemble, one for the tags, one for the ensemble sources. The embeddings, which a record
+    does not show, stay in the database."""
     return (
         select(ModuleRow)
-        .join(ModuleRow.dataset)
-        .join(DatasetRow.task)
+        .join(ModuleRow.task)
+        .outerjoin(ModuleRow.dataset)
         .join(ModuleRow.base_model)
         .options(
             defer(ModuleRow.param_embedding),
-            contains_eager(ModuleRow.dataset).options(defer(DatasetRow.embedding), contains_eager(DatasetRow.task)),
+            contains_eager(ModuleRow.task),
+            contains_eager(ModuleRow.dataset).defer(DatasetRow.embedding),
             contains_eager(ModuleRow.base_model),
             selectinload(ModuleRow.tags),
             joinedload(ModuleRow.ensemble).options(joinedload(EnsembleRow.target_dataset).defer(DatasetRow.embedding), selectinload(EnsembleRow.sources)),
@@ -144,11 +144,11 @@ def _record(row: ModuleRow) -> ModuleRecord:
         id=row.id,
         method=row.method,
         origin=row.origin,
-        task=row.dataset.task.name,
-        category=row.dataset.task.category,
-        task_format=row.dataset.task.format,
+        task=row.task.name,
+        category=row.task.category,
+        task_format=row.task.format,
         dataset_id=row.dataset_id,
-        dataset_fingerprint=row.dataset.fingerprint,
+        dataset_fingerprint=row.dataset.fingerprint if row.dataset is not None else None,
         base_model=row.base_model.name,
         base_model_family=row.base_model.family,
         base_arch_hash=row.base_model.arch_hash,

@@ -9,10 +9,17 @@ from typing import Any
 
 import numpy as np
 
+# The format of a task known only from a module's model card or --task/--category: no examples say it.
+# A later push with a dataset of that task fills it in.
+UNKNOWN_FORMAT = "unknown"
+
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """What a task is: its name, category, format and label verbalizations (hub calls it a task card)."""
+    """What a task is: its name, category, format and label verbalizations (hub calls it a task card).
+
+    A task described only by a model card or --task/--category has format UNKNOWN_FORMAT and no labels.
+    """
 
     name: str
     category: str
@@ -84,7 +91,10 @@ class NewModule:
 
 @dataclass(frozen=True)
 class ModuleRecord:
-    """A module as the catalog knows it, joined with its task, dataset, base model and provenance (ensembles)."""
+    """A module as the catalog knows it, joined with its task, dataset, base model and provenance (ensembles).
+
+    `dataset_id` and `dataset_fingerprint` are None for a module pushed without a dataset.
+    """
 
     id: int
     method: str
@@ -92,8 +102,8 @@ class ModuleRecord:
     task: str
     category: str
     task_format: str
-    dataset_id: int
-    dataset_fingerprint: str
+    dataset_id: int | None
+    dataset_fingerprint: str | None
     base_model: str
     base_model_family: str
     base_arch_hash: str

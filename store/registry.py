@@ -90,15 +90,17 @@ class Registry:
         self.engine.dispose()
 
     def add_module(
-        self, data: bytes, module: NewModule, task: TaskInfo, dataset: DatasetInfo, base_model: BaseModelInfo, provenance: Provenance | None = None
+        self, data: bytes, module: NewModule, task: TaskInfo, dataset: DatasetInfo | None, base_model: BaseModelInfo, provenance: Provenance | None = None
     ) -> tuple[ModuleRecord, bool]:
         """Push a module's canonical bytes and rows; return the module and whether it is new.
 
         The blob is written (atomically) before the row is committed, so a visible row
         always has its blob; a push killed at any point leaves the whole module or
         nothing (an orphan blob at worst, which `gc` removes after its grace period).
+        `dataset` None: a module described only by its task, with no dataset embedding.
         """
-        for what, vector in (("parameter", module.param_embedding), ("dataset", dataset.embedding)):
+        vectors = [("parameter", module.param_embedding)] + ([("dataset", dataset.embedding)] if dataset is not None else [])
+        for what, vector in vectors:
             # A zero or non-finite vector cannot be normalized: every index rebuild would fail on its row.
             if not (np.all(np.isfinite(vector)) and np.any(vector)):
                 raise StoreError(f"the module's {what} embedding is zero or not finite; nothing was registered")
@@ -109,7 +111,8 @@ class Registry:
             module = dataclasses.replace(module, created_host=socket.gethostname())
         record, generation = self.catalog.add_module(module, task, dataset, base_model, provenance)
         if generation is not None:
-            self.indexes.module_added(generation, record.id, record.schema_hash, module.param_embedding, record.dataset_id, dataset.embedding)
+            dataset_vector = (record.dataset_id, dataset.embedding) if record.dataset_id is not None and dataset is not None else None
+            self.indexes.module_added(generation, record.id, record.schema_hash, module.param_embedding, dataset_vector)
         return record, generation is not None
 
     def remove_module(self, module_id: int) -> ModuleRecord:

@@ -25,7 +25,7 @@ from store.models import (
     TaskRow,
     vector_bytes,
 )
-from store.records import BaseModelInfo, DatasetInfo, NewModule, Provenance, TaskInfo
+from store.records import UNKNOWN_FORMAT, BaseModelInfo, DatasetInfo, NewModule, Provenance, TaskInfo
 
 T = TypeVar("T")
 # A write is retried when it loses a race it cannot see coming (a unique row inserted
@@ -70,23 +70,25 @@ class WriteTransaction:
 
 
 def add_module(
-    session: Session, module: NewModule, task: TaskInfo, dataset: DatasetInfo, base_model: BaseModelInfo, provenance: Provenance | None
+    session: Session, module: NewModule, task: TaskInfo, dataset: DatasetInfo | None, base_model: BaseModelInfo, provenance: Provenance | None
 ) -> tuple[int, bool]:
-    """Insert a module (and its task, dataset, base model rows if new); return its id and whether it is new."""
+    """Insert a module (and its task, dataset, base model rows if new); return its id and whether it is new.
+
+    Without a dataset (a module described only by its task), the same weights on the same base model
+    already registered, with a dataset or without, are that module: the dataset-less push adds nothing.
+    """
     task_row = _task(session, task)
-    dataset_row = _dataset(session, dataset, task_row)
+    dataset_row = _dataset(session, dataset, task_row) if dataset is not None else None
     base_row = _base_model(session, base_model)
-    existing = session.scalar(
-        select(ModuleRow.id).where(
-            ModuleRow.base_model_id == base_row.id,
-            ModuleRow.dataset_id == dataset_row.id,
-            ModuleRow.blob_digest == module.blob_digest,
-        )
-    )
+    same_weights = select(ModuleRow.id).where(ModuleRow.base_model_id == base_row.id, ModuleRow.blob_digest == module.blob_digest)
+    if dataset_row is not None:
+        same_weights = same_weights.where(ModuleRow.dataset_id == dataset_row.id)
+    existing = session.scalar(same_weights.order_by(ModuleRow.id).limit(1))
     if existing is not None:
         return existing, False
     row = ModuleRow(
         base_model=base_row,
+        task=task_row,
         dataset=dataset_row,
         method=module.method,
         config=module.config,
@@ -128,7 +130,10 @@ def _task(session: Session, task: TaskInfo) -> TaskRow:
         row = TaskRow(name=task.name, category=task.category, format=task.format, description=task.description, labels=dict(task.labels))
         session.add(row)
         session.flush()
-    elif row.format != task.format:
+    elif row.format == UNKNOWN_FORMAT and task.format != UNKNOWN_FORMAT:
+        # The task was known only from a model card; its first dataset says what it is.
+        row.format, row.description, row.labels = task.format, task.description, dict(task.labels)
+    elif task.format not in (row.format, UNKNOWN_FORMAT):
         raise StoreError(f"task {task.name!r} is registered with format {row.format}, not {task.format}; rename the task in its card")
     return row
 

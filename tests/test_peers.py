@@ -118,8 +118,9 @@ def test_retrieval_composes_the_k_most_similar_sources_uniformly():
     assert [source.weight for source in result.sources] == pytest.approx([1 / 3] * 3)
     assert torch.allclose(result.tensors["w"], torch.tensor([11 / 3, 0.0]))
     assert [source.module_id for source in run("retrieval", candidates, Target("target", "c"), None).sources] == [2, 5, 4]  # k = 3 by default
-    with pytest.raises(EnsemblingError, match="module 3 .* has none"):
-        run("retrieval", [ranked(1, 0.2), ranked(3, None)], Target("target", "c"), None)
+    # A source without a dataset embedding (pushed without a dataset) ranks after every source that has one.
+    unranked = [ranked(6, None), ranked(1, 0.2), ranked(3, None), ranked(2, 0.1)]
+    assert [source.module_id for source in run("retrieval", unranked, Target("target", "c"), None).sources] == [1, 2, 3]
 
 
 def tiny(suite: Path, task: str, out: Path) -> Path:

@@ -1,4 +1,3 @@
-from ensembling.errors import EnsemblingError
 from ensembling.strategies import register
 from ensembling.strategies.base import Composition, Family, Needs, Strategy
 
@@ -11,6 +10,9 @@ class Retrieval(Strategy):
     (`Candidate.similarity`; the target embedded from the examples it is given, the k-shot
     sample in a fair run), composed with equal weights. k is the pool size random-pool draws,
     so that the two differ only in how the k sources are chosen. Ties go to the older module.
+    A source without a similarity (a module registered without a dataset has no dataset
+    embedding) is ranked after every source that has one, oldest first: chosen only when
+    fewer than k sources can be ranked.
     """
 
     name = "retrieval"
@@ -20,10 +22,5 @@ class Retrieval(Strategy):
     needs = frozenset({Needs.SIMILARITY})
 
     def select(self, candidates, context):
-        unranked = [candidate for candidate in candidates if candidate.similarity is None]
-        if unranked:
-            raise EnsemblingError(
-                f"retrieval ranks sources by dataset-embedding similarity, but {unranked[0].label} has none; build candidates with their similarity to the target"
-            )
-        ranked = sorted(candidates, key=lambda candidate: (-candidate.similarity, candidate.id))
+        ranked = sorted(candidates, key=lambda candidate: (candidate.similarity is None, -(candidate.similarity or 0.0), candidate.id))
         return ranked[: context.pool_size]

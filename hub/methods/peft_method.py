@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 import warnings
@@ -44,7 +45,9 @@ class PeftMethod(Method):
         return _json_config(config)
 
     def attach(self, model: nn.Module, config: dict[str, Any]) -> nn.Module:
-        peft_config = PeftConfig.from_peft_type(**{k: v for k, v in config.items() if k != "base_model_name_or_path"})
+        # A deep copy: PEFT extends list fields (modules_to_save) in place while attaching, which would change
+        # the caller's config, e.g. a pushed module's stored config after `check_fits` attached it once.
+        peft_config = PeftConfig.from_peft_type(**copy.deepcopy({k: v for k, v in config.items() if k != "base_model_name_or_path"}))
         peft_config.inference_mode = False
         with warnings.catch_warnings():
             # PEFT asks transformers about gradient checkpointing through a deprecated name; not the user's concern.

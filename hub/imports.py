@@ -1,0 +1,48 @@
+"""`adapters import`: every PEFT module folder under some folders, pushed in one go.
+
+Each folder is pushed as `adapters push` would push it (its model card or the one --dataset
+given for all), one at a time: a folder that cannot be pushed is refused with its reason and
+the others go on. Pushing is idempotent, so a folder whose weights are already registered comes
+back as the module that holds them ("already there"), never as a second row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.errors import HubError
+from hub.methods import CONFIG_FILE
+
+IMPORTED = "imported"
+ALREADY_THERE = "already there"
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What became of one module folder: imported, already there (`module_id` holds its weights) or refused (`reason`)."""
+
+    folder: Path
+    status: str
+    module_id: int | None = None
+    task: str | None = None
+    reason: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"folder": str(self.folder), "status": self.status, "module_id": self.module_id, "task": self.task, "reason": self.reason}
+
+
+def module_folders(paths: Sequence[Path]) -> list[Path]:
+    """Every folder holding an adapter_config.json under `paths` (each path itself included), in path order, each once.
+
+    A path that does not exist is an error before anything is pushed; so is finding no module folder at all.
+    """
+    for path in paths:
+        if not path.exists():
+            raise HubError(f"{path} does not exist; pass folders that hold PEFT module folders (with {CONFIG_FILE})")
+    found = dict.fromkeys(config.parent for path in paths for config in sorted(path.rglob(CONFIG_FILE)) if config.is_file())
+    if not found:
+        raise HubError(f"no PEFT module folder (one with {CONFIG_FILE}) under {', '.join(str(path) for path in paths)}; pass the folders save_pretrained wrote")
+    return list(found)
