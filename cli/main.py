@@ -47,11 +47,11 @@ RegistryOption = Annotated[
 ]
 BlobsOption = Annotated[str | None, typer.Option("--blobs", envvar="ADAPTERS_BLOBS", help="Blob directory of a server registry (PostgreSQL).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-BaseModelFilter = Annotated[str | None, typer.Option("--base-model", help="Only modules of this base model ('minilm' or a path).")]
+BaseModelFilter = Annotated[str | None, typer.Option("--base-model", help="Only modules of this base model ('minilm', a path or a cached Hub id).")]
 MethodFilter = Annotated[str | None, typer.Option("--method", help="Only modules of this method (lora, prefix, adapter, …).")]
 CategoryFilter = Annotated[str | None, typer.Option("--category", help="Only modules of tasks in this category.")]
 # Shared by `ensemble` and `train`, which builds its init with the same ensemble options.
-BaseModelOption = Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm' or a local model folder.")]
+BaseModelOption = Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm', a local model folder or a cached Hub id ORG/NAME[@REVISION].")]
 MethodOption = Annotated[str, typer.Option("--method", help="PET method: lora, prefix, prompt, ia3 or adapter (bottleneck).")]
 MethodOptionsOption = Annotated[
     list[str] | None,
@@ -72,7 +72,10 @@ DatasetOption = Annotated[
     Path | None,
     typer.Option("--dataset", "-d", help="Dataset folder the module was trained on (task.json + splits); without it, the model card describes the task."),
 ]
-PushBaseModelOption = Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm' or a local model folder (default: from the config).")]
+PushBaseModelOption = Annotated[
+    str | None,
+    typer.Option("--base-model", help="Base model: 'minilm', a local model folder or a cached Hub id ORG/NAME[@REVISION] (default: from the config)."),
+]
 TagOption = Annotated[list[str] | None, typer.Option("--tag", "-t", help="A free tag, repeatable; added to the model card's.")]
 SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the default init, the few-shot sample and any training.")]
 OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the module as a folder here (new or empty).")]
@@ -153,7 +156,10 @@ def push(
 
 @app.command("import")
 def import_modules(
-    paths: Annotated[list[Path], typer.Argument(help="Folders to search, recursively, for PEFT module folders (with adapter_config.json).")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Folders to search, recursively, for PEFT module folders (with adapter_config.json).")] = None,
+    hf_cache: Annotated[
+        bool, typer.Option("--hf-cache", help="Instead of PATHS: every PEFT adapter repo in the local Hugging Face cache (HF_HUB_CACHE).")
+    ] = False,
     dataset: DatasetOption = None,
     base_model: PushBaseModelOption = None,
     tag: TagOption = None,
@@ -161,13 +167,16 @@ def import_modules(
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Push every module folder under PATHS: each described by its model card, or all by one --dataset.
+    """Push every module folder under PATHS (or every adapter repo of the Hugging Face cache): each described by its model card, or all by one --dataset.
 
-    A folder whose weights are registered already is reported as already there; one that cannot be pushed is
+    A cache repo records its repo id and commit sha as the module's source. A folder whose weights are registered already is reported as already there; one that cannot be pushed is
     refused with its reason and the others go on. Exit code 1 when any folder was refused.
     """
+    if bool(paths) == hf_cache:
+        fail("pass the folders to import or --hf-cache, not both or neither")
+    options = {"dataset": dataset, "base_model": base_model, "tags": tag or ()}
     with opened(registry, blobs) as hub, render.import_progress(disable=as_json) as progress:
-        outcomes = hub.import_folders(paths, dataset=dataset, base_model=base_model, tags=tag or (), progress=progress)
+        outcomes = hub.import_hf_cache(progress=progress, **options) if hf_cache else hub.import_folders(paths, progress=progress, **options)
     if as_json:
         render.print_json(render.import_json(outcomes))
     else:
@@ -176,6 +185,31 @@ def import_modules(
             render.console.print(line, highlight=False, soft_wrap=True)
     if any(outcome.status == "refused" for outcome in outcomes):
         raise typer.Exit(code=1)
+
+
+@app.command()
+def pull(
+    repo: Annotated[str, typer.Argument(help="An adapter repo of the Hugging Face Hub: ORG/NAME or ORG/NAME@REVISION (branch, tag or commit sha).")],
+    task: Annotated[str | None, typer.Option("--task", help="The module's task name (default: the repo's model card's).")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Its task's category (default: the repo's model card's).")] = None,
+    base_model: PushBaseModelOption = None,
+    tag: TagOption = None,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register an adapter repo from the local Hugging Face cache (downloaded only when not cached and HF_HUB_OFFLINE is unset).
+
+    Its model card describes it as for `push` without --dataset; the module records the repo id and commit sha as its source.
+    """
+    with opened(registry, blobs) as hub:
+        record = hub.pull(repo, task=task, category=category, base_model=base_model, tags=tag or ())
+        if as_json:
+            render.print_json(record.to_json())
+        else:
+            render.console.print(
+                f"pulled {record.source} as module [bold]{record.id}[/] ({record.method}, task {record.task}, {record.num_params:,} parameters)"
+            )
 
 
 @app.command()
@@ -258,6 +292,20 @@ def export(
     with opened(registry, blobs) as hub:
         target = hub.export(module_id, out)
         render.console.print(f"exported module {module_id} to {target} (with its model card, README.md)")
+
+
+@app.command()
+def publish(
+    module_id: Annotated[int, typer.Argument(help="Module id.")],
+    repo_id: Annotated[str, typer.Argument(help="The Hugging Face Hub model repo to upload to, ORG/NAME (created when new).")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+) -> None:
+    """Upload a module to the Hugging Face Hub as `export` writes it (PEFT files and model card); needs network and a token."""
+    with opened(registry, blobs) as hub:
+        url = hub.publish(module_id, repo_id, private=private)
+        render.console.print(f"published module {module_id} to {repo_id}: {url}")
 
 
 @app.command()

@@ -74,7 +74,7 @@ def module_details(record: ModuleRecord) -> Table:
         ("task", f"{record.task} ({record.category}, {record.task_format})"),
         ("method", record.method),
         ("origin", record.origin),
-        ("base model", f"{record.base_model} ({record.base_model_family})"),
+        ("base model", f"{record.base_model}{'@' + record.base_revision if record.base_revision else ''} ({record.base_model_family})"),
         ("parameters", f"{record.num_params:,} in {len(record.tensor_schema)} tensors"),
         ("schema", record.schema_hash[:16]),
         ("blob", record.blob_digest),
@@ -82,6 +82,7 @@ def module_details(record: ModuleRecord) -> Table:
         ("metrics", _metrics(record) or "-"),
         ("tags", ", ".join(record.tags) or "-"),
         ("created", f"{record.created_at:%Y-%m-%d %H:%M:%S} by {record.created_by or '?'}"),
+        ("source", record.source or "-"),
         ("config", json.dumps({key: value for key, value in record.config.items() if value not in (None, {}, [], "")}, sort_keys=True)),
     ]
     if record.provenance is not None:
@@ -205,7 +206,8 @@ def _import_counts(outcomes: Sequence[ImportOutcome]) -> dict[str, int]:
 def import_table(outcomes: Sequence[ImportOutcome]) -> Table:
     """One row per module folder: what became of it and the module holding it (reasons: `import_refusals`)."""
     columns = [("folder", True, "left"), ("status", True, "left"), ("module", True, "right"), ("task", False, "left")]
-    rows = [(str(o.folder), o.status, str(o.module_id) if o.module_id is not None else "-", o.task or "-") for o in outcomes]
+    # A repo of the Hugging Face cache is named by its source: its snapshot path is a sha deep in the cache.
+    rows = [(o.source or str(o.folder), o.status, str(o.module_id) if o.module_id is not None else "-", o.task or "-") for o in outcomes]
     table = _table(f"import of {len(outcomes)} module folders", columns, rows)
     table.caption = ", ".join(f"{count} {status}" for status, count in _import_counts(outcomes).items())
     return table
@@ -213,7 +215,7 @@ def import_table(outcomes: Sequence[ImportOutcome]) -> Table:
 
 def import_refusals(outcomes: Sequence[ImportOutcome]) -> list[str]:
     """Each refused folder and its reason, whole (a table cell would cut it)."""
-    return [f"refused {outcome.folder}: {outcome.reason}" for outcome in outcomes if outcome.status == "refused"]
+    return [f"refused {outcome.source or outcome.folder}: {outcome.reason}" for outcome in outcomes if outcome.status == "refused"]
 
 
 def import_json(outcomes: Sequence[ImportOutcome]) -> dict[str, Any]:

@@ -136,6 +136,7 @@ class Hub:
         metrics: Mapping[str, float] | None = None,
         tags: Iterable[str] = (),
         created_by: str | None = None,
+        source: str = "",
     ) -> ModuleRecord:
         """Register a module folder (PEFT layout) trained on `dataset`; pushing it again returns the same module.
 
@@ -143,6 +144,7 @@ class Hub:
         added to the card's and `metrics` override the card's values of the same name. Without a
         dataset, the module's task and category come from `task`/`category`, else from its card; it
         then has no dataset embedding (dataset search leaves it out; parameter search and ensembles keep it).
+        `source` says where the folder came from (e.g. hf://ORG/NAME@SHA).
         """
         from hub.backbones import resolve_base_model
         from hub.cards import read_card
@@ -162,7 +164,29 @@ class Hub:
         self.check_fits(method, config, tensors, backbone)
         merged_metrics = {**card.metrics, **(metrics or {})}
         merged_tags = tuple(dict.fromkeys((*card.tags, *tags)))
-        return self.register(method, config, tensors, data, backbone, metrics=merged_metrics, tags=merged_tags, created_by=created_by)
+        return self.register(method, config, tensors, data, backbone, metrics=merged_metrics, tags=merged_tags, created_by=created_by, source=source)
+
+    def pull(
+        self,
+        repo: str,
+        *,
+        task: str | None = None,
+        category: str | None = None,
+        base_model: str | os.PathLike[str] | None = None,
+        tags: Iterable[str] = (),
+    ) -> ModuleRecord:
+        """Push an adapter repo REPO_ID[@REVISION] of the Hugging Face Hub, described by its card (or `task`/`category`).
+
+        The snapshot is read from the local cache when it is there, and downloaded only when it is not and
+        HF_HUB_OFFLINE is unset. The module records the repo id and commit sha as its source.
+        """
+        from hub.hf_cache import fetch_snapshot, parse_hub_id
+
+        hub_id = parse_hub_id(repo)
+        if hub_id is None:
+            raise HubError(f"{repo!r} is not a Hub repo id; pass ORG/NAME or ORG/NAME@REVISION")
+        snapshot = fetch_snapshot(*hub_id, what="adapter repo")
+        return self.push(snapshot.path, task=task, category=category, base_model=base_model, tags=tags, source=snapshot.source)
 
     def import_folders(
         self,
@@ -179,22 +203,50 @@ class Hub:
         weights are already registered (on this base model) is reported as already there, not added again.
         `progress(done, total, folder)` is called after each folder.
         """
-        from hub.imports import ALREADY_THERE, IMPORTED, REFUSED, ImportOutcome, module_folders
+        from hub.imports import module_folders
 
-        folders = module_folders([Path(path) for path in paths])
+        return self._import([(folder, "") for folder in module_folders([Path(path) for path in paths])], dataset, base_model, tags, progress)
+
+    def import_hf_cache(
+        self,
+        *,
+        dataset: Dataset | str | os.PathLike[str] | None = None,
+        base_model: str | os.PathLike[str] | None = None,
+        tags: Iterable[str] = (),
+        progress: Callable[[int, int, Path], None] | None = None,
+    ) -> list[ImportOutcome]:
+        """Push every cached revision of every PEFT adapter repo in the local Hugging Face cache, as `import_folders` pushes folders.
+
+        Each module records its repo id and commit sha as its source; nothing is downloaded.
+        """
+        from hub.hf_cache import cached_adapters
+
+        return self._import([(repo.path, repo.source) for repo in cached_adapters()], dataset, base_model, tags, progress)
+
+    def _import(
+        self,
+        folders: Sequence[tuple[Path, str]],
+        dataset: Dataset | str | os.PathLike[str] | None,
+        base_model: str | os.PathLike[str] | None,
+        tags: Iterable[str],
+        progress: Callable[[int, int, Path], None] | None,
+    ) -> list[ImportOutcome]:
+        """Push each (folder, source) in turn; a refusal is that folder's outcome, and the others go on."""
+        from hub.imports import ALREADY_THERE, IMPORTED, REFUSED, ImportOutcome
+
         # One dataset for every folder: read (and refused if bad) once, before any push.
         data = load_dataset(dataset) if dataset is not None and not isinstance(dataset, Dataset) else dataset
         known = {record.id for record in self.list()}
         tags = tuple(tags)
         outcomes = []
-        for done, folder in enumerate(folders, start=1):
+        for done, (folder, source) in enumerate(folders, start=1):
             try:
-                record = self.push(folder, data, base_model=base_model, tags=tags)
+                record = self.push(folder, data, base_model=base_model, tags=tags, source=source)
             except USER_ERRORS as error:
-                outcomes.append(ImportOutcome(folder, REFUSED, reason=str(error)))
+                outcomes.append(ImportOutcome(folder, REFUSED, reason=str(error), source=source))
             else:
                 # push returns the module already holding these weights: known before, it was already there.
-                outcomes.append(ImportOutcome(folder, ALREADY_THERE if record.id in known else IMPORTED, record.id, record.task))
+                outcomes.append(ImportOutcome(folder, ALREADY_THERE if record.id in known else IMPORTED, record.id, record.task, source=source))
                 known.add(record.id)
             if progress is not None:
                 progress(done, len(folders), folder)
@@ -213,6 +265,7 @@ class Hub:
         created_by: str | None = None,
         origin: str = "trained",
         provenance: Provenance | None = None,
+        source: str = "",
     ) -> ModuleRecord:
         """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob.
 
@@ -244,6 +297,7 @@ class Hub:
                 tags=tuple(tags),
                 origin=origin,
                 created_by=created_by or _user(),
+                source=source,
             ),
             task,
             info,
@@ -354,10 +408,27 @@ class Hub:
         if target.exists() and any(target.iterdir()):
             raise HubError(f"{target} exists and is not empty; choose a new folder for the export")
         method = get_method(record.method)
-        card = model_card(record, method, target.resolve().name)
+        # Each source's own origin, where known (a removed source is not listed, and its id is 0).
+        ids = [source.module_id for source in record.provenance.sources] if record.provenance is not None else []
+        sources = {other.id: other.source for other in self.registry.catalog.list_modules(ids=ids) if other.source} if ids else {}
+        card = model_card(record, method, target.resolve().name, sources)
         method.write_folder(target, record.config, tensors, record.base_model)
         card.save(target / CARD_FILE)
         return target
+
+    def publish(self, module_id: int, repo_id: str, *, private: bool = False) -> str:
+        """Export a module (PEFT files and model card) and upload it to the Hugging Face Hub as `repo_id`; the commit's URL."""
+        import tempfile
+
+        from hub.hf_cache import parse_hub_id, upload
+
+        hub_id = parse_hub_id(repo_id)
+        if hub_id is None or hub_id[1] is not None:
+            raise HubError(f"{repo_id!r} is not a Hub repo id to publish to; pass ORG/NAME (no @REVISION)")
+        with tempfile.TemporaryDirectory(prefix="deltahub-publish-") as scratch:
+            # Named like the repo: the card's model-index names the model by its folder.
+            folder = self.export(module_id, Path(scratch) / hub_id[0].split("/")[1])
+            return upload(folder, repo_id, private)
 
     def load_module(self, module_id: int, base_model: str | os.PathLike[str] | None = None, method: str | None = None) -> TrainableModule:
         """A trainable copy of a registry module, refused unless it is for this base model and method."""

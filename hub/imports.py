@@ -1,4 +1,4 @@
-"""`adapters import`: every PEFT module folder under some folders, pushed in one go.
+"""`adapters import`: every PEFT module folder under some folders, or every adapter repo of the Hugging Face cache, pushed in one go.
 
 Each folder is pushed as `adapters push` would push it (its model card or the one --dataset
 given for all), one at a time: a folder that cannot be pushed is refused with its reason and
@@ -29,9 +29,17 @@ class ImportOutcome:
     module_id: int | None = None
     task: str | None = None
     reason: str = ""
+    source: str = ""  # hf://ORG/NAME@SHA for a repo of the Hugging Face cache
 
     def to_json(self) -> dict[str, object]:
-        return {"folder": str(self.folder), "status": self.status, "module_id": self.module_id, "task": self.task, "reason": self.reason}
+        return {
+            "folder": str(self.folder),
+            "source": self.source,
+            "status": self.status,
+            "module_id": self.module_id,
+            "task": self.task,
+            "reason": self.reason,
+        }
 
 
 def module_folders(paths: Sequence[Path]) -> list[Path]:

@@ -113,6 +113,7 @@ class TransferService:
 
         records = self.compatible_records(data, backbone, method_obj, candidates)
         config, records = choose_group(records, method_obj, backbone, wanted)
+        check_revisions(records, backbone)
         if transfers and not records:
             raise EnsemblingError(
                 f"no compatible candidates: the registry has no trained {method} modules on {backbone.ref.name} "
@@ -271,6 +272,18 @@ def choose_group(records: list[ModuleRecord], method: Method, backbone: Backbone
         return config, []
     best = max(groups.values(), key=lambda group: (len(group), -min(record.id for record in group)))
     return dict(best[0].config), best
+
+
+def check_revisions(records: Sequence[ModuleRecord], backbone: Backbone) -> None:
+    """Refuse sources trained on another revision of the base model: same shapes, other weights, so their deltas do not add up."""
+    pinned = backbone.ref.revision or ""
+    for record in records:
+        if record.base_revision != pinned:
+            raise EnsemblingError(
+                f"module {record.id} was trained on {record.base_model}@{record.base_revision or 'an unpinned revision'}, "
+                f"but the base model here is {backbone.ref.name}@{pinned or 'an unpinned revision'}; "
+                "pass --base-model with the sources' revision, or remove the modules of the other revision"
+            )
 
 
 def _config_note(options: dict[str, Any]) -> str:

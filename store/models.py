@@ -120,6 +120,8 @@ class ModuleRow(Base):
     created_by: Mapped[str] = mapped_column(String(128), default="")
     # The machine a module was pushed from: a shared registry has writers on many hosts.
     created_host: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # Where the module came from when it was not trained here, e.g. hf://ORG/NAME@SHA ("" when unknown).
+    source: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     base_model: Mapped[BaseModelRow] = relationship()
     task: Mapped[TaskRow] = relationship()

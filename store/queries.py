@@ -161,6 +161,7 @@ def _record(row: ModuleRow) -> ModuleRecord:
         created_at=row.created_at,
         created_by=row.created_by,
         created_host=row.created_host,
+        source=row.source,
         config=dict(row.config),
         tensor_schema=list(row.tensor_schema),
         provenance=None if row.ensemble is None else _provenance(row.ensemble),

@@ -87,6 +87,7 @@ class NewModule:
     origin: str = "trained"
     created_by: str = ""
     created_host: str = ""
+    source: str = ""  # where it came from, e.g. hf://ORG/NAME@SHA; "" when unknown
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class ModuleRecord:
     provenance: Provenance | None = None
     created_host: str = ""
     base_revision: str = ""  # the base model's pinned revision ("" where none was recorded)
+    source: str = ""  # where the module came from, e.g. hf://ORG/NAME@SHA ("" when unknown)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -101,6 +101,7 @@ def add_module(
         origin=module.origin,
         created_by=module.created_by,
         created_host=module.created_host,
+        source=module.source,
         tags=[ModuleTagRow(tag=tag) for tag in sorted(set(module.tags))],
         ensemble=None if provenance is None else _ensemble(provenance, dataset_row),
     )
