@@ -231,13 +231,14 @@ def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
             best = max((other for other in means if means[other].units), key=lambda other: means[other].mean)
             gap = paired_delta(runs, method, shots, arm, best)
             safe = targets[worst] >= AUTO_WORST_POINTS
-            close = mine.mean >= means[best].mean - AUTO_GAP_POINTS
+            # On the units both ran: the paired difference, not two means over different units.
+            close = gap.units > 0 and gap.mean >= -AUTO_GAP_POINTS
             chosen = Counter(run.get("chosen") or "?" for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == arm)
             picks = ", ".join(f"{name} {count}" for name, count in chosen.most_common())
             lines.append(
                 f"- `{arm}`, {shots}-shot: {'MET' if safe and close else 'not met'} — worst target Δ random {targets[worst]:+.1f} ({worst}; goal ≥ {AUTO_WORST_POINTS:+.0f}); "
-                f"mean Δ random {mine.text()} vs the best fixed strategy `{best}` {means[best].text()} (goal: within {AUTO_GAP_POINTS:.0f}; "
-                f"paired Δ {best} {gap.text()}); over {mine.units} units it chose: {picks}."
+                f"mean Δ random {mine.text()} vs the best fixed strategy `{best}` {means[best].text()} (goal: paired "
+                f"Δ {best} ≥ −{AUTO_GAP_POINTS:.0f}, measured {gap.text()}); over {mine.units} units it chose: {picks}."
             )
     return lines
 
