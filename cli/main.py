@@ -64,6 +64,10 @@ TemperatureOption = Annotated[
 CandidatesOption = Annotated[
     int | None, typer.Option("--candidates", callback=at_least(1), help="Ensemble: first narrow to the N modules of the most similar datasets.")
 ]
+ShotsOption = Annotated[
+    int | None,
+    typer.Option("--shots", callback=at_least(1), help="The k-shot sample: k train and k dev examples per label, both drawn from the train split."),
+]
 LayersOption = Annotated[
     str | None,
     typer.Option("--layers", help="Ensemble: compose only these layers (upper, lower, or indices such as 0,4-5); the others keep the default init."),
@@ -320,6 +324,7 @@ def ensemble(
     znorm: Annotated[bool | None, typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")] = None,
     candidates: CandidatesOption = None,
     layers: LayersOption = None,
+    shots: ShotsOption = None,
     score_examples: Annotated[
         int, typer.Option("--score-examples", callback=at_least(1), help="Most target examples scored (one dev batch; the paper: up to 50).")
     ] = 50,
@@ -347,8 +352,10 @@ def ensemble(
     step_options = {} if steps is None else {"reference_steps": steps, "tune_steps": steps}
     method_options = parse_method_options(method_option)
     with opened(registry, blobs) as hub, render.scoring_progress(disable=as_json) as progress:
+        # The init is built (and registered) for the k-shot sample when asked, as `train --shots` trains on it.
+        target = dataset if shots is None else load_dataset(dataset).few_shot(shots, seed)
         result = hub.ensemble(
-            dataset, base_model=base_model, method=method, method_options=method_options, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
+            target, base_model=base_model, method=method, method_options=method_options, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
             candidates=candidates, layers=layers, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
             progress=progress, **step_options,
         )  # fmt: skip
@@ -389,10 +396,7 @@ def train(
     temperature: TemperatureOption = None,
     candidates: CandidatesOption = None,
     layers: LayersOption = None,
-    shots: Annotated[
-        int | None,
-        typer.Option("--shots", callback=at_least(1), help="The k-shot sample: k train and k dev examples per label, both drawn from the train split."),
-    ] = None,
+    shots: ShotsOption = None,
     epochs: Annotated[int, typer.Option("--epochs", callback=at_least(1), help="Most epochs; early stopping on dev accuracy may end sooner.")] = 10,
     max_steps: Annotated[int | None, typer.Option("--max-steps", callback=at_least(1), help="Stop after this many optimizer steps.")] = None,
     lr: Annotated[float, typer.Option("--lr", callback=positive, help="Learning rate (the paper: 5e-4).")] = 5e-4,

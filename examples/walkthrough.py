@@ -81,8 +81,11 @@ def main() -> None:
     adapters("search", str(SUITE / NEW_TASK), "--top-k", "4", registry=registry)
 
     console.rule(f"4. compose the related modules into an init ({args.strategy})")
-    # --steps caps every training a strategy runs on the target (auto's cross-validation: ten of them) at the target's budget below.
-    adapters("ensemble", str(SUITE / NEW_TASK), "--strategy", args.strategy, "--steps", "36", "--plot", str(args.out / "weights.png"), registry=registry)
+    # On the k-shot sample step 5 trains on; --steps caps every training a strategy runs on it (auto's cross-validation: ten) at step 5's budget.
+    adapters(
+        "ensemble", str(SUITE / NEW_TASK), "--strategy", args.strategy, "--shots", str(args.shots), "--steps", "36", "--plot", str(args.out / "weights.png"),
+        registry=registry,
+    )  # fmt: skip
 
     console.rule(f"5. train the new task on {args.shots} examples per label: from the ensemble vs from random")
     # The transfer benchmark's target budget: at most 36 steps, dev evaluation every 6, stop after 2 without a better k-shot dev score.
