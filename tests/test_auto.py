@@ -213,3 +213,12 @@ def test_ensemble_layers_is_recorded_and_a_missing_layer_leaves_the_registry_unc
     line = one_line_error(cli("ensemble", str(target), "-s", "average", "--layers", "0,9", "--registry", str(path)))
     assert "--layers 0,9: layer 9 does not exist; these modules have layers 0-5" in line
     assert snapshot(path) == before
+
+
+def test_ensemble_shots_registers_the_init_for_the_k_shot_sample_train_shots_trains_on(registry):
+    path, target = registry
+    made = json.loads(cli("ensemble", str(target), "-s", "average", "--shots", "2", "--seed", "1", "--json", "--registry", str(path)).output)
+    with Hub(path) as hub:
+        record = hub.show(made["module_id"])
+    assert record.dataset_fingerprint == load_dataset(target).few_shot(2, 1).fingerprint
+    assert "fewer than 2 x --shots 9" in one_line_error(cli("ensemble", str(target), "-s", "average", "--shots", "9", "--registry", str(path)))
