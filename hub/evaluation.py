@@ -7,8 +7,9 @@ sorted by length so batches carry little padding, and run under
 `torch.inference_mode()`. `predict_many` can score a group of candidates in one forward
 per scoring batch instead: `torch.func.vmap` over `torch.func.functional_call`, the
 candidates' tensors stacked along the vmapped dimension in place of the live module's.
-Tuning (θ_t, and each source for euclidean and performance) is `hub.training.train` on the target's k-shot train split with early stopping on its
-k-shot dev split, under the same `TrainConfig` the target itself is trained with.
+Tuning (θ_t, each source for euclidean and performance, auto's cross-validation) is
+`hub.training.train` on the target's k-shot train split with early stopping on its k-shot
+dev split, under the same `TrainConfig` the target itself is trained with.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import cli, one_line_error, snapshot
+from test_transfer import random_module, tiny
 
 from ensembling.candidates import Candidate, Target
 from ensembling.ensemble import Options, run
@@ -19,7 +20,6 @@ from ensembling.layers import depth, layer_of, parse_layers
 from ensembling.strategies import NO_TRANSFER, get_strategy
 from ensembling.strategies.auto import CANDIDATES
 from hub import Hub, load_dataset
-from hub.datasets import Dataset, write_dataset
 
 TARGET = Target("wn-synonym-noun-target", "synonymy")
 BUDGET = 6  # cross-validation's training steps per fold
@@ -159,21 +159,12 @@ def test_layers_on_modules_without_per_layer_tensors_is_an_error():
 @pytest.fixture(scope="module")
 def small_registry(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Three random LoRA sources for tiny WordNet datasets and a tiny 2-label target with train and dev."""
-    root = tmp_path_factory.mktemp("auto")
-    data = root / "data"
-
-    def tiny(task: str) -> Path:
-        full = load_dataset(suite / task)
-        write_dataset(Dataset(full.card, {split: full.split(split)[:8] for split in ("train", "dev")}, ""), data / task)
-        return data / task
-
-    with Hub(root / "registry") as hub:
+    data = tmp_path_factory.mktemp("auto")
+    with Hub(data / "registry") as hub:
         for seed, task in enumerate(("wn-isa-plant", "wn-synonym-noun", "wn-antonym-noun")):
-            module = hub.new_module("minilm", "lora", {"r": 4})
-            generator = torch.Generator().manual_seed(seed)
-            tensors = {name: torch.randn(t.shape, generator=generator) * 0.05 for name, t in module.tensors().items()}
-            hub.register(module.method, module.config, tensors, load_dataset(tiny(task)), module.backbone)
-    return root / "registry", tiny("wn-isa-animal")
+            module, tensors = random_module(hub, seed)
+            hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone)
+    return data / "registry", tiny(suite, "wn-isa-animal", data)
 
 
 @pytest.fixture

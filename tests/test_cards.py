@@ -15,7 +15,7 @@ import torch
 from cli_helpers import cli, one_line_error, snapshot
 from huggingface_hub import ModelCard
 from peft import PeftModel, get_peft_model_state_dict
-from test_transfer import SOURCES, TARGET, random_module, tiny
+from test_transfer import SOURCES, TARGET, build_small_registry
 
 from hub import Hub, load_dataset
 from hub.backbones import MINILM_NAME, load_base_model, resolve_base_model
@@ -27,17 +27,8 @@ METRICS = {"dev_acc": 0.75, "test_acc": 0.5, "loss": 0.3}
 
 @pytest.fixture(scope="module")
 def small_registry(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Four source modules and one module of the target task with tags and metrics, and the tiny target dataset."""
-    root = tmp_path_factory.mktemp("cards")
-    data = root / "data"
-    target = tiny(suite, TARGET, data)
-    with Hub(root / "registry") as hub:
-        for task, seed in SOURCES.items():
-            module, tensors = random_module(hub, seed)
-            hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone)
-        module, tensors = random_module(hub, 99)
-        hub.register(module.method, module.config, tensors, load_dataset(target), module.backbone, metrics=METRICS, tags=TAGS)
-    return root / "registry", target
+    """test_transfer's small registry, the target's own module with tags and metrics."""
+    return build_small_registry(suite, tmp_path_factory.mktemp("cards"), metrics=METRICS, tags=TAGS)
 
 
 @pytest.fixture

@@ -37,10 +37,8 @@ def random_module(hub: Hub, seed: int) -> tuple:
     return module, tensors
 
 
-@pytest.fixture(scope="module")
-def small_registry(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Four source modules, one module of the target task itself, and the tiny target dataset."""
-    root = tmp_path_factory.mktemp("transfer")
+def build_small_registry(suite: Path, root: Path, **own: object) -> tuple[Path, Path]:
+    """Four source modules, one module of the target task itself (registered with `own`, e.g. metrics), and the tiny target dataset."""
     data = root / "data"
     target = tiny(suite, TARGET, data)
     with Hub(root / "registry") as hub:
@@ -48,8 +46,13 @@ def small_registry(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
             module, tensors = random_module(hub, seed)
             hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone)
         module, tensors = random_module(hub, 99)
-        hub.register(module.method, module.config, tensors, load_dataset(target), module.backbone)  # the target's own
+        hub.register(module.method, module.config, tensors, load_dataset(target), module.backbone, **own)  # the target's own
     return root / "registry", target
+
+
+@pytest.fixture(scope="module")
+def small_registry(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return build_small_registry(suite, tmp_path_factory.mktemp("transfer"))
 
 
 @pytest.fixture

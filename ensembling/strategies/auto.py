@@ -66,26 +66,22 @@ class Auto(Strategy):
             return self._remember(context, _decided(weighted, Decision(name, composition, reason), 0))
 
         trials, steps = [], 0
-        for name, weighted, composition in [(NO_TRANSFER, Weighted([], [], []), Composition.DEFAULT_INIT)] + [
-            (name, weighted, composition) for name, (weighted, composition) in inits.items()
-        ]:
+        default = (Weighted([], [], []), Composition.DEFAULT_INIT)
+        # The default init first: max keeps the first of equals, so it wins a tie.
+        for name, (weighted, composition) in {NO_TRANSFER: default, **inits}.items():
             folds = evaluator.cross_validate(weighted.tensors(composition, evaluator.default_tensors), context.reference_steps, context.seed)
             steps += sum(fold.steps for fold in folds)
             trials.append(Trial(name, math.fsum(fold.accuracy for fold in folds) / len(folds), math.fsum(fold.loss for fold in folds) / len(folds)))
-        # max keeps the first of equals: the default init, listed first, wins a tie.
         best = max(trials, key=lambda trial: (trial.accuracy, -trial.loss))
-        default = trials[0]
         others = ", ".join(f"{trial.strategy} {trial.accuracy:.3f}" for trial in trials[1:] if trial is not best)
-        if best is default:
-            reason = f"kept the default init: cross-validated accuracy {default.accuracy:.3f}, no composed init did better ({others})"
+        if best is trials[0]:
+            reason = f"kept the default init: cross-validated accuracy {best.accuracy:.3f}, no composed init did better ({others})"
         else:
-            reason = f"chose {best.strategy}: cross-validated accuracy {best.accuracy:.3f} vs {default.accuracy:.3f} for the default init ({others})"
+            reason = f"chose {best.strategy}: cross-validated accuracy {best.accuracy:.3f} vs {trials[0].accuracy:.3f} for the default init ({others})"
         reason += f"; {len(folds)} folds"
         if refused:
             reason += f"; left out {'; '.join(refused)}"
-        if best is default:
-            return self._remember(context, Weighted([], [], [], steps, Decision(NO_TRANSFER, Composition.DEFAULT_INIT, reason, tuple(trials))))
-        weighted, composition = inits[best.strategy]
+        weighted, composition = default if best is trials[0] else inits[best.strategy]
         return self._remember(context, _decided(weighted, Decision(best.strategy, composition, reason, tuple(trials)), steps))
 
 
