@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     # Annotations only: the reports are store data that hub.Hub.verify / gc hand over unchanged.
     from hub import BrokenModule, GcReport, IndexFinding, VerifyReport
     from hub.imports import ImportOutcome
+    from store.tokens import TokenRecord
 
 console = Console()
 
@@ -53,6 +54,17 @@ def modules_table(records: Sequence[ModuleRecord], title: str = "modules") -> Ta
     columns = [("id", True, "right"), ("task", True, "left"), ("method", True, "left"), ("category", False, "left"), ("origin", False, "left"),
                ("params", False, "right"), ("metrics", False, "left"), ("created", False, "left")]  # fmt: skip
     rows = [(str(r.id), r.task, r.method, r.category, r.origin, f"{r.num_params:,}", _metrics(r), r.created_at.strftime("%Y-%m-%d")) for r in records]
+    return _table(title, columns, rows)
+
+
+def tokens_table(records: Sequence[TokenRecord], title: str = "tokens") -> Table:
+    """Names, scopes and dates of the API tokens; the registry has no secret to show."""
+
+    def when(moment) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+
+    columns = [("name", True, "left"), ("scope", True, "left"), ("created", True, "left"), ("last used", True, "left"), ("revoked", True, "left")]
+    rows = [(r.name, r.scope, when(r.created_at), when(r.last_used_at), when(r.revoked_at)) for r in records]
     return _table(title, columns, rows)
 
 

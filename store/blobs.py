@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from store.errors import BlobCorrupt, StoreError
-from store.files import atomic_write
+from store.errors import BlobCorrupt, StoreError, UploadTooLarge
+from store.files import atomic_write, fsync_dir
 
 SUFFIX = ".safetensors"
 TEMP_PREFIX = ".tmp-"
@@ -88,6 +89,22 @@ class BlobStore:
         except OSError as error:
             raise StoreError(f"cannot write blobs under {self.root}: {error.strerror}; check the blob directory's permissions") from None
         return digest
+
+    def touch(self, digest: str) -> bool:
+        """Refresh a blob's mtime, as `put` of the same bytes would; False when the blob is absent."""
+        try:
+            os.utime(self.path(digest))
+        except FileNotFoundError:
+            return False
+        except PermissionError:
+            return self.exists(digest)  # someone else's file on a shared directory: it is there
+        return True
+
+    def receive(self, digest: str, max_bytes: int) -> BlobUpload:
+        """Start writing a blob that arrives in pieces (an upload to the registry server)."""
+        if not self.root.is_dir():
+            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or pass the right --blobs")
+        return BlobUpload(self, digest, max_bytes)
 
     def get(self, digest: str, owner: str = "") -> bytes:
         """Read a blob and verify it; `owner` names what the blob belongs to in errors."""
@@ -210,3 +227,50 @@ class BlobStore:
             except FileNotFoundError:
                 continue
         return report
+
+
+class BlobUpload:
+    """A blob arriving in pieces: hashed as it is written to a temp file, put in place only whole and matching its digest.
+
+    A writer killed midway leaves a temp file, which `collect_garbage` removes after the grace period;
+    `abort` (a client that went away) removes it at once.
+    """
+
+    def __init__(self, store: BlobStore, digest: str, max_bytes: int) -> None:
+        self.store = store
+        self.digest = digest
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._hash = hashlib.sha256()
+        target = store.path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=SUFFIX)
+        os.fchmod(handle, BLOB_MODE)
+        self._temp = Path(temp)
+        self._out = os.fdopen(handle, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            self.abort()
+            raise UploadTooLarge(f"the upload is over the server's limit of {self.max_bytes} bytes; nothing was stored")
+        self._hash.update(chunk)
+        self._out.write(chunk)
+
+    def commit(self) -> None:
+        """Verify the bytes against the declared digest and move them into place (or refresh the copy already there)."""
+        if self._hash.hexdigest() != self.digest:
+            self.abort()
+            raise BlobCorrupt(f"the uploaded bytes hash to {self._hash.hexdigest()[:12]}, not the declared {self.digest[:12]}; nothing was stored")
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+        if self.store.touch(self.digest):
+            self._temp.unlink(missing_ok=True)
+            return
+        os.replace(self._temp, self.store.path(self.digest))
+        fsync_dir(self._temp.parent)
+
+    def abort(self) -> None:
+        self._out.close()
+        self._temp.unlink(missing_ok=True)

@@ -22,3 +22,11 @@ class DatabaseBusy(StoreError):
 
 class BlobCorrupt(StoreError):
     """A blob whose bytes no longer hash to its address."""
+
+
+class UploadTooLarge(StoreError):
+    """An upload over the registry server's --max-upload."""
+
+
+class AccessDenied(StoreError):
+    """A registry server refused the request's token: missing, unknown or revoked (401), or of too small a scope (403)."""

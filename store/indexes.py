@@ -14,6 +14,7 @@ generation, rows added since (ids only grow) are appended, and anything else
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,15 +59,23 @@ class IndexSet:
         self._cache: dict[str, _Cached] = {}
         # How often each way of catching up happened (for tests and benchmarks).
         self.stats = {"current": 0, "disk": 0, "key": 0, "appended": 0, "rebuilt": 0}
+        # The registry server searches and pushes from many threads; the cache and files are shared state.
+        self._lock = threading.RLock()
 
     def search_datasets(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        return _hits(self._fresh(DATASETS, *self._dataset_queries()), vector, k)
+        with self._lock:
+            return _hits(self._fresh(DATASETS, *self._dataset_queries()), vector, k)
 
     def search_parameters(self, schema_hash: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        return _hits(self._fresh(_param_name(schema_hash), *self._parameter_queries(schema_hash)), vector, k)
+        with self._lock:
+            return _hits(self._fresh(_param_name(schema_hash), *self._parameter_queries(schema_hash)), vector, k)
 
     def rebuild(self) -> dict[str, int]:
         """Rebuild every index from the database; return the rows in each."""
+        with self._lock:
+            return self._rebuild()
+
+    def _rebuild(self) -> dict[str, int]:
         self._cache.clear()
         for stale in self.root.glob("*.faiss*"):
             stale.unlink(missing_ok=True)
@@ -117,6 +126,10 @@ class IndexSet:
         )
 
     def _apply(self, name: str, generation: int, change: Callable[[_Cached], Key]) -> None:
+        with self._lock:
+            self._apply_unlocked(name, generation, change)
+
+    def _apply_unlocked(self, name: str, generation: int, change: Callable[[_Cached], Key]) -> None:
         cached = self._cache.get(name)
         if cached is None or cached.generation != generation - 1:
             cached = self._load(name)

@@ -184,3 +184,22 @@ class RegistryStateRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     registry_id: Mapped[str] = mapped_column(String(32), default="", server_default="")
+
+
+class TokenRow(Base):
+    """An API token of the registry server: a name, a scope and the sha256 of its secret (the secret itself is never stored).
+
+    A revoked token keeps its row (and its name) so that `revoked_at` says when it stopped working.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    # read, write or admin: each includes the ones before it (store.tokens.SCOPES).
+    scope: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Updated at most once a minute per token, so authenticated reads do not write on every request.
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
+from store.backend import RegistryBackend
 from store.blobs import BlobStore
 from store.catalog import Catalog
 from store.db import check_schema, current_revision, display_url, head_revision, make_engine, parse_url, upgrade
 from store.errors import StoreError
 from store.indexes import IndexSet
 from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
+from store.tokens import TokenStore
 
 REGISTRY_ENV = "ADAPTERS_REGISTRY"
 BLOBS_ENV = "ADAPTERS_BLOBS"
@@ -47,6 +49,8 @@ def resolve_location(spec: str | os.PathLike[str] | None = None, blobs: str | os
     spec = spec if spec is not None else os.environ.get(REGISTRY_ENV) or default_directory()
     blobs = blobs if blobs is not None else os.environ.get(BLOBS_ENV)
     text = str(spec)
+    if text.startswith(("http://", "https://")):
+        raise StoreError(f"{text} is a registry server; run this on the server's machine with its registry directory or database URL")
     if "://" not in text:
         directory = Path(text).expanduser().resolve()
         return Location(f"sqlite:///{directory / DATABASE_FILE}", Path(blobs) if blobs else directory / "blobs", directory / "indexes", directory)
@@ -59,6 +63,18 @@ def resolve_location(spec: str | os.PathLike[str] | None = None, blobs: str | os
     # Index caches are per machine; the password never reaches the cache path.
     key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
     return Location(text, Path(blobs).expanduser().resolve(), Path(platformdirs.user_cache_dir("deltahub")) / "indexes" / key, None)
+
+
+def open_registry(spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> RegistryBackend:
+    """A registry directory or database URL opened here, or a registry server's http(s) URL opened through it."""
+    spec = spec if spec is not None else os.environ.get(REGISTRY_ENV) or None
+    if isinstance(spec, str) and spec.startswith(("http://", "https://")):
+        if blobs is not None:
+            raise StoreError("a registry server keeps its own blobs; drop --blobs / ADAPTERS_BLOBS when --registry is its URL")
+        from store.remote import RemoteRegistry  # httpx is imported only by commands that reach a server
+
+        return RemoteRegistry(spec)
+    return Registry.open(spec, blobs)
 
 
 class Registry:
@@ -74,6 +90,7 @@ class Registry:
         try:
             check_schema(self.engine, create=create)
             self.catalog = Catalog(self.engine)
+            self.tokens = TokenStore(self.engine)
             self.blobs = BlobStore(location.blobs)
             self.registry_id = self.catalog.registry_id()
             self.blobs.claim(self.registry_id, display_url(self.engine))
@@ -99,14 +116,24 @@ class Registry:
         nothing (an orphan blob at worst, which `gc` removes after its grace period).
         `dataset` None: a module described only by its task, with no dataset embedding.
         """
-        vectors = [("parameter", module.param_embedding)] + ([("dataset", dataset.embedding)] if dataset is not None else [])
-        for what, vector in vectors:
-            # A zero or non-finite vector cannot be normalized: every index rebuild would fail on its row.
-            if not (np.all(np.isfinite(vector)) and np.any(vector)):
-                raise StoreError(f"the module's {what} embedding is zero or not finite; nothing was registered")
+        _check_embeddings(module, dataset)
         digest = self.blobs.put(data)
         if digest != module.blob_digest:
             raise StoreError(f"module bytes hash to {digest[:12]}, not the declared {module.blob_digest[:12]}; nothing was registered")
+        return self._add_rows(module, task, dataset, base_model, provenance)
+
+    def add_stored_module(
+        self, module: NewModule, task: TaskInfo, dataset: DatasetInfo | None, base_model: BaseModelInfo, provenance: Provenance | None = None
+    ) -> tuple[ModuleRecord, bool]:
+        """Register a module whose blob is already in the store (uploaded to the registry server first); as `add_module`."""
+        _check_embeddings(module, dataset)
+        if not self.blobs.touch(module.blob_digest):
+            raise StoreError(f"blob {module.blob_digest[:12]} is not in the registry; upload the module's bytes before its record")
+        return self._add_rows(module, task, dataset, base_model, provenance)
+
+    def _add_rows(
+        self, module: NewModule, task: TaskInfo, dataset: DatasetInfo | None, base_model: BaseModelInfo, provenance: Provenance | None
+    ) -> tuple[ModuleRecord, bool]:
         if not module.created_host:
             module = dataclasses.replace(module, created_host=socket.gethostname())
         record, generation = self.catalog.add_module(module, task, dataset, base_model, provenance)
@@ -137,6 +164,14 @@ def upgrade_registry(location: Location) -> tuple[str | None, str]:
         return before, head_revision()
     finally:
         engine.dispose()
+
+
+def _check_embeddings(module: NewModule, dataset: DatasetInfo | None) -> None:
+    vectors = [("parameter", module.param_embedding)] + ([("dataset", dataset.embedding)] if dataset is not None else [])
+    for what, vector in vectors:
+        # A zero or non-finite vector cannot be normalized: every index rebuild would fail on its row.
+        if not (np.all(np.isfinite(vector)) and np.any(vector)):
+            raise StoreError(f"the module's {what} embedding is zero or not finite; nothing was registered")
 
 
 def _new_sqlite_registry(location: Location) -> bool:

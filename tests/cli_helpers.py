@@ -19,7 +19,7 @@ def cli(*args: str):
 
 def adapters(registry: Path | str, *args: str):
     return runner.invoke(
-        app, [*args, "--registry", str(registry)] if args and args[0] not in ("index", "db") else [*args[:2], "--registry", str(registry), *args[2:]]
+        app, [*args, "--registry", str(registry)] if args and args[0] not in ("index", "db", "token") else [*args[:2], "--registry", str(registry), *args[2:]]
     )
 
 

@@ -1,0 +1,151 @@
+"""The registry server's JSON API, under /api/v1: what store.remote calls for every CLI verb and `Hub`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from cli.server.auth import ServerSettings, require
+from hub.serving import SCOPES, BlobCorrupt, RegistryService, UploadTooLarge
+
+router = APIRouter(prefix="/api/v1")
+
+SHA256 = r"^[0-9a-f]{64}$"
+Digest = Annotated[str, Path(pattern=SHA256, description="sha256 hex of the blob's bytes")]
+ModuleId = Annotated[int, Path(ge=1, description="a module id, as `adapters list` shows it")]
+TokenName = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+IdList = Annotated[str | None, Query(pattern=r"^(\d+(,\d+)*)?$", description="comma-separated ids")]
+Read = Depends(require("read"))
+Write = Depends(require("write"))
+Admin = Depends(require("admin"))
+
+
+def service_of(request: Request) -> RegistryService:
+    return request.app.state.service
+
+
+Service = Annotated[RegistryService, Depends(service_of)]
+
+
+class DatasetQuery(BaseModel):
+    vector: list[float] = Field(min_length=1)
+    k: int = Field(ge=1, le=10_000)
+
+
+class ParameterQuery(DatasetQuery):
+    schema_hash: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+
+
+class NewToken(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    scope: str = Field(pattern="^(" + "|".join(SCOPES) + ")$")
+
+
+@router.get("/info", summary="The registry behind this server (no token needed)")
+def info(request: Request, service: Service) -> dict[str, Any]:
+    settings: ServerSettings = request.app.state.settings
+    return {"registry_id": service.registry_id, "public_read": settings.public_read, "max_upload": settings.max_upload}
+
+
+@router.get("/modules", dependencies=[Read], summary="Modules matching every filter given, by id")
+def list_modules(
+    service: Service,
+    base_model: str | None = None,
+    method: str | None = None,
+    category: str | None = None,
+    task: str | None = None,
+    ids: IdList = None,
+    dataset_ids: IdList = None,
+) -> list[dict[str, Any]]:
+    return service.list_modules(base_model=base_model, method=method, category=category, task=task, ids=_ids(ids), dataset_ids=_ids(dataset_ids))
+
+
+@router.get("/modules/{module_id}", dependencies=[Read], summary="One module, its provenance included")
+def get_module(module_id: ModuleId, service: Service) -> dict[str, Any]:
+    return service.get_module(module_id)
+
+
+@router.delete("/modules/{module_id}", dependencies=[Admin], summary="Remove a module's rows (its blob stays until `adapters gc`)")
+def remove_module(module_id: ModuleId, service: Service) -> dict[str, Any]:
+    return service.remove_module(module_id)
+
+
+@router.post("/modules", dependencies=[Write], summary="Register a module whose blob was uploaded first")
+def add_module(payload: dict[str, Any], service: Service) -> dict[str, Any]:
+    return service.add_module(payload)
+
+
+@router.get("/modules/{module_id}/export", dependencies=[Read], summary="The module as a Hub-ready folder (PEFT files and model card), zipped")
+def export_module(module_id: ModuleId, service: Service) -> Response:
+    name, data = service.export_zip(module_id)
+    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/datasets/{fingerprint}/embedding", dependencies=[Read], summary="A known dataset's embedding (null when unknown)")
+def dataset_embedding(fingerprint: Digest, service: Service) -> dict[str, list[float] | None]:
+    return {"embedding": service.dataset_embedding(fingerprint)}
+
+
+@router.post("/search/datasets", dependencies=[Read], summary="Dataset ids nearest to an embedding, with their scores")
+def search_datasets(query: DatasetQuery, service: Service) -> list[tuple[int, float]]:
+    return service.search_datasets(query.vector, query.k)
+
+
+@router.post("/search/parameters", dependencies=[Read], summary="Module ids nearest to a parameter sketch, within one tensor schema")
+def search_parameters(query: ParameterQuery, service: Service) -> list[tuple[int, float]]:
+    return service.search_parameters(query.schema_hash, query.vector, query.k)
+
+
+@router.post("/indexes/rebuild", dependencies=[Admin], summary="Rebuild the faiss indexes from the database")
+def rebuild_indexes(service: Service) -> dict[str, int]:
+    return service.rebuild_indexes()
+
+
+@router.get("/blobs/{digest}", dependencies=[Read], summary="A blob's bytes; the client checks them against the digest")
+def get_blob(digest: Digest, service: Service) -> FileResponse:
+    path = service.blob_path(digest)
+    if path is None:
+        raise BlobCorrupt(f"blob {digest[:12]} is not on the registry server; its admin can run `adapters verify`")
+    return FileResponse(path, media_type="application/octet-stream", headers={"X-Content-SHA256": digest})
+
+
+@router.put("/blobs/{digest}", dependencies=[Write], status_code=201, summary="Upload a blob; refused unless its bytes hash to the digest")
+async def put_blob(digest: Digest, request: Request, service: Service) -> dict[str, Any]:
+    settings: ServerSettings = request.app.state.settings
+    declared = request.headers.get("content-length")
+    # Refused before a byte is read: the declared length alone is over the limit.
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_upload:
+        raise UploadTooLarge(f"the upload ({declared} bytes) is over the server's limit of {settings.max_upload} bytes; nothing was stored")
+    upload = await run_in_threadpool(service.receive_blob, digest, settings.max_upload)
+    try:
+        async for chunk in request.stream():
+            upload.write(chunk)
+    except BaseException:  # the client went away (ClientDisconnect), or the limit: no temp file stays behind
+        upload.abort()
+        raise
+    await run_in_threadpool(upload.commit)
+    return {"digest": digest, "size": upload.size}
+
+
+@router.get("/tokens", dependencies=[Admin], summary="Every token (never its secret)")
+def list_tokens(service: Service) -> list[dict[str, Any]]:
+    return [token.to_json() for token in service.list_tokens()]
+
+
+@router.post("/tokens", dependencies=[Admin], status_code=201, summary="Create a token; its secret is in this answer only")
+def create_token(new: NewToken, service: Service) -> dict[str, Any]:
+    token, secret = service.create_token(new.name, new.scope)
+    return {"token": token.to_json(), "secret": secret}
+
+
+@router.delete("/tokens/{name}", dependencies=[Admin], summary="Revoke a token")
+def revoke_token(name: TokenName, service: Service) -> dict[str, Any]:
+    return service.revoke_token(name).to_json()
+
+
+def _ids(text: str | None) -> list[int] | None:
+    return None if text is None else [int(part) for part in text.split(",") if part]

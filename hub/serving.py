@@ -1,0 +1,109 @@
+"""What the registry server (cli/server) asks of the registry it fronts, in JSON terms.
+
+The server only moves records, vectors and bytes: it never loads a model. Clients compute
+embeddings and scores on their own machines and send the results (see store.remote).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from hub.api import Hub
+from hub.errors import USER_ERRORS, HubError
+from store.blobs import BlobUpload
+from store.errors import BlobCorrupt, DatabaseBusy, NotFound, UploadTooLarge
+from store.registry import Registry
+from store.tokens import SCOPES, TokenRecord, allows
+from store.wire import push_from_json, record_to_json, vector_from_json, vector_to_json
+
+# The server's error mapping names these; it imports nothing below hub.
+__all__ = ["SCOPES", "USER_ERRORS", "BlobCorrupt", "DatabaseBusy", "NotFound", "RegistryService", "TokenRecord", "UploadTooLarge", "allows"]
+
+
+class RegistryService:
+    """A local registry opened for serving: reads and writes by JSON, blob files by path, tokens."""
+
+    def __init__(self, registry: str | os.PathLike[str] | None, blobs: str | os.PathLike[str] | None) -> None:
+        self.hub = Hub(registry, blobs)
+        if not isinstance(self.hub.registry, Registry):
+            self.hub.close()
+            raise HubError("`adapters serve` fronts a registry directory or database URL, not another server's URL")
+        self.registry: Registry = self.hub.registry
+
+    def close(self) -> None:
+        self.hub.close()
+
+    @property
+    def registry_id(self) -> str:
+        return self.registry.registry_id
+
+    @property
+    def display(self) -> str:
+        return self.registry.location.display
+
+    def list_modules(self, **filters: Any) -> list[dict[str, Any]]:
+        return [record_to_json(record) for record in self.registry.catalog.list_modules(**filters)]
+
+    def get_module(self, module_id: int) -> dict[str, Any]:
+        return record_to_json(self.registry.catalog.get_module(module_id))
+
+    def remove_module(self, module_id: int) -> dict[str, Any]:
+        return record_to_json(self.hub.remove(module_id))
+
+    def add_module(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Register a pushed record whose blob was uploaded first; a malformed record is a HubError."""
+        try:
+            parts = push_from_json(payload)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise HubError(f"malformed module record ({type(error).__name__}: {error}); push with this deltahub's client") from None
+        record, created = self.registry.add_stored_module(*parts)
+        return {"module": record_to_json(record), "created": created}
+
+    def dataset_embedding(self, fingerprint: str) -> list[float] | None:
+        vector = self.registry.catalog.dataset_embedding(fingerprint)
+        return None if vector is None else vector_to_json(vector)
+
+    def search_datasets(self, vector: list[float], k: int) -> list[tuple[int, float]]:
+        return self.registry.indexes.search_datasets(vector_from_json(vector), k)
+
+    def search_parameters(self, schema_hash: str, vector: list[float], k: int) -> list[tuple[int, float]]:
+        return self.registry.indexes.search_parameters(schema_hash, vector_from_json(vector), k)
+
+    def rebuild_indexes(self) -> dict[str, int]:
+        return self.hub.rebuild_indexes()
+
+    def blob_path(self, digest: str) -> Path | None:
+        path = self.registry.blobs.path(digest)
+        return path if path.is_file() else None
+
+    def receive_blob(self, digest: str, max_bytes: int) -> BlobUpload:
+        return self.registry.blobs.receive(digest, max_bytes)
+
+    def export_zip(self, module_id: int) -> tuple[str, bytes]:
+        """The module as `adapters export` writes it (PEFT files and model card), zipped; (file name, bytes)."""
+        name = f"module-{module_id}"
+        with tempfile.TemporaryDirectory(prefix="deltahub-export-") as scratch:
+            folder = self.hub.export(module_id, Path(scratch) / name)
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(folder.rglob("*")):
+                    if path.is_file():
+                        archive.write(path, f"{name}/{path.relative_to(folder)}")
+        return f"{name}.zip", buffer.getvalue()
+
+    def authenticate(self, secret: str) -> TokenRecord | None:
+        return self.registry.tokens.authenticate(secret)
+
+    def create_token(self, name: str, scope: str) -> tuple[TokenRecord, str]:
+        return self.registry.tokens.create(name, scope)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        return self.registry.tokens.list()
+
+    def revoke_token(self, name: str) -> TokenRecord:
+        return self.registry.tokens.revoke(name)
