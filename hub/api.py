@@ -6,17 +6,19 @@ import getpass
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.datasets import Dataset, load_dataset
 from hub.errors import USER_ERRORS, BaseModelMismatch, HubError
 from hub.search import SearchHit
+from store.backend import RegistryBackend
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
 from store.maintenance import verify as verify_registry
 from store.records import UNKNOWN_FORMAT, BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
-from store.registry import Registry, resolve_location, upgrade_registry
+from store.registry import Registry, open_registry, resolve_location, upgrade_registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,7 +37,7 @@ class Hub:
     """A registry of modules: push, search, list, show, remove, export; later ensemble and train."""
 
     def __init__(self, registry: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> None:
-        self.registry = Registry.open(registry, blobs)
+        self.registry: RegistryBackend = open_registry(registry, blobs)
         self._encoder: DatasetEncoder | None = None
         self._backbones: dict[tuple[str, str], Backbone] = {}
         self._expected: dict[tuple[str, str, str, str], dict[str, tuple[int, ...]]] = {}
@@ -145,6 +147,16 @@ class Hub:
         dataset, the module's task and category come from `task`/`category`, else from its card; it
         then has no dataset embedding (dataset search leaves it out; parameter search and ensembles keep it).
         `source` says where the folder came from (e.g. hf://ORG/NAME@SHA).
+
+        A card that declares the module a composed init (`deltahub: {origin: ensemble, provenance: ...}`, as
+        `export` writes it) registers it as one, with its provenance: strategy, temperature, top-k, chosen,
+        rationale, layers and each source's score and weight. Sources are named by blob digest in the card
+        and become the modules of this registry holding those weights (on the same base model); a source
+        this registry does not hold is recorded by its digest alone, with module id 0 (as a removed source
+        is). The registry keeps a provenance with its target dataset, which is the module's dataset: a
+        composed init must be pushed with `dataset` (its target; for an init built with --shots, the full
+        dataset it was sampled from), and without one it is refused. A trained module's card may carry the
+        provenance of its init too: kept with a dataset, left out without one (the module is still pushed).
         """
         from hub.backbones import resolve_base_model
         from hub.cards import read_card
@@ -156,6 +168,12 @@ class Hub:
         folder = Path(folder)
         method = method_for_config(read_config(folder))
         card = read_card(folder)
+        origin = card.origin or "trained"
+        if origin == "ensemble" and dataset is None:
+            raise HubError(
+                f"{folder} is a composed init (strategy {card.provenance.strategy}) and the registry keeps its provenance with its target dataset; "
+                "pass --dataset TARGET_DIR, the dataset it was composed for"
+            )
         described = _described_task(folder, task or card.task, category or card.category) if dataset is None else None
         config, tensors = method.read_folder(folder)
         data = described if described is not None else dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
@@ -164,7 +182,21 @@ class Hub:
         self.check_fits(method, config, tensors, backbone)
         merged_metrics = {**card.metrics, **(metrics or {})}
         merged_tags = tuple(dict.fromkeys((*card.tags, *tags)))
-        return self.register(method, config, tensors, data, backbone, metrics=merged_metrics, tags=merged_tags, created_by=created_by, source=source)
+        # Without a dataset there is no row to keep a provenance with (only a trained module's init gets here).
+        provenance = self._sources_here(card.provenance, ref.name) if card.provenance is not None and described is None else None
+        return self.register(
+            method, config, tensors, data, backbone,
+            metrics=merged_metrics, tags=merged_tags, created_by=created_by, origin=origin, provenance=provenance, source=source,
+        )  # fmt: skip
+
+    def _sources_here(self, provenance: Provenance, base_model: str) -> Provenance:
+        """A card's provenance with each source's module id in this registry: the first module on `base_model` holding its digest, else 0."""
+        digests = {source.digest for source in provenance.sources}
+        held: dict[str, int] = {}
+        for record in self.registry.catalog.list_modules(base_model=base_model):
+            if record.blob_digest in digests:
+                held.setdefault(record.blob_digest, record.id)
+        return replace(provenance, sources=tuple(replace(source, module_id=held.get(source.digest, 0)) for source in provenance.sources))
 
     def pull(
         self,
@@ -493,11 +525,17 @@ class Hub:
 
     def gc(self, grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport:
         """Delete blobs no module references that are older than the grace period (default one hour)."""
-        return collect_garbage(self.registry, grace_s, dry_run)
+        return collect_garbage(self._local("gc"), grace_s, dry_run)
 
     def verify(self, repair: bool = False) -> VerifyReport:
         """Re-hash blobs, check rows and indexes; with `repair`, rebuild the indexes (never deletes modules)."""
-        return verify_registry(self.registry, repair)
+        return verify_registry(self._local("verify"), repair)
+
+    def _local(self, verb: str) -> Registry:
+        """The registry opened here; maintenance reads its files, so it runs where they are."""
+        if not isinstance(self.registry, Registry):
+            raise HubError(f"`{verb}` works on the registry's files: run it on the server's machine with its registry directory or database URL")
+        return self.registry
 
 
 def _described_task(folder: Path, task: str | None, category: str | None) -> TaskInfo:

@@ -3,7 +3,8 @@
 The front matter is `huggingface_hub.ModelCardData`: what the Hub indexes (library, base model and
 its relation, datasets, tags, model-index results) plus a `deltahub:` mapping for what the Hub has
 no field for: the task's category, the base model's revision, metrics that are not
-scores on a split, and an init's provenance.
+scores on a split, the module's origin (trained, or ensemble for a composed init) and its provenance,
+machine-readably, so that `push` of an exported init registers it as the init it is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from hub.errors import HubError
 from hub.families import family_named
 from hub.methods import METHODS, Method
 from hub.methods.peft_method import PeftMethod
-from store.records import ModuleRecord, Provenance
+from store.records import ModuleRecord, Provenance, SourceWeight
 
 CARD_FILE = "README.md"
 OWN_KEY = "deltahub"
@@ -32,6 +33,9 @@ LIBRARY_TAGS = ("peft", "transformers")
 SPLIT_METRIC = re.compile(r"^(train|dev|validation|test)_(.+)$")
 # The Hub's task ids for the dataset formats.
 TASK_TYPES = {"classification": "text-classification", "pair": "text-classification", "multiple_choice": "multiple-choice"}
+# The origins a card may declare: a trained module, or a composed init.
+ORIGINS = ("trained", "ensemble")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class CardMetadata:
     category: str | None = None
     tags: tuple[str, ...] = ()
     metrics: dict[str, float] = field(default_factory=dict)
+    # "trained" or "ensemble"; None when the card does not say (a card deltahub did not write).
+    origin: str | None = None
+    # An init's provenance, or a trained module's init; its sources are named by blob digest, and their
+    # module ids (those of the exporting registry) are 0 here: `Hub.push` maps them to its own.
+    provenance: Provenance | None = None
 
 
 def model_card(record: ModuleRecord, method: Method, name: str, sources: Mapping[int, str]) -> ModelCard:
@@ -50,7 +59,7 @@ def model_card(record: ModuleRecord, method: Method, name: str, sources: Mapping
     `sources` maps an init's source modules to where each came from (hf://ORG/NAME@SHA), where known.
     """
     split_scores = {key: value for key, value in record.metrics.items() if SPLIT_METRIC.match(key)}
-    own: dict[str, Any] = {"category": record.category}
+    own: dict[str, Any] = {"category": record.category, "origin": record.origin}
     if record.base_revision:
         # The Hub's base_model names no revision; the registry pins one.
         own["base_model_revision"] = record.base_revision
@@ -104,7 +113,72 @@ def read_card(folder: Path) -> CardMetadata:
     for key, value in _mapping(path, own.get("metrics", {}), f"{OWN_KEY}.metrics").items():
         metrics[str(key)] = _number(path, str(key), value)
     category = own.get("category")
-    return CardMetadata(str(names[0]) if names else None, str(category) if category is not None else None, tags, metrics)
+    provenance = _read_provenance(path, own["provenance"]) if own.get("provenance") is not None else None
+    origin = _read_origin(path, own.get("origin"), provenance, data.get("base_model_relation"))
+    return CardMetadata(str(names[0]) if names else None, str(category) if category is not None else None, tags, metrics, origin, provenance)
+
+
+def _read_origin(path: Path, origin: object, provenance: Provenance | None, relation: object) -> str | None:
+    if origin is None:
+        # A card exported before the origin was written: a merge with a provenance is a composed init.
+        return "ensemble" if provenance is not None and relation == "merge" else None
+    if origin not in ORIGINS:
+        raise HubError(f"the model card {path} declares origin {origin!r}; deltahub registers {' or '.join(ORIGINS)} modules; fix it or remove the file")
+    if origin == "ensemble" and provenance is None:
+        raise HubError(f"the model card {path} declares origin ensemble but has no `{OWN_KEY}.provenance`; fix it or remove the file")
+    return str(origin)
+
+
+def _read_provenance(path: Path, value: object) -> Provenance:
+    """The card's provenance block, checked field by field; each source keeps its digest, and module id 0 until mapped."""
+    key = f"{OWN_KEY}.provenance"
+    block = _mapping(path, value, key)
+
+    def bad(problem: str) -> HubError:
+        return HubError(f"the model card {path}: `{key}` {problem}; fix it or remove the file")
+
+    strategy = block.get("strategy")
+    if not isinstance(strategy, str) or not strategy:
+        raise bad(f"has strategy {strategy!r}, not a strategy name")
+    temperature = block.get("temperature")
+    if not _finite(temperature) or temperature <= 0:
+        raise bad(f"has temperature {temperature!r}, not a positive number")
+    top_k = block.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise bad(f"has top_k {top_k!r}, not a positive whole number or null")
+    texts = {name: block.get(name) for name in ("chosen", "rationale", "layers", "target_fingerprint")}
+    for name, text in texts.items():
+        if text is not None and not isinstance(text, str):
+            raise bad(f"has {name} {text!r}, not text")
+    sources = block.get("sources")
+    if not isinstance(sources, list):
+        raise bad("has no list of sources")
+    weights = []
+    for position, source in enumerate(sources, start=1):
+        if not isinstance(source, dict):
+            raise bad(f"source {position} is not a mapping")
+        digest, score, weight = source.get("digest"), source.get("score"), source.get("weight")
+        if not isinstance(digest, str) or not DIGEST.match(digest):
+            raise bad(f"source {position} has digest {digest!r}, not a blob's sha256 (64 hex digits)")
+        if not _finite(weight):
+            raise bad(f"source {position} has weight {weight!r}, not a finite number")
+        if score is not None and not _finite(score):
+            raise bad(f"source {position} has score {score!r}, not a finite number or null")
+        weights.append(SourceWeight(0, digest, None if score is None else float(score), float(weight)))
+    return Provenance(
+        strategy=strategy,
+        temperature=float(temperature),
+        top_k=top_k,
+        sources=tuple(weights),
+        target_fingerprint=texts["target_fingerprint"] or "",
+        chosen=texts["chosen"],
+        rationale=texts["rationale"] or "",
+        layers=texts["layers"],
+    )
+
+
+def _finite(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def _restates_a_column(tag: str) -> bool:
@@ -176,7 +250,12 @@ def _body(record: ModuleRecord, method: Method) -> str:
             "",
         ]
     lines += [
-        "Register it in a deltahub registry with `adapters push path/to/this/folder --dataset DATASET_DIR`: its tags and metrics come from this card.",
+        "Register it in a deltahub registry with `adapters push path/to/this/folder --dataset DATASET_DIR`: its tags and metrics come from this card"
+        + (
+            ", and its origin and provenance too (each source is found by its blob sha256; pass the init's target dataset as DATASET_DIR)."
+            if record.provenance is not None
+            else "."
+        ),
         "",
     ]
     if record.metrics:
@@ -222,6 +301,6 @@ def _mapping(path: Path, value: object, key: str) -> dict[Any, Any]:
 
 
 def _number(path: Path, key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _finite(value):
         raise HubError(f"the model card {path}: metric {key} is {value!r}, not a finite number; fix it or remove the file")
     return float(value)

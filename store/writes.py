@@ -161,7 +161,8 @@ def _base_model(session: Session, base: BaseModelInfo) -> BaseModelRow:
 
 def _ensemble(provenance: Provenance, target: DatasetRow) -> EnsembleRow:
     sources = [
-        EnsembleSourceRow(position=i, source_module_id=s.module_id, source_digest=s.digest, score=s.score, weight=s.weight)
+        # Module id 0 names a source this registry does not hold (a removed one, or one an imported card names by digest).
+        EnsembleSourceRow(position=i, source_module_id=s.module_id or None, source_digest=s.digest, score=s.score, weight=s.weight)
         for i, s in enumerate(provenance.sources)
     ]
     return EnsembleRow(

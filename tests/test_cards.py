@@ -15,11 +15,12 @@ import torch
 from cli_helpers import cli, one_line_error, snapshot
 from huggingface_hub import ModelCard
 from peft import PeftModel, get_peft_model_state_dict
-from test_transfer import SOURCES, TARGET, build_small_registry
+from test_transfer import SOURCES, TARGET, build_small_registry, random_module
 
 from hub import Hub, load_dataset
 from hub.backbones import MINILM_NAME, load_base_model, resolve_base_model
 from hub.cards import read_card
+from store.records import Provenance, SourceWeight
 
 TAGS = ("smoke", "wordnet")
 METRICS = {"dev_acc": 0.75, "test_acc": 0.5, "loss": 0.3}
@@ -69,7 +70,7 @@ def test_export_of_a_trained_module_has_a_hub_card_and_still_loads_in_peft(regis
     scores = {(r.dataset_type, r.dataset_split, r.metric_type): r.metric_value for r in data.eval_results}
     assert scores == {(TARGET, "dev", "acc"): 0.75, (TARGET, "test", "acc"): 0.5}
     assert data.model_name == "isa-animal"
-    assert data["deltahub"] == {"category": "taxonomy", "metrics": {"loss": 0.3}}  # no provenance: not an init
+    assert data["deltahub"] == {"category": "taxonomy", "origin": "trained", "metrics": {"loss": 0.3}}  # no provenance: not an init
     assert "| test_acc | 0.5 |" in card.text and "PeftModel.from_pretrained" in card.text
     assert_peft_loads(path, record.id, out)
 
@@ -111,6 +112,7 @@ def test_push_of_an_export_brings_back_its_tags_and_metrics_and_flags_win(regist
     assert pushed.exit_code == 0, pushed.output
     again = json.loads(pushed.output)
     assert (again["task"], again["category"], again["blob_digest"]) == (TARGET, "taxonomy", record.blob_digest)
+    assert (again["origin"], again["provenance"]) == ("trained", None)
     assert tuple(again["tags"]) == record.tags and again["metrics"] == record.metrics
 
     flagged = cli("push", str(out), "--dataset", str(target), "--metric", "test_acc=0.9", "--tag", "reviewed", "--registry", str(tmp_path / "other"), "--json")
@@ -127,6 +129,19 @@ def test_push_of_an_export_brings_back_its_tags_and_metrics_and_flags_win(regist
         ("- a list\n- not a mapping", "has unusable front matter (repo card metadata block should be a dict)"),
         ("deltahub:\n  metrics:\n    loss: low", "metric loss is 'low', not a finite number"),
         ("deltahub: [category, taxonomy]", "`deltahub` is not a mapping"),
+        ("deltahub:\n  origin: merged", "declares origin 'merged'; deltahub registers trained or ensemble modules"),
+        ("deltahub:\n  origin: ensemble", "declares origin ensemble but has no `deltahub.provenance`"),
+        ("deltahub:\n  provenance: [average]", "`deltahub.provenance` is not a mapping"),
+        ("deltahub:\n  provenance: {strategy: average, temperature: hot, sources: []}", "`deltahub.provenance` has temperature 'hot', not a positive number"),
+        ("deltahub:\n  provenance: {strategy: average, temperature: 1}", "`deltahub.provenance` has no list of sources"),
+        (
+            "deltahub:\n  provenance: {strategy: average, temperature: 1, sources: [{digest: abc, weight: 1}]}",
+            "source 1 has digest 'abc', not a blob's sha256 (64 hex digits)",
+        ),
+        (
+            f"deltahub:\n  provenance: {{strategy: average, temperature: 1, sources: [{{digest: '{'0' * 64}', weight: .nan}}]}}",
+            "source 1 has weight nan, not a finite number",
+        ),
     ],
 )
 def test_push_of_a_folder_with_a_bad_card_is_one_line_and_changes_nothing(registry, tmp_path: Path, front_matter: str, message: str):
@@ -159,3 +174,124 @@ def test_export_of_a_bottleneck_adapter_does_not_claim_peft(registry, tmp_path: 
         card = ModelCard.load(hub.export(record.id, tmp_path / "bottleneck") / "README.md")
     assert card.data.library_name is None and card.data.tags == ["deltahub", "adapter"]
     assert "PeftModel" not in card.text and "adapters push" in card.text
+
+
+def composed_init(hub: Hub, target: Path, sources: list) -> tuple:
+    """An init registered as `auto` registers one (chosen, rationale, layers), over `sources` with their scores and weights."""
+    module, tensors = random_module(hub, 42)
+    weights = [(record, score, weight) for record, score, weight in zip(sources, (0.9, 0.5, None), (0.6, 0.3, 0.1), strict=False)]
+    provenance = Provenance(
+        strategy="auto",
+        temperature=0.1,
+        top_k=3,
+        sources=tuple(SourceWeight(record.id, record.blob_digest, score, weight) for record, score, weight in weights),
+        target_fingerprint=load_dataset(target).fingerprint,
+        chosen="el2n",
+        rationale="auto: chose el2n: cross-validated accuracy 0.688 vs 0.531 for the default init; 2 folds",
+        layers="upper",
+    )
+    data = load_dataset(target)
+    return hub.register(module.method, module.config, tensors, data, module.backbone, origin="ensemble", provenance=provenance, tags=("init:auto",))
+
+
+def test_push_of_an_exported_init_restores_its_origin_and_provenance_with_sources_found_by_digest(registry, tmp_path: Path):
+    path, target = registry
+    data = target.parent
+    with Hub(path) as hub:
+        sources = [record for record in hub.list() if record.task in SOURCES][:3]
+        init = composed_init(hub, target, sources)
+        hub.export(init.id, tmp_path / "init")
+    card = read_card(tmp_path / "init")
+    assert card.origin == "ensemble" and card.provenance.strategy == "auto"
+    assert [s.digest for s in card.provenance.sources] == [r.blob_digest for r in sources]
+    assert {s.module_id for s in card.provenance.sources} == {0}  # ids are the exporting registry's: mapped on push
+
+    # Another registry holding the same sources under other ids (a module of its own first, then the sources in reverse).
+    other = tmp_path / "other"
+    with Hub(path) as hub, Hub(other) as there:
+        module, tensors = random_module(there, 7)
+        there.register(module.method, module.config, tensors, load_dataset(data / "wn-isa-plant"), module.backbone)
+        ids = {}
+        for record in reversed(sources):
+            held = there.register(module.method, module.config, hub.load_tensors(record), load_dataset(data / record.task), module.backbone)
+            ids[record.blob_digest] = held.id
+    assert sorted(ids.values()) == [2, 3, 4] and [ids[r.blob_digest] for r in sources] == [4, 3, 2]
+
+    pushed = cli("push", str(tmp_path / "init"), "--dataset", str(target), "--registry", str(other), "--json")
+    assert pushed.exit_code == 0, pushed.output
+    again = json.loads(pushed.output)
+    assert again["origin"] == "ensemble" and again["blob_digest"] == init.blob_digest and "init:auto" in again["tags"]
+    with Hub(other) as there:
+        restored = there.show(again["id"]).provenance
+    expected = init.provenance
+    assert (restored.strategy, restored.temperature, restored.top_k) == ("auto", 0.1, 3)
+    assert (restored.chosen, restored.rationale, restored.layers) == (expected.chosen, expected.rationale, "upper")
+    assert restored.target_fingerprint == expected.target_fingerprint
+    assert [(s.digest, s.score, s.weight) for s in restored.sources] == [(s.digest, s.score, s.weight) for s in expected.sources]
+    assert [s.module_id for s in restored.sources] == [ids[r.blob_digest] for r in sources]
+
+    shown = cli("show", str(again["id"]), "--registry", str(other))
+    assert shown.exit_code == 0, shown.output
+    assert "ensemble" in shown.output and "auto τ=0.1 top-k=3 layers=upper; 4:0.600, 3:0.300, 2:0.100" in shown.output
+    assert "auto: chose el2n" in shown.output
+
+    # A registry that holds none of them: every source keeps its digest, with module id 0.
+    empty = tmp_path / "empty"
+    pushed = cli("push", str(tmp_path / "init"), "--dataset", str(target), "--registry", str(empty), "--json")
+    assert pushed.exit_code == 0, pushed.output
+    alone = json.loads(pushed.output)
+    assert alone["origin"] == "ensemble"
+    assert [(s["module_id"], s["digest"], s["weight"]) for s in alone["provenance"]["sources"]] == [
+        (0, r.blob_digest, w) for r, w in zip(sources, (0.6, 0.3, 0.1), strict=True)
+    ]
+    assert (alone["provenance"]["chosen"], alone["provenance"]["layers"]) == ("el2n", "upper")
+    shown = cli("show", str(alone["id"]), "--registry", str(empty))
+    assert f"{sources[0].blob_digest[:8]}:0.600" in shown.output
+
+
+def test_push_of_an_exported_average_init_into_a_fresh_registry_keeps_it_an_init(registry, tmp_path: Path):
+    path, target = registry
+    assert cli("ensemble", str(target), "-s", "average", "--registry", str(path)).exit_code == 0
+    with Hub(path) as hub:
+        init = next(record for record in hub.list() if record.origin == "ensemble")
+        hub.export(init.id, tmp_path / "init")
+    pushed = cli("push", str(tmp_path / "init"), "--dataset", str(target), "--registry", str(tmp_path / "fresh"), "--json")
+    assert pushed.exit_code == 0, pushed.output
+    again = json.loads(pushed.output)
+    assert again["origin"] == "ensemble" and again["provenance"]["strategy"] == "average"
+    assert [(s["digest"], s["weight"]) for s in again["provenance"]["sources"]] == [(s.digest, s.weight) for s in init.provenance.sources]
+    # Back into the registry it came from: the same weights on the same dataset are the init itself.
+    back = cli("push", str(tmp_path / "init"), "--dataset", str(target), "--registry", str(path), "--json")
+    assert back.exit_code == 0, back.output
+    assert json.loads(back.output)["id"] == init.id
+
+
+def test_push_of_an_exported_init_without_its_target_dataset_is_one_line_and_changes_nothing(registry, tmp_path: Path):
+    path, target = registry
+    with Hub(path) as hub:
+        init = composed_init(hub, target, [record for record in hub.list() if record.task in SOURCES][:2])
+        hub.export(init.id, tmp_path / "init")
+    other = tmp_path / "other"
+    assert cli("push", str(tmp_path / "init"), "--dataset", str(target), "--registry", str(other)).exit_code == 0
+    before = snapshot(other)
+    line = one_line_error(cli("push", str(tmp_path / "init"), "--registry", str(other)))
+    assert "is a composed init (strategy auto)" in line and "pass --dataset TARGET_DIR" in line
+    assert snapshot(other) == before
+
+
+def test_a_trained_module_keeps_its_inits_provenance_with_a_dataset_and_is_still_pushed_without_one(registry, tmp_path: Path):
+    path, target = registry
+    with Hub(path) as hub:
+        source = next(record for record in hub.list() if record.task in SOURCES)
+        module, tensors = random_module(hub, 43)
+        init = Provenance(strategy="module", temperature=1.0, top_k=None, sources=(SourceWeight(source.id, source.blob_digest, None, 1.0),))
+        trained = hub.register(module.method, module.config, tensors, load_dataset(target), module.backbone, provenance=init)
+        hub.export(trained.id, tmp_path / "trained")
+    assert read_card(tmp_path / "trained").origin == "trained"
+    with Hub(tmp_path / "with") as there:
+        record = there.push(tmp_path / "trained", target)
+    assert record.origin == "trained" and record.provenance.strategy == "module"
+    assert [(s.module_id, s.digest) for s in record.provenance.sources] == [(0, source.blob_digest)]
+    with Hub(tmp_path / "without") as there:
+        record = there.push(tmp_path / "trained")
+    assert (record.origin, record.provenance, record.dataset_id) == ("trained", None, None)
