@@ -15,9 +15,8 @@ from hub import ModuleRecord, SearchHit
 
 if TYPE_CHECKING:
     # Annotations only: the reports are store data that hub.Hub.verify / gc hand over unchanged.
-    from hub import BrokenModule, GcReport, IndexFinding, VerifyReport
+    from hub import BrokenModule, GcReport, IndexFinding, TokenRecord, VerifyReport
     from hub.imports import ImportOutcome
-    from store.tokens import TokenRecord
 
 console = Console()
 

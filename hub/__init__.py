@@ -25,6 +25,7 @@ _EXPORTS = {
     "IndexFinding": "store.maintenance",
     "VerifyReport": "store.maintenance",
     "GcReport": "store.blobs",
+    "TokenRecord": "store.tokens",
     "DEFAULT_STRATEGY": "hub.strategies",
     "NO_TRANSFER": "hub.strategies",
     "strategy_summaries": "hub.strategies",
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from store.errors import NotFound
     from store.maintenance import BrokenModule, IndexFinding, VerifyReport
     from store.records import ModuleRecord
+    from store.tokens import TokenRecord
 
 
 def __getattr__(name: str) -> Any:
@@ -63,6 +65,7 @@ __all__ = [
     "NO_TRANSFER",
     "NotFound",
     "SearchHit",
+    "TokenRecord",
     "TaskCard",
     "USER_ERRORS",
     "VerifyReport",
