@@ -123,7 +123,13 @@ class Evaluator(Protocol):
         """Accuracy of the applied module on the target's dev examples."""
 
     def cross_validation_folds(self) -> int:
-        """How many folds the target's data gives `cross_validate` (0: nothing can be held out)."""
+        """How many folds the target's k-shot data gives (0: nothing can be held out)."""
 
-    def cross_validate(self, tensors: Tensors, max_steps: int, seed: int) -> list[Validation]:
-        """`tensors` tuned on each fold's training part within `max_steps`, kept and scored at its best held-out checkpoint."""
+    def fold(self, index: int) -> Evaluator:
+        """An evaluator that knows only fold `index`'s training part: what it scores, fits and tunes on.
+
+        An init built through it has not seen the part `validate(index, ...)` holds out.
+        """
+
+    def validate(self, index: int, tensors: Tensors, max_steps: int, seed: int) -> Validation:
+        """`tensors` tuned on fold `index`'s training part within `max_steps`, kept and scored at its best held-out checkpoint."""

@@ -63,6 +63,7 @@ class ModelEvaluator:
         batch_size: int | None = None,
         tuning: TrainConfig | None = None,
         reference: Tuned | None = None,
+        default: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.device = torch.device(device)
         if batch_size is None:
@@ -71,7 +72,8 @@ class ModelEvaluator:
         self.model.eval()
         self.method = method
         self.formulation = formulation
-        self._default = {name: tensor.cpu() for name, tensor in method.get_tensors(self.model).items()}
+        # `default`: the default init, when the live module may hold something else now (a fold's view).
+        self._default = {name: tensor.cpu() for name, tensor in (default if default is not None else method.get_tensors(self.model)).items()}
         self._parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         ordered = by_length(score_examples)
         self._score_batches = self._collate(ordered, batch_size)
@@ -238,17 +240,35 @@ class ModelEvaluator:
     def cross_validation_folds(self) -> int:
         return len(self._folds)
 
-    def cross_validate(self, tensors: Mapping[str, torch.Tensor], max_steps: int, seed: int) -> list[Validation]:
+    def fold(self, index: int) -> ModelEvaluator:
+        """An evaluator on the same live model that knows only fold `index`'s training part.
+
+        It scores, fits and tunes on that part alone (it is also its dev split), so an init built
+        through it has never seen the part `validate` holds out.
+        """
+        fit, _held_out = self._folds[index]
+        return ModelEvaluator(
+            self.model,
+            self.method,
+            self.formulation,
+            fit,
+            train_examples=fit,
+            dev_examples=fit,
+            device=self.device,
+            batch_size=self._score_batch_size,
+            tuning=self._tuning,
+            default=self._default,
+        )
+
+    def validate(self, index: int, tensors: Mapping[str, torch.Tensor], max_steps: int, seed: int) -> Validation:
+        fit, held_out = self._folds[index]
         config = dataclasses.replace(self._tuning, seed=seed, max_steps=max_steps, epochs=max_steps)
-        folds = []
-        for fit, held_out in self._folds:
-            self.apply(tensors)
-            result = train(self.model, self.method, self.formulation, fit, held_out, config)
-            kept = next(row for row in result.history if row["step"] == result.best_step)
-            folds.append(Validation(result.best_dev, kept["dev_loss"], result.steps))
+        self.apply(tensors)
+        result = train(self.model, self.method, self.formulation, fit, held_out, config)
         for parameter in self._parameters:
             parameter.grad = None
-        return folds
+        kept = next(row for row in result.history if row["step"] == result.best_step)
+        return Validation(result.best_dev, kept["dev_loss"], result.steps)
 
 
 def halved_per_label(examples: Sequence[Example]) -> tuple[tuple[Example, ...], tuple[Example, ...]] | None:

@@ -14,11 +14,12 @@ from cli_helpers import cli, one_line_error, snapshot
 from test_transfer import random_module, tiny
 
 from ensembling.candidates import Candidate, Target
-from ensembling.ensemble import Options, run
+from ensembling.ensemble import Options, context_for, run
 from ensembling.errors import EnsemblingError
 from ensembling.layers import depth, layer_of, parse_layers
 from ensembling.strategies import NO_TRANSFER, get_strategy
 from ensembling.strategies.auto import CANDIDATES
+from ensembling.strategies.base import Weighting
 from hub import Hub, load_dataset
 
 TARGET = Target("wn-synonym-noun-target", "synonymy")
@@ -72,14 +73,35 @@ def test_auto_keeps_the_init_with_the_best_cross_validated_accuracy_and_says_why
     assert list(trials) == [NO_TRANSFER, *CANDIDATES]
     best = max(decision.trials, key=lambda trial: (trial.accuracy, -trial.loss))
     assert decision.chosen == best.strategy and f"{best.accuracy:.3f}" in decision.reason and "2 folds" in decision.reason, decision
-    # The figures it reports are the cross-validation's: recomputed for the default init and for what it chose.
+    # The figures it reports are the cross-validation's, recomputed independently for the default init and for what
+    # it chose: in each fold, the init rebuilt from the fold's fitting part alone, tuned there, scored on the rest.
     for name in {NO_TRANSFER, decision.chosen}:
-        tensors = evaluator.default_tensors() if name == NO_TRANSFER else memo[name].tensors(get_strategy(name).composition, evaluator.default_tensors)
-        assert mean(evaluator.cross_validate(tensors, BUDGET, 0)) == pytest.approx((trials[name].accuracy, trials[name].loss), abs=1e-6)
+        validations = []
+        for index in range(evaluator.cross_validation_folds()):
+            tensors = evaluator.default_tensors()
+            if name != NO_TRANSFER:
+                strategy = get_strategy(name)
+                view = context_for(TARGET, evaluator.fold(index), Options(seed=0, reference_steps=BUDGET), {})
+                weighted = strategy.weigh(view, sources, Weighting(strategy.temperature, strategy.znorm, None))
+                tensors = weighted.tensors(strategy.composition, evaluator.default_tensors)
+            validations.append(evaluator.validate(index, tensors, BUDGET, 0))
+        assert mean(validations) == pytest.approx((trials[name].accuracy, trials[name].loss), abs=1e-6)
     assert result.tuning_steps > 0  # the folds' trainings are counted as the init's cost
     if decision.chosen != NO_TRANSFER:
         assert [source.candidate.task for source in result.sources] == [source.task for source in memo[decision.chosen].sources]
         assert (trials[decision.chosen].accuracy, -trials[decision.chosen].loss) > (trials[NO_TRANSFER].accuracy, -trials[NO_TRANSFER].loss)
+
+
+def test_a_folds_evaluator_knows_only_its_fitting_part(setting):
+    evaluator, _sources = setting
+    for index in range(evaluator.cross_validation_folds()):
+        fit, held_out = evaluator._folds[index]
+        view = evaluator.fold(index)
+        assert set(view._train_examples) == set(view._dev_examples) == set(fit)
+        assert not set(fit) & set(held_out)
+        assert sum(batch.size for batch in view._score_batches) == len(fit)  # scored on the fitting part only
+        for name, tensor in view.default_tensors().items():
+            assert torch.equal(tensor, evaluator.default_tensors()[name]), name
 
 
 def test_auto_keeps_the_default_init_when_no_composed_init_differs_from_it(setting):
