@@ -251,7 +251,7 @@ class Hub:
 
         Each module records its repo id and commit sha as its source; nothing is downloaded.
         """
-        from hub.hf_cache import cached_adapters
+        from hub.imports import cached_adapters
 
         return self._import([(repo.path, repo.source) for repo in cached_adapters()], dataset, base_model, tags, progress)
 

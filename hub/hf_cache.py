@@ -64,29 +64,6 @@ def fetch_snapshot(repo_id: str, revision: str | None, what: str = "repo") -> Ca
     return CachedRepo(repo_id, folder.name, folder)
 
 
-def cached_adapters() -> list[CachedRepo]:
-    """Every cached revision of a model repo whose snapshot holds a PEFT adapter (adapter_config.json), by repo id and commit."""
-    from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
-
-    from hub.methods import CONFIG_FILE
-
-    try:
-        cache = scan_cache_dir()
-    except CacheNotFound as error:
-        raise HubError(f"there is no Hugging Face cache at {error.cache_dir}; point HF_HUB_CACHE (or HF_HOME) at the cache `hf download` filled") from None
-    found = [
-        CachedRepo(repo.repo_id, revision.commit_hash, revision.snapshot_path)
-        for repo in sorted(cache.repos, key=lambda repo: repo.repo_id)
-        if repo.repo_type == "model"
-        for revision in sorted(repo.revisions, key=lambda revision: revision.commit_hash)
-        if (revision.snapshot_path / CONFIG_FILE).is_file()
-    ]
-    if not found:
-        raise HubError(f"no PEFT adapter repo (one with {CONFIG_FILE}) in the Hugging Face cache; run `hf download ORG/NAME` for the adapters first")
-    return found
-
-
 def upload(folder: Path, repo_id: str, private: bool) -> str:
     """Create the model repo (if new) and upload the folder as one commit; the commit's URL. Offline, huggingface_hub refuses the first request."""
     from huggingface_hub import HfApi

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import HubError
+from hub.hf_cache import CachedRepo
 from hub.methods import CONFIG_FILE
 
 IMPORTED = "imported"
@@ -54,3 +55,24 @@ def module_folders(paths: Sequence[Path]) -> list[Path]:
     if not found:
         raise HubError(f"no PEFT module folder (one with {CONFIG_FILE}) under {', '.join(str(path) for path in paths)}; pass the folders save_pretrained wrote")
     return list(found)
+
+
+def cached_adapters() -> list[CachedRepo]:
+    """Every cached revision of a model repo whose snapshot holds a PEFT adapter (adapter_config.json), by repo id and commit."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache = scan_cache_dir()
+    except CacheNotFound as error:
+        raise HubError(f"there is no Hugging Face cache at {error.cache_dir}; point HF_HUB_CACHE (or HF_HOME) at the cache `hf download` filled") from None
+    found = [
+        CachedRepo(repo.repo_id, revision.commit_hash, revision.snapshot_path)
+        for repo in sorted(cache.repos, key=lambda repo: repo.repo_id)
+        if repo.repo_type == "model"
+        for revision in sorted(repo.revisions, key=lambda revision: revision.commit_hash)
+        if (revision.snapshot_path / CONFIG_FILE).is_file()
+    ]
+    if not found:
+        raise HubError(f"no PEFT adapter repo (one with {CONFIG_FILE}) in the Hugging Face cache; run `hf download ORG/NAME` for the adapters first")
+    return found
