@@ -17,7 +17,8 @@ from hub.api import Hub
 from hub.errors import USER_ERRORS, HubError
 from store.blobs import BlobUpload
 from store.errors import BlobCorrupt, DatabaseBusy, NotFound, UploadTooLarge
-from store.registry import Registry
+from store.registry import REGISTRY_ENV, Registry
+from store.remote import is_server_url
 from store.tokens import SCOPES, TokenRecord, allows
 from store.wire import push_from_json, record_to_json, vector_from_json, vector_to_json
 
@@ -29,10 +30,11 @@ class RegistryService:
     """A local registry opened for serving: reads and writes by JSON, blob files by path, tokens."""
 
     def __init__(self, registry: str | os.PathLike[str] | None, blobs: str | os.PathLike[str] | None) -> None:
-        self.hub = Hub(registry, blobs)
-        if not isinstance(self.hub.registry, Registry):
-            self.hub.close()
+        spec = registry if registry is not None else os.environ.get(REGISTRY_ENV)
+        if is_server_url(spec):
             raise HubError("`adapters serve` fronts a registry directory or database URL, not another server's URL")
+        self.hub = Hub(registry, blobs)
+        assert isinstance(self.hub.registry, Registry)
         self.registry: Registry = self.hub.registry
 
     def close(self) -> None:

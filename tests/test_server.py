@@ -316,6 +316,8 @@ def test_a_server_url_is_refused_where_the_files_are_needed(served: Served):
         assert "run it on the server's machine" in one_line_error(result)
     result = runner.invoke(app, ["db", "upgrade", "--registry", served.url], env=served.env("admin"))
     assert "run this on the server's machine" in one_line_error(result)
+    result = runner.invoke(app, ["serve", "--registry", served.url], env=served.env("admin"))
+    assert "fronts a registry directory or database URL, not another server's URL" in one_line_error(result)
     result = runner.invoke(app, ["list", "--registry", "http://127.0.0.1:9"], env=served.env("read"))
     assert "cannot reach the registry server http://127.0.0.1:9" in one_line_error(result)
 
