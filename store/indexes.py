@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from store import queries
 from store.catalog import Catalog
+from store.errors import StoreError
 from store.vector_index import VectorIndex, VectorIndexError
 
 DATASETS = "datasets"
@@ -250,6 +251,8 @@ def _empty_index() -> VectorIndex:
 def _hits(index: VectorIndex, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
     if len(index) == 0:
         return []
+    if vector.shape != (index.dim,) or not np.all(np.isfinite(vector)):
+        raise StoreError(f"the query vector has shape {vector.shape} or a non-finite value; this index holds vectors of {index.dim} finite values")
     # One query gains nothing from OpenMP threads, and their start-up and spinning cost
     # tens of milliseconds when several processes share the cores.
     threads = faiss.omp_get_max_threads()

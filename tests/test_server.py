@@ -240,6 +240,8 @@ def test_a_record_without_its_uploaded_blob_or_malformed_is_refused(served: Serv
         payload["module"].update(param_embedding=[0.5] * 8, metrics={}, tags=[], origin="trained", created_by="x", created_host="h", source="")
         missing = client.post("/modules", json=payload)
         assert missing.status_code == 400 and "upload the module's bytes" in missing.json()["detail"]
+        wrong = client.post("/search/datasets", json={"vector": [0.1] * 7, "k": 3})
+        assert wrong.status_code == 400 and "this index holds vectors of 384 finite values" in wrong.json()["detail"]
         malformed = client.post("/modules", json={"module": {}})
         assert malformed.status_code == 400 and malformed.json()["detail"].startswith("malformed module record")
 
