@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ QUARANTINE_PREFIX = ".gc-"
 MARKER = "REGISTRY"
 GC_GRACE_S = 3600.0
 _CHUNK = 1 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _umask() -> int:
@@ -60,6 +62,9 @@ class BlobStore:
         self.root = root
 
     def path(self, digest: str) -> Path:
+        # Every blob path comes from a digest; one that is not 64 hex digits could name a file elsewhere.
+        if not _HEX64.fullmatch(digest):
+            raise StoreError(f"{digest[:70]!r} is not a sha256 digest (64 hex digits)")
         return self.root / "sha256" / digest[:2] / f"{digest}{SUFFIX}"
 
     def exists(self, digest: str) -> bool:

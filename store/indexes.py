@@ -71,6 +71,20 @@ class IndexSet:
         with self._lock:
             return _hits(self._fresh(_param_name(schema_hash), *self._parameter_queries(schema_hash)), vector, k)
 
+    def check_dimensions(self, schema_hash: str, parameter: np.ndarray, dataset: np.ndarray | None) -> None:
+        """Refuse embeddings whose length differs from the vectors of the index they would join: such a row would break every search of it."""
+        wanted = [(_param_name(schema_hash), self._parameter_queries(schema_hash), parameter, "parameter")]
+        if dataset is not None:
+            wanted.append((DATASETS, self._dataset_queries(), dataset, "dataset"))
+        with self._lock:
+            for name, (key, rows), vector, what in wanted:
+                index = self._fresh(name, key, rows)
+                if len(index) and vector.shape != (index.dim,):
+                    raise StoreError(
+                        f"the module's {what} embedding has shape {vector.shape}, but the registry's {what} vectors have {index.dim} values; "
+                        "nothing was registered"
+                    )
+
     def rebuild(self) -> dict[str, int]:
         """Rebuild every index from the database; return the rows in each."""
         with self._lock:

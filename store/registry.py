@@ -127,6 +127,8 @@ class Registry:
     ) -> tuple[ModuleRecord, bool]:
         """Register a module whose blob is already in the store (uploaded to the registry server first); as `add_module`."""
         _check_embeddings(module, dataset)
+        # A remote client's embeddings were made elsewhere: they must fit the indexes they join.
+        self.indexes.check_dimensions(module.schema_hash, module.param_embedding, dataset.embedding if dataset is not None else None)
         if not self.blobs.touch(module.blob_digest):
             raise StoreError(f"blob {module.blob_digest[:12]} is not in the registry; upload the module's bytes before its record")
         return self._add_rows(module, task, dataset, base_model, provenance)

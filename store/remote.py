@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -28,6 +30,7 @@ API = "/api/v1"
 # Id lists go in the query string; chunks keep each URL far below servers' line limits.
 _IDS_PER_REQUEST = 400
 _CHUNK = 1 << 20
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")
 
 
 def is_server_url(spec: object) -> bool:
@@ -49,15 +52,22 @@ class RemoteRegistry:
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 60.0) -> None:
         url = url.rstrip("/")
         self.location = ServerLocation(url)
-        token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        token = (token if token is not None else os.environ.get(TOKEN_ENV) or "").strip() or None
+        # A character a header cannot hold would make the HTTP library quote the header, secret and all, in its error.
+        if token is not None and not _TOKEN.fullmatch(token):
+            raise AccessDenied(f"{TOKEN_ENV} holds characters a token never has; set it to the secret `adapters token create` printed")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=url + API, headers=headers, timeout=timeout_s)
         try:
             self.info: dict[str, Any] = self.request("GET", "/info").json()
+            self.registry_id = str(self.info["registry_id"])
+            self.max_upload = int(self.info["max_upload"])
+        except KeyError:
+            self.http.close()
+            raise StoreError(f"{url} answered, but not as a deltahub registry server; check the URL") from None
         except BaseException:
             self.http.close()
             raise
-        self.registry_id = str(self.info["registry_id"])
         self.catalog = RemoteCatalog(self)
         self.blobs = RemoteBlobs(self)
         self.indexes = RemoteIndexes(self)
@@ -73,6 +83,10 @@ class RemoteRegistry:
         except httpx.HTTPError as error:
             raise self._unreachable(error) from None
         _raise_for(response)
+        if response.status_code >= 300 or "json" not in response.headers.get("content-type", ""):
+            raise StoreError(
+                f"{self.location.url} answered {response.status_code} with {response.headers.get('content-type', 'no content type')}, not as a deltahub registry server; check the URL"
+            )
         return response
 
     @contextmanager
@@ -87,7 +101,12 @@ class RemoteRegistry:
             raise self._unreachable(error) from None
 
     def _unreachable(self, error: httpx.HTTPError) -> StoreError:
-        reason = type(error).__name__ if not str(error) else str(error).splitlines()[0]
+        # A transport error's text is the OS's reason; a protocol error's may quote the request, headers included.
+        reason = (
+            str(error).splitlines()[0]
+            if isinstance(error, httpx.TransportError) and not isinstance(error, httpx.ProtocolError) and str(error)
+            else type(error).__name__
+        )
         return StoreError(f"cannot reach the registry server {self.location.url} ({reason}); check the URL and that `adapters serve` runs there")
 
     def add_module(
@@ -96,6 +115,8 @@ class RemoteRegistry:
         """Upload the bytes, then the record; as a local push, the module appears whole or not at all."""
         if hashlib.sha256(data).hexdigest() != module.blob_digest:
             raise StoreError(f"module bytes do not hash to the declared {module.blob_digest[:12]}; nothing was registered")
+        if len(data) > self.max_upload:
+            raise UploadTooLarge(f"the module is {len(data)} bytes, over the server's upload limit of {self.max_upload}; ask its admin to raise --max-upload")
         if not module.created_host:
             module = replace(module, created_host=socket.gethostname())
         self.request("PUT", f"/blobs/{module.blob_digest}", content=data, headers={"Content-Type": "application/octet-stream"})
@@ -192,7 +213,7 @@ class RemoteTokens:
         return [token_from_json(data) for data in self.registry.request("GET", "/tokens").json()]
 
     def revoke(self, name: str) -> TokenRecord:
-        return token_from_json(self.registry.request("DELETE", f"/tokens/{name}").json())
+        return token_from_json(self.registry.request("DELETE", f"/tokens/{quote(name, safe='')}").json())
 
 
 # The server names the error's kind, so the client raises what a local registry would have raised.

@@ -6,6 +6,7 @@ float32 is the same number, so a remote push indexes exactly what a local push w
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,8 @@ import numpy as np
 
 from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
 from store.tokens import TokenRecord
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def vector_to_json(vector: np.ndarray) -> list[float]:
@@ -95,8 +98,14 @@ def push_to_json(module: NewModule, task: TaskInfo, dataset: DatasetInfo | None,
 
 
 def push_from_json(data: dict[str, Any]) -> tuple[NewModule, TaskInfo, DatasetInfo | None, BaseModelInfo, Provenance | None]:
-    """The inverse of `push_to_json`; a missing or mistyped field raises KeyError, TypeError or ValueError."""
+    """The inverse of `push_to_json`; a missing or mistyped field raises KeyError, TypeError or ValueError.
+
+    Digests and hashes must be 64 hex digits: the blob digest names a file, and the others name rows and indexes.
+    """
     new = dict(data["module"])
+    hashes = [new["blob_digest"], new["schema_hash"], *([data["dataset"]["fingerprint"]] if data["dataset"] is not None else [])]
+    if not all(isinstance(value, str) and _SHA256.fullmatch(value) for value in hashes):
+        raise ValueError("blob_digest, schema_hash and the dataset fingerprint must be sha256 hex digests")
     new["param_embedding"] = vector_from_json(new["param_embedding"])
     new["tags"] = tuple(str(tag) for tag in new["tags"])
     new["metrics"] = {str(key): float(value) for key, value in new["metrics"].items()}

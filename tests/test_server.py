@@ -24,6 +24,8 @@ from test_transfer import build_small_registry, random_module, tiny
 
 from cli.main import app
 from hub import Hub, load_dataset
+from store.errors import UploadTooLarge
+from store.records import TaskInfo
 from store.registry import Registry
 
 ADAPTERS = str(Path(sys.executable).with_name("adapters"))
@@ -237,9 +239,18 @@ def test_a_record_without_its_uploaded_blob_or_malformed_is_refused(served: Serv
             "base_model": {"name": record["base_model"], "family": record["base_model_family"], "arch_hash": record["base_arch_hash"], "revision": ""},
             "provenance": None,
         }
-        payload["module"].update(param_embedding=[0.5] * 8, metrics={}, tags=[], origin="trained", created_by="x", created_host="h", source="")
+        payload["module"].update(param_embedding=[0.5] * 512, metrics={}, tags=[], origin="trained", created_by="x", created_host="h", source="")
         missing = client.post("/modules", json=payload)
         assert missing.status_code == 400 and "upload the module's bytes" in missing.json()["detail"]
+        # A digest that is not 64 hex digits never names a file: it would be a path under the blob store.
+        payload["module"]["blob_digest"] = "../../../../../../tmp/x"
+        traversal = client.post("/modules", json=payload)
+        assert traversal.status_code == 400 and "sha256 hex digests" in traversal.json()["detail"]
+        # Embeddings that do not fit the registry's indexes are refused before the row is written.
+        record_one = client.get("/modules/1").json()
+        payload["module"].update(blob_digest=record_one["blob_digest"], schema_hash=record_one["schema_hash"], param_embedding=[0.5] * 8)
+        misfit = client.post("/modules", json=payload)
+        assert misfit.status_code == 400 and "parameter vectors have 512 values; nothing was registered" in misfit.json()["detail"]
         wrong = client.post("/search/datasets", json={"vector": [0.1] * 7, "k": 3})
         assert wrong.status_code == 400 and "this index holds vectors of 384 finite values" in wrong.json()["detail"]
         malformed = client.post("/modules", json={"module": {}})
@@ -263,6 +274,22 @@ def test_ids_and_paths_are_validated(served: Served, path: str):
         answer = client.get(path, follow_redirects=True)
     assert answer.status_code in (404, 422), (path, answer.status_code, answer.text)
     assert b"SQLite format" not in answer.content
+
+
+def test_json_bodies_over_the_limit_are_refused_before_they_are_read_and_before_the_token(served: Served):
+    port = int(served.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.sendall(b"POST /api/v1/modules HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000000000\r\n\r\n{")
+        answer = raw.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413") and "for anything but a blob upload" in answer
+
+
+def test_a_token_with_characters_no_token_has_is_refused_without_echoing_it(served: Served):
+    result = runner.invoke(app, ["list", "--registry", served.url], env={**served.env(None), "ADAPTERS_TOKEN": "dhub_sek\trit"})
+    line = one_line_error(result)
+    assert "ADAPTERS_TOKEN holds characters a token never has" in line and "sekrit" not in result.output
+    shown = cli(served, "read", "show", "0")
+    assert "no module with id 0" in one_line_error(shown)
 
 
 def test_a_client_that_disconnects_mid_upload_leaves_no_blob_and_the_server_goes_on(served: Served):
@@ -301,6 +328,15 @@ def test_uploads_over_the_limit_are_refused_before_they_are_read(tmp_path: Path)
             assert streamed.status_code == 413
             assert client.get("/info").json()["public_read"] is True
             assert client.get("/modules").status_code == 200
+        # The client knows the limit too: a module too big is refused before its bytes are sent.
+        os.environ["ADAPTERS_TOKEN"] = tokens["write"]
+        try:
+            with Hub(url) as hub:
+                module, tensors = random_module(hub, 21)
+                with pytest.raises(UploadTooLarge, match="over the server's upload limit of 65536"):
+                    hub.register(module.method, module.config, tensors, TaskInfo("t", "c", "pair"), module.backbone)
+        finally:
+            del os.environ["ADAPTERS_TOKEN"]
         anonymous = httpx.put(f"{url}/api/v1/blobs/{digest}", content=b"z")
         assert anonymous.status_code == 401  # public reads, not public writes
         assert not any(path.is_file() for path in (registry / "blobs" / "sha256").rglob("*")) if (registry / "blobs" / "sha256").exists() else True

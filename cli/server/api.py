@@ -16,8 +16,9 @@ router = APIRouter(prefix="/api/v1")
 
 SHA256 = r"^[0-9a-f]{64}$"
 Digest = Annotated[str, Path(pattern=SHA256, description="sha256 hex of the blob's bytes")]
-ModuleId = Annotated[int, Path(ge=1, description="a module id, as `adapters list` shows it")]
-TokenName = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+# Any id a database column holds; one that names no module is NotFound, as it is locally.
+ModuleId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="a module id, as `adapters list` shows it")]
+TokenName = Annotated[str, Path(min_length=1, max_length=512, description="a token's name, as `adapters token list` shows it")]
 IdList = Annotated[str | None, Query(pattern=r"^(\d+(,\d+)*)?$", description="comma-separated ids")]
 Read = Depends(require("read"))
 Write = Depends(require("write"))
@@ -33,7 +34,7 @@ Service = Annotated[RegistryService, Depends(service_of)]
 
 class DatasetQuery(BaseModel):
     vector: list[float] = Field(min_length=1)
-    k: int = Field(ge=1, le=10_000)
+    k: int = Field(ge=1)
 
 
 class ParameterQuery(DatasetQuery):
@@ -41,7 +42,7 @@ class ParameterQuery(DatasetQuery):
 
 
 class NewToken(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    name: str = Field(min_length=1, max_length=512)  # the token store says what a good name is, as locally
     scope: str = Field(pattern="^(" + "|".join(SCOPES) + ")$")
 
 
@@ -79,7 +80,13 @@ def add_module(payload: dict[str, Any], service: Service) -> dict[str, Any]:
     return service.add_module(payload)
 
 
-@router.get("/modules/{module_id}/export", dependencies=[Read], summary="The module as a Hub-ready folder (PEFT files and model card), zipped")
+@router.get(
+    "/modules/{module_id}/export",
+    dependencies=[Read],
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+    summary="The module as a Hub-ready folder (PEFT files and model card), zipped",
+)
 def export_module(module_id: ModuleId, service: Service) -> Response:
     name, data = service.export_zip(module_id)
     return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -105,7 +112,13 @@ def rebuild_indexes(service: Service) -> dict[str, int]:
     return service.rebuild_indexes()
 
 
-@router.get("/blobs/{digest}", dependencies=[Read], summary="A blob's bytes; the client checks them against the digest")
+@router.get(
+    "/blobs/{digest}",
+    dependencies=[Read],
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    summary="A blob's bytes; the client checks them against the digest",
+)
 def get_blob(digest: Digest, service: Service) -> FileResponse:
     path = service.blob_path(digest)
     if path is None:
@@ -113,7 +126,13 @@ def get_blob(digest: Digest, service: Service) -> FileResponse:
     return FileResponse(path, media_type="application/octet-stream", headers={"X-Content-SHA256": digest})
 
 
-@router.put("/blobs/{digest}", dependencies=[Write], status_code=201, summary="Upload a blob; refused unless its bytes hash to the digest")
+@router.put(
+    "/blobs/{digest}",
+    dependencies=[Write],
+    status_code=201,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    summary="Upload a blob (the raw bytes, streamed); refused unless they hash to the digest and fit --max-upload",
+)
 async def put_blob(digest: Digest, request: Request, service: Service) -> dict[str, Any]:
     settings: ServerSettings = request.app.state.settings
     declared = request.headers.get("content-length")
@@ -124,10 +143,10 @@ async def put_blob(digest: Digest, request: Request, service: Service) -> dict[s
     try:
         async for chunk in request.stream():
             upload.write(chunk)
-    except BaseException:  # the client went away (ClientDisconnect), or the limit: no temp file stays behind
+        await run_in_threadpool(upload.commit)
+    except BaseException:  # the client went away (ClientDisconnect), the limit, a full disk: no temp file stays behind
         upload.abort()
         raise
-    await run_in_threadpool(upload.commit)
     return {"digest": digest, "size": upload.size}
 
 

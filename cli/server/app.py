@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cli.server import api, pages
 from cli.server.auth import Denied, ServerSettings
@@ -30,11 +31,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         yield
         service.close()
 
-    app = FastAPI(title="deltahub registry", summary=f"The registry {service.display}", lifespan=lifespan)
+    # The summary does not name the registry: the schema is readable without a token.
+    app = FastAPI(title="deltahub registry", summary="Modules, their blobs and their search, behind tokens", lifespan=lifespan)
     app.state.service = service
     app.state.settings = settings
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(BodyLimit, limit=JSON_BODY_LIMIT)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.add_exception_handler(Denied, _denied)
@@ -52,6 +55,31 @@ def app_from_env() -> FastAPI:
 
 def settings_env(settings: ServerSettings) -> str:
     return json.dumps(asdict(settings))
+
+
+# Records, queries and forms are small; only a blob upload is big, and --max-upload bounds it as it streams.
+JSON_BODY_LIMIT = 64 << 20
+
+
+class BodyLimit:
+    """Refuses, by its declared length and before anything is read, a request body over `limit` bytes, blob uploads aside.
+
+    FastAPI reads a JSON body before the dependencies that check the token run, so without this a
+    request without a token could make the server buffer and parse any amount of data.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not (scope["method"] == "PUT" and scope["path"].startswith(f"{api.router.prefix}/blobs/")):
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.limit:
+                detail = f"the request body ({int(declared)} bytes) is over the server's limit of {self.limit} bytes for anything but a blob upload"
+                await JSONResponse({"detail": detail, "kind": "too-large"}, status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # Each answer to a failure is {"detail": one line, "kind": what store.remote raises again}.

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.serving import RegistryService, TokenRecord, allows
 
@@ -46,9 +47,10 @@ def authorize(request: Request, scope: str) -> TokenRecord | None:
     service: RegistryService = request.app.state.service
     settings: ServerSettings = request.app.state.settings
     secret = presented_secret(request)
+    if scope == "read" and settings.public_read and (secret is None or request.headers.get("authorization") is None):
+        # Open reads: no token needed, and a stale cookie (a revoked token's) must not lock the pages.
+        return None
     if secret is None:
-        if scope == "read" and settings.public_read:
-            return None
         raise Denied(
             401,
             f"this registry server needs a token of scope {scope}: set ADAPTERS_TOKEN (an admin creates one with `adapters token create NAME --scope {scope}`)",
@@ -61,10 +63,14 @@ def authorize(request: Request, scope: str) -> TokenRecord | None:
     return token
 
 
-def require(scope: str) -> Callable[[Request], TokenRecord | None]:
+# Declared so that the OpenAPI schema says how to authenticate; `authorize` reads the header itself (or the cookie).
+BEARER = HTTPBearer(auto_error=False, description="a token from `adapters token create NAME --scope read|write|admin`")
+
+
+def require(scope: str) -> Callable[..., TokenRecord | None]:
     """A FastAPI dependency that admits requests whose token grants `scope`."""
 
-    def dependency(request: Request) -> TokenRecord | None:
+    def dependency(request: Request, _bearer: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> TokenRecord | None:
         return authorize(request, scope)
 
     return dependency

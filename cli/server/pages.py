@@ -25,7 +25,8 @@ HERE = FilePath(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 STYLE = HERE / "static" / "style.css"
 
-ModuleId = Annotated[int, Path(ge=1, description="a module id, as `adapters list` shows it")]
+# Any id a database column holds; one that names no module gets the "not found" page.
+ModuleId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="a module id, as `adapters list` shows it")]
 Filter = Annotated[str | None, Query(max_length=512)]
 Next = Annotated[str | None, Query(alias="next", max_length=2048)]
 # The fields the list's select boxes filter on (exact), and those the search box matches (substring, any case).
@@ -160,7 +161,10 @@ async def login(request: Request) -> Response:
         body += chunk
         if len(body) > MAX_LOGIN_BODY:
             return _page(request, "login.html", {"title": "Log in", "error": "The form is too large.", "next": "/"}, status_code=413)
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
+    except ValueError:
+        return _page(request, "login.html", {"title": "Log in", "error": "The form has too many fields.", "next": "/"}, status_code=400)
     secret = (fields.get("token") or [""])[0].strip()
     target = _local((fields.get("next") or ["/"])[0])
     token = await run_in_threadpool(_service(request).authenticate, secret) if secret else None
