@@ -239,6 +239,19 @@ def _run_workers(target: str, url: str, blobs: str | None, token: str | None, pr
     }
 
 
+def start_postgres(url: str | None):
+    """A throwaway PostgreSQL server (tests/pg.py; `url` an existing one), or None after a line saying why it was skipped."""
+    import pg
+
+    try:
+        if url:
+            os.environ[pg.ENV_URL] = url
+        return pg.start_server()
+    except RuntimeError as error:
+        print(f"postgresql: skipped ({error})")
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4, 8])
@@ -262,14 +275,8 @@ def main() -> None:
     try:
         for backend in args.backends:
             if backend == "postgresql":
-                import pg
-
-                try:
-                    if args.postgres:
-                        os.environ[pg.ENV_URL] = args.postgres
-                    server = pg.start_server()
-                except RuntimeError as error:
-                    print(f"postgresql: skipped ({error})")
+                server = start_postgres(args.postgres)
+                if server is None:
                     continue
             for via in args.via:
                 for n in args.processes:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from registry_load import ROOT, LabServer, adapters_command, make_token  # noqa: E402
+from registry_load import ROOT, LabServer, adapters_command, make_token, start_postgres  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -517,14 +517,8 @@ def main() -> None:
     try:
         for backend in args.backends:
             if backend == "postgresql":
-                import pg
-
-                try:
-                    if args.postgres:
-                        os.environ[pg.ENV_URL] = args.postgres
-                    pg_server = pg.start_server()
-                except RuntimeError as error:
-                    print(f"postgresql: skipped ({error})")
+                pg_server = start_postgres(args.postgres)
+                if pg_server is None:
                     continue
             for fault in args.faults:
                 if backend == "sqlite":
