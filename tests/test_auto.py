@@ -13,6 +13,7 @@ import torch
 from cli_helpers import cli, one_line_error, snapshot
 from test_transfer import random_module, tiny
 
+from benchmarks.transferbench.report import cross_validated
 from ensembling.candidates import Candidate, Target
 from ensembling.ensemble import Options, context_for, run
 from ensembling.errors import EnsemblingError
@@ -64,6 +65,12 @@ def mean(values) -> tuple[float, float]:
     return math.fsum(v.accuracy for v in values) / len(values), math.fsum(v.loss for v in values) / len(values)
 
 
+def assert_reason_carries_the_trials(decision) -> None:
+    """The transfer benchmark's report reads every candidate's cross-validated accuracy back from the one-line reason."""
+    expected = {trial.strategy: trial.accuracy for trial in decision.trials}
+    assert cross_validated(decision.chosen, decision.reason) == pytest.approx(expected, abs=5e-4), decision.reason
+
+
 def test_auto_keeps_the_init_with_the_best_cross_validated_accuracy_and_says_why(setting):
     evaluator, sources = setting
     memo: dict[str, object] = {}
@@ -73,6 +80,7 @@ def test_auto_keeps_the_init_with_the_best_cross_validated_accuracy_and_says_why
     assert list(trials) == [NO_TRANSFER, *CANDIDATES]
     best = max(decision.trials, key=lambda trial: (trial.accuracy, -trial.loss))
     assert decision.chosen == best.strategy and f"{best.accuracy:.3f}" in decision.reason and "2 folds" in decision.reason, decision
+    assert_reason_carries_the_trials(decision)
     # The figures it reports are the cross-validation's, recomputed independently for the default init and for what
     # it chose: in each fold, the init rebuilt from the fold's fitting part alone, tuned there, scored on the rest.
     for name in {NO_TRANSFER, decision.chosen}:
@@ -112,6 +120,7 @@ def test_auto_keeps_the_default_init_when_no_composed_init_differs_from_it(setti
     result = run("auto", copies, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
     assert result.decision.chosen == NO_TRANSFER and result.sources == ()
     assert "kept the default init" in result.decision.reason
+    assert_reason_carries_the_trials(result.decision)
     for name, tensor in result.tensors.items():
         assert torch.equal(tensor, default[name]), name
 

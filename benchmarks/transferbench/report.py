@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -12,6 +13,7 @@ from benchmarks.transferbench.settings import Settings
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import (
     is_single,
+    mean_interval,
     oracle_delta,
     paired_delta,
     per_target_delta,
@@ -243,6 +245,69 @@ def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
     return lines
 
 
+_FIGURE = re.compile(r"([\w:-]+) (\d+\.\d+)")
+
+
+def cross_validated(chosen: str, reason: str) -> dict[str, float]:
+    """auto's cross-validated accuracy per candidate init, read back from its one-line reason; empty when it validated none."""
+    head = reason.split(";", 1)[0]
+    if "cross-validated accuracy" not in head:
+        return {}
+    lead, _, others = head.partition("(")
+    figures = [float(value) for value in re.findall(r"\d+\.\d+", lead)]
+    found = {name: float(value) for name, value in _FIGURE.findall(others)}
+    found[chosen] = figures[0]
+    if chosen != NO_TRANSFER:
+        found[NO_TRANSFER] = figures[1]
+    return found
+
+
+def auto_check_lines(runs: list[dict], method: str, shots: int, arms: list[str]) -> list[str]:
+    """Did auto's cross-validation on the k-shot data rank its candidate inits as the test split does? Per unit, and over units."""
+    mine = [run for run in runs if run["method"] == method and run["shots"] == shots]
+    test = {(run["target"], run["seed"], run["arm"]): 100 * run["test_acc"] for run in mine}
+    lines: list[str] = []
+    for arm in [arm for arm in arms if get_strategy(arm).family is Family.AUTO]:
+        rows, picked_best, regret, ceiling, rhos, sizes = [], 0, [], {}, [], set()
+        for run in sorted((run for run in mine if run["arm"] == arm), key=lambda run: (run["target"], run["seed"])):
+            unit = (run["target"], run["seed"])
+            validated = cross_validated(run["chosen"] or "", run["rationale"] or "")
+            if not validated or any((*unit, name) not in test for name in validated):
+                continue
+            base = test[(*unit, NO_TRANSFER)]
+            gains = {name: test[(*unit, name)] - base for name in validated}
+            best, own = max(gains.values()), 100 * run["test_acc"] - base
+            picked_best += own >= best
+            regret.append(best - own)
+            ceiling[unit] = best
+            rhos.append(spearman([validated[name] for name in gains], list(gains.values())))
+            sizes.add(len(gains))
+            winners = ", ".join(name for name, gain in gains.items() if gain == best)
+            rows.append(
+                f"| {run['target']} | {run['seed']} | {run['chosen']} ({validated[run['chosen']]:.3f}) | {validated[NO_TRANSFER]:.3f} | "
+                f"{own:+.1f} | {best:+.1f} ({winners}) |"
+            )
+        if not rows:
+            continue
+        by_target: dict[str, list[float]] = defaultdict(list)
+        for (target, _seed), value in ceiling.items():
+            by_target[target].append(value)
+        worst = min(by_target, key=lambda target: mean(by_target[target]))
+        lines += [
+            f"`{arm}`, {shots}-shot, over {len(rows)} units: it chose the candidate best on the test split (ties included) in "
+            f"{picked_best} of {len(rows)}; it lost {mean_interval(regret).text()} points to that candidate; ρ(cross-validated "
+            f"accuracy, test Δ) over its {'/'.join(map(str, sorted(sizes)))} candidates, mean over units: {mean(rhos):+.2f}. A chooser that knew the "
+            f"test split, among the same candidates (the default init included): Δ random {mean_interval(list(ceiling.values())).text()}, "
+            f"worst target {mean(by_target[worst]):+.1f} ({worst}).",
+            "",
+            "| target | seed | chose (cross-validated acc) | default init (cross-validated acc) | its test Δ random | best candidate on test: Δ random |",
+            "| --- | ---: | --- | ---: | ---: | --- |",
+            *rows,
+            "",
+        ]
+    return lines
+
+
 def time_lines(runs: list[dict], arms: list[str]) -> list[str]:
     lines = ["| arm | runs | init (scoring, tuning, composing) s | training s | test s | tuning steps / run |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for arm in arms:
@@ -334,6 +399,10 @@ def render(
                 *auto,
                 "",
             ]
+            for shots in settings.shots:
+                check = auto_check_lines(runs, method, shots, arms)
+                if check:
+                    parts += [f"### auto's cross-validation against the test split ({method}, {shots}-shot)", "", *check]
         parts += [
             f"## What the strategies pick ({method})",
             "",

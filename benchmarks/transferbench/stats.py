@@ -41,11 +41,16 @@ def accuracies(runs: list[dict], method: str, shots: int, arm: str) -> dict[tupl
 def paired_delta(runs: list[dict], method: str, shots: int, arm: str, reference: str, seed: int = 0) -> Delta:
     mine, theirs = accuracies(runs, method, shots, arm), accuracies(runs, method, shots, reference)
     units = sorted(set(mine) & set(theirs))
-    if not units:
+    return mean_interval([mine[unit] - theirs[unit] for unit in units], seed)
+
+
+def mean_interval(values: list[float], seed: int = 0) -> Delta:
+    """The mean of per-unit values with its 95 % percentile-bootstrap interval over the units."""
+    if not values:
         return Delta(math.nan, math.nan, math.nan, 0)
-    differences = np.array([mine[unit] - theirs[unit] for unit in units])
-    low, high = _bootstrap(differences, lambda sample: sample.mean(axis=1), seed)
-    return Delta(float(differences.mean()), float(low), float(high), len(units))
+    array = np.array(values, dtype=float)
+    low, high = _bootstrap(array, lambda sample: sample.mean(axis=1), seed)
+    return Delta(float(array.mean()), float(low), float(high), len(array))
 
 
 def per_target_delta(runs: list[dict], method: str, shots: int, arm: str, reference: str) -> dict[str, float]:
@@ -75,11 +80,7 @@ def single_gains(runs: list[dict], method: str, shots: int) -> dict[tuple[str, i
 
 def oracle_delta(runs: list[dict], method: str, shots: int, seed: int = 0) -> Delta:
     """The oracle's gain over random: the best single source per (target, seed), chosen by test accuracy."""
-    best = np.array([max(gains.values()) for gains in single_gains(runs, method, shots).values()])
-    if len(best) == 0:
-        return Delta(math.nan, math.nan, math.nan, 0)
-    low, high = _bootstrap(best, lambda sample: sample.mean(axis=1), seed)
-    return Delta(float(best.mean()), low, high, len(best))
+    return mean_interval([max(gains.values()) for gains in single_gains(runs, method, shots).values()], seed)
 
 
 def share_of_oracle(runs: list[dict], method: str, shots: int, arm: str, seed: int = 0) -> Delta:
