@@ -164,3 +164,23 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
     ran, skipped = ({row["arm"] for row in runs if row["kind"] == kind} for kind in ("run", "skip"))
     assert ran | skipped == set(every) and skipped <= {"lorahub"}, skipped
     assert all(source["similarity"] is not None for cell in runs if cell["kind"] == "cell" for source in cell["sources"])  # retrieval's ranking
+
+
+def test_leave_one_target_out_never_picks_a_strategy_by_its_result_on_the_held_out_target():
+    from benchmarks.transferbench.stats import leave_one_target_out
+
+    # Test accuracy per (target, arm). "sharp" wins on t1 and t2 and collapses on t3; "steady" is middling everywhere;
+    # "skipped" is best but did not run on t3 (a documented skip), so t3 falls back to the next best.
+    acc = {
+        ("t1", "random"): 0.5, ("t1", "sharp"): 0.9, ("t1", "steady"): 0.65, ("t1", "skipped"): 1.0,
+        ("t2", "random"): 0.5, ("t2", "sharp"): 0.9, ("t2", "steady"): 0.65, ("t2", "skipped"): 1.0,
+        ("t3", "random"): 0.5, ("t3", "sharp"): 0.0, ("t3", "steady"): 0.65,
+    }  # fmt: skip
+    runs = [
+        {"method": "lora", "shots": 4, "seed": seed, "target": target, "arm": arm, "test_acc": value} for (target, arm), value in acc.items() for seed in (0, 1)
+    ]
+    gains, picks = leave_one_target_out(runs, "lora", 4, ["sharp", "steady", "skipped"])
+    # t3: skipped is out; on t1 and t2 sharp (+40) beats steady (+15), so sharp, and its -50 there is what the choice scores.
+    # Had t3's own results entered the choice, sharp's mean (+40 + 40 - 50) / 3 = +10 would have lost to steady's +15.
+    assert picks == {"t1": "skipped", "t2": "skipped", "t3": "sharp"}
+    assert gains == pytest.approx({("t1", 0): 50, ("t1", 1): 50, ("t2", 0): 50, ("t2", 1): 50, ("t3", 0): -50, ("t3", 1): -50})

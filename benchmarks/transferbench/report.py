@@ -12,7 +12,9 @@ from pathlib import Path
 from benchmarks.transferbench.settings import Settings
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import (
+    accuracies,
     is_single,
+    leave_one_target_out,
     mean_interval,
     oracle_delta,
     paired_delta,
@@ -242,7 +244,27 @@ def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
                 f"mean Δ random {mine.text()} vs the best fixed strategy `{best}` {means[best].text()} (goal: paired "
                 f"Δ {best} ≥ −{AUTO_GAP_POINTS:.0f}, measured {gap.text()}); over {mine.units} units it chose: {picks}."
             )
+            lines += leave_one_out_lines(runs, method, shots, arm, arms)
     return lines
+
+
+def leave_one_out_lines(runs: list[dict], method: str, shots: int, arm: str, arms: list[str]) -> list[str]:
+    """The obvious alternative to auto's cross-validation: per target, the fixed strategy that did best on the other targets."""
+    gains, picks = leave_one_target_out(runs, method, shots, fixed(arms))
+    if not gains:
+        return []
+    by_target: dict[str, list[float]] = defaultdict(list)
+    for (target, _seed), gain in gains.items():
+        by_target[target].append(gain)
+    worst = min(by_target, key=lambda target: mean(by_target[target]))
+    mine, random_acc = accuracies(runs, method, shots, arm), accuracies(runs, method, shots, NO_TRANSFER)
+    paired = mean_interval([mine[unit] - random_acc[unit] - gains[unit] for unit in sorted(gains) if unit in mine])
+    chosen = ", ".join(f"{name} {count}" for name, count in Counter(picks.values()).most_common())
+    return [
+        f"  - Against the fixed strategy picked leave-one-target-out (per target, the one with the best mean Δ random on the "
+        f"other targets; it picked {chosen} of {len(picks)} targets): that choice gains Δ random {mean_interval(list(gains.values())).text()}, "
+        f"worst target {mean(by_target[worst]):+.1f} ({worst}); `{arm}` − it, paired over {paired.units} units: {paired.text()}."
+    ]
 
 
 _FIGURE = re.compile(r"([\w:-]+) (\d+\.\d+)")

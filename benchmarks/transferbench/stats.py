@@ -62,6 +62,27 @@ def per_target_delta(runs: list[dict], method: str, shots: int, arm: str, refere
     return {target: float(np.mean(values)) for target, values in by_target.items()}
 
 
+def leave_one_target_out(runs: list[dict], method: str, shots: int, candidates: list[str]) -> tuple[dict[tuple[str, int], float], dict[str, str]]:
+    """Per (target, seed): the gain over random of the candidate with the best mean per-target gain on the *other* targets,
+    and that pick per target: a fixed strategy chosen the way a user reading the table would choose one for a new task.
+    A candidate that did not run on the held-out target (a documented skip) gives way to the next best."""
+    by_arm = {arm: per_target_delta(runs, method, shots, arm, NO_TRANSFER) for arm in candidates}
+    random_acc = accuracies(runs, method, shots, NO_TRANSFER)
+    gains: dict[tuple[str, int], float] = {}
+    picks: dict[str, str] = {}
+    for target in sorted({target for deltas in by_arm.values() for target in deltas}):
+        elsewhere = {arm: [delta for other, delta in deltas.items() if other != target] for arm, deltas in by_arm.items()}
+        ranked = sorted((arm for arm in candidates if elsewhere[arm] and target in by_arm[arm]), key=lambda arm: -float(np.mean(elsewhere[arm])))
+        if not ranked:
+            continue
+        picks[target] = ranked[0]
+        mine = accuracies(runs, method, shots, ranked[0])
+        for unit in mine:
+            if unit[0] == target and unit in random_acc:
+                gains[unit] = mine[unit] - random_acc[unit]
+    return gains, picks
+
+
 def is_single(arm: str) -> bool:
     """An oracle arm: one source alone (single:<task>)."""
     return arm.startswith(f"{SINGLE}:")
