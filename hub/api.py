@@ -76,16 +76,26 @@ class Hub:
         return self._backbones[key]
 
     def new_module(
-        self, base_model: str | os.PathLike[str] | None = None, method: str = "lora", method_options: Mapping[str, object] | None = None
+        self,
+        base_model: str | os.PathLike[str] | None = None,
+        method: str = "lora",
+        method_options: Mapping[str, object] | None = None,
+        seed: int = 0,
     ) -> TrainableModule:
-        """A fresh module (the method's default init) on a copy of the base model; `method_options` set its hyperparameters (e.g. {"r": 4})."""
+        """A fresh module (the method's default init under `seed`, the same as `transfer_init(strategy="random", seed=seed)`)
+        on a copy of the base model; `method_options` set its hyperparameters (e.g. {"r": 4})."""
         from hub.backbones import formulation_for, resolve_base_model
         from hub.methods import get_method
         from hub.trainable import TrainableModule
+        from hub.training import seed_everything
 
         chosen = get_method(method)
         backbone = self.backbone(resolve_base_model(base_model))
         config = chosen.default_config(backbone.ref, method_options)
+        # LoRA's A matrices are drawn from the global generator while attaching: unseeded, a module
+        # depended on whatever the process had drawn before (the benchmark's sources on which
+        # worker had trained what).
+        seed_everything(seed)
         model = backbone.attach(chosen, config)
         return TrainableModule(model, chosen, chosen.attached_config(model, config), formulation_for(backbone.ref), backbone)
 

@@ -76,6 +76,14 @@ class TestEveryMethod:
         record = session_hub.push(folder, toy_dataset(8))
         assert record.method == module.method.name and record.base_model == module.backbone.ref.name
 
+    def test_a_new_module_is_the_same_default_init_whatever_the_process_drew_before(
+        self, session_hub, backbones, method: str, backbone: str, module: TrainableModule
+    ) -> None:
+        torch.rand(1000)
+        again = session_hub.new_module(backbones[backbone], method, SMALL.get(method))
+        expected = module.tensors()
+        assert all(torch.equal(tensor, expected[name]) for name, tensor in again.tensors().items())
+
     def test_a_composed_module_loads_exactly(self, module: TrainableModule) -> None:
         first, second = (Candidate(index, "task", "category", f"digest{index}", noisy(module.tensors(), index)) for index in (1, 2))
         composed = compose([first, second], [0.25, 0.75])

@@ -117,6 +117,11 @@ def test_transfer_init_returns_a_peft_model_holding_the_ensemble(registry):
             assert torch.equal(tensor, second.tensors()[key])
             if ".lora_B." in key:
                 assert not tensor.any()  # LoRA's default init: B = 0, no transfer
+        torch.rand(1000)  # whatever the process drew before does not change a seeded default init
+        fresh = hub.new_module("minilm", "lora", {"r": 4}, seed=0)  # the sources' config, which transfer_init takes
+        assert all(torch.equal(tensor, first.tensors()[key]) for key, tensor in fresh.tensors().items())
+        other = hub.new_module("minilm", "lora", {"r": 4}, seed=1)
+        assert any(not torch.equal(tensor, first.tensors()[key]) for key, tensor in other.tensors().items())
         parameters = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
         assert parameters == sum(t.numel() for t in module.tensors().values())
 
