@@ -87,16 +87,11 @@ class Hub:
         from hub.backbones import formulation_for, resolve_base_model
         from hub.methods import get_method
         from hub.trainable import TrainableModule
-        from hub.training import seed_everything
 
         chosen = get_method(method)
         backbone = self.backbone(resolve_base_model(base_model))
         config = chosen.default_config(backbone.ref, method_options)
-        # LoRA's A matrices are drawn from the global generator while attaching: unseeded, a module
-        # depended on whatever the process had drawn before (the benchmark's sources on which
-        # worker had trained what).
-        seed_everything(seed)
-        model = backbone.attach(chosen, config)
+        model = backbone.default_init(chosen, config, seed)
         return TrainableModule(model, chosen, chosen.attached_config(model, config), formulation_for(backbone.ref), backbone)
 
     def train(

@@ -14,6 +14,7 @@ from hub.backbones import BaseModelRef
 from hub.formulations import Formulation
 from hub.inits import TransferResult
 from hub.methods import Method
+from hub.training import seed_everything
 from store.records import Provenance
 
 
@@ -28,6 +29,12 @@ class Backbone:
     def attach(self, method: Method, config: dict) -> nn.Module:
         """A copy of the base model with `method` attached; the loaded model itself stays bare for the next caller."""
         return method.attach(copy.deepcopy(self.model), config)
+
+    def default_init(self, method: Method, config: dict, seed: int) -> nn.Module:
+        """`attach` under `seed`: LoRA's A matrices (and prefix and prompt embeddings) are drawn from the global
+        generator while attaching, so unseeded a module would depend on whatever the process drew before."""
+        seed_everything(seed)
+        return self.attach(method, config)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from hub.methods import Method, get_method
 from hub.search import SearchHit
 from hub.strategies import DEFAULT_STRATEGY
 from hub.trainable import Backbone, TrainableModule
-from hub.training import TrainConfig, resolve_device, seed_everything
+from hub.training import TrainConfig, resolve_device
 from store.errors import BlobCorrupt
 from store.records import ModuleRecord, Provenance, SourceWeight
 from store.tensors import from_bytes
@@ -152,8 +152,7 @@ class TransferService:
         """A trainable model (a PeftModel for PEFT methods) holding the ensemble's init; `random` holds the default init."""
         result = self.ensemble(dataset, base_model=base_model, **options)
         backbone = self.backbones(resolve_base_model(base_model))
-        seed_everything(int(options.get("seed", 0)))
-        model = backbone.attach(result.method, result.config)
+        model = backbone.default_init(result.method, result.config, int(options.get("seed", 0)))
         result.method.set_tensors(model, result.tensors)
         origin = result.provenance if result.provenance.sources else None
         return TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin, result)
@@ -321,8 +320,7 @@ def make_evaluator(
     `model`: a copy of the base model with the method attached to reuse (the benchmark keeps one);
     otherwise the method is attached to a fresh copy.
     """
-    seed_everything(seed)
-    fresh = backbone.attach(method, config)
+    fresh = backbone.default_init(method, config, seed)
     if model is None:
         model = fresh
     else:
