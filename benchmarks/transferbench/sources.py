@@ -32,12 +32,21 @@ def chance_of(examples) -> float:
     return sum(1.0 / len(example.choices) for example in examples) / max(len(examples), 1)
 
 
+def source_config(settings: Settings, seed: int = 0):
+    """The sources' training budget: the full train split up to `source_max_steps`, best dev checkpoint, early stopping."""
+    from hub.training import TrainConfig
+
+    return TrainConfig(
+        epochs=settings.source_max_steps, max_steps=settings.source_max_steps, eval_every=settings.source_eval_every, patience=settings.source_patience,
+        lr=settings.source_lr, batch_size=settings.batch_size, seed=seed, device=settings.device, progress=False,
+    )  # fmt: skip
+
+
 def ensure_source(hub, data, method: str, settings: Settings, train_missing: bool = True) -> SourceInfo | None:
     """The task's source module from the registry (same budget tag and data), else trained and pushed
     (or None when `train_missing` is off)."""
     from hub.backbones import resolve_base_model
     from hub.datasets import deterministic_sample
-    from hub.training import TrainConfig
 
     backbone = hub.backbone(resolve_base_model(settings.base_model))
     dev = deterministic_sample(data.split("dev"), settings.source_dev_cap)
@@ -61,13 +70,9 @@ def ensure_source(hub, data, method: str, settings: Settings, train_missing: boo
         return None
     started = time.perf_counter()
     module = hub.new_module(settings.base_model, method)
-    config = TrainConfig(
-        epochs=settings.source_max_steps, max_steps=settings.source_max_steps, eval_every=settings.source_eval_every, patience=settings.source_patience,
-        lr=settings.source_lr, batch_size=settings.batch_size, seed=0, device=settings.device, progress=False,
-    )  # fmt: skip
     from hub.training import train
 
-    result = train(module.model, module.method, module.formulation, data.split("train"), dev, config)
+    result = train(module.model, module.method, module.formulation, data.split("train"), dev, source_config(settings))
     seconds = time.perf_counter() - started
     metrics = {"dev_acc": result.best_dev, "steps": result.steps, "best_step": result.best_step, "train_s": seconds}
     tensors = {key: value.cpu() for key, value in module.tensors().items()}

@@ -1,0 +1,290 @@
+"""A lab-scale registry: hundreds of LoRA modules of many kinds of task, with what real registries also hold.
+
+    python benchmarks/lab_pool.py build                 # resumable; registry in /root/deltahub-runs/lab-pool/registry
+    python benchmarks/lab_pool.py check                 # the manifest against the registry, one line per problem
+    python benchmarks/lab_pool.py plan                  # what `build` trains, in order, and how far it got
+
+Every task of the suites below gets, on the default base model (minilm), in this order:
+
+| kind | what it is | tags |
+| --- | --- | --- |
+| source | trained as the transfer benchmark trains its sources (seed 0, best dev checkpoint) | the benchmark's source tag |
+| early | the same run's checkpoint after its first evaluation interval, best or not | junk |
+| undertrained | as many steps at a twentieth of the learning rate | junk |
+| shuffled | trained to its best dev checkpoint on train and dev labels shuffled across examples | junk |
+| duplicate | the source's training under seed 1 (a second run of the same task) | |
+
+Each module's card carries `lab-pool`, `lab-kind:<kind>`, `lab-seed:<seed>` and `lab-entry:<task>/<kind>/<seed>`
+(the last makes a rerun adopt a module that was registered just before a crash instead of training it again).
+The manifest (task, suite, kind, seed, module id, digest, base model, dev accuracy on the true dev split
+against chance, steps, seconds) is rewritten atomically after every module and committed to git; the
+registry is not. `build` checks the whole manifest against the registry before it trains anything: a row
+whose module is missing, whose digest differs or whose base model differs stops it with one line naming
+the module, and nothing is registered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from benchmarks.transferbench.settings import STANDARD, Settings  # noqa: E402
+from benchmarks.transferbench.sources import chance_of, source_config  # noqa: E402
+
+SUITES = ("wordnet", "sentiment", "phonetics", "manpages")
+KINDS = ("source", "early", "undertrained", "shuffled", "duplicate")
+JUNK = frozenset({"early", "undertrained", "shuffled"})
+SEEDS = {"source": 0, "early": 0, "undertrained": 0, "shuffled": 0, "duplicate": 1}
+UNDERTRAINED_LR_DIVISOR = 20
+DEFAULT_REGISTRY = Path("/root/deltahub-runs/lab-pool/registry")
+DEFAULT_MANIFEST = ROOT / "benchmarks" / "results" / "lab-pool" / "manifest.csv"
+FIELDS = ("task", "suite", "kind", "seed", "module_id", "digest", "base_model", "dev_acc", "chance", "steps", "best_step", "seconds")
+METHOD = "lora"
+
+
+class PoolError(Exception):
+    """A one-line reason the pool cannot be built or checked as asked."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    task: str
+    suite: str
+    kind: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.kind}/{self.seed}"
+
+
+def lab_settings(registry: Path, device: str = "cpu") -> Settings:
+    """The standard run's source budget (so the pool's sources are the benchmark's sources)."""
+    budget = {key: STANDARD[key] for key in ("source_max_steps", "source_patience") if key in STANDARD}
+    return Settings(suite=ROOT / "suites", out=registry.parent, registry=registry, device=device, **budget)
+
+
+def load_tasks(suites_root: Path, suites: Sequence[str]) -> dict[str, tuple[str, object]]:
+    """Every task of the named suites, by name, with its suite."""
+    from hub.datasets import CARD_FILE, load_dataset
+
+    tasks: dict[str, tuple[str, object]] = {}
+    for suite in suites:
+        folder = suites_root / suite
+        if not folder.is_dir():
+            raise PoolError(f"no suite {folder}; build it with suites/build_{suite}.py or drop it from --suites")
+        for task_dir in sorted(path for path in folder.iterdir() if (path / CARD_FILE).is_file()):
+            data = load_dataset(task_dir)
+            tasks[data.card.name] = (suite, data)
+    return tasks
+
+
+def plan(tasks: dict[str, tuple[str, object]], kinds: Sequence[str] = KINDS) -> list[Entry]:
+    """Kind by kind; within a kind the suites take turns, so a pool cut short still spans every suite."""
+    by_suite: dict[str, list[str]] = {}
+    for name, (suite, _) in tasks.items():
+        by_suite.setdefault(suite, []).append(name)
+    turns: list[str] = []
+    for rank in range(max(map(len, by_suite.values()), default=0)):
+        turns += [names[rank] for names in by_suite.values() if rank < len(names)]
+    return [Entry(name, tasks[name][0], kind, SEEDS[kind]) for kind in kinds for name in turns]
+
+
+def shuffled_labels(examples: Sequence, seed: int) -> list:
+    """The same inputs with their gold indices permuted across examples (a classifier's label ids, a choice slot)."""
+    labels = [example.label for example in examples]
+    random.Random(seed).shuffle(labels)
+    return [replace(example, label=label) for example, label in zip(examples, labels)]
+
+
+def train_entry(hub, data, entry: Entry, settings: Settings) -> tuple[dict, object, dict[str, float]]:
+    """Train one module of the plan; its dev accuracy is always read on the task's true dev sample."""
+    from hub.datasets import deterministic_sample
+    from hub.training import evaluate, resolve_device, train
+
+    started = time.perf_counter()
+    dev = deterministic_sample(data.split("dev"), settings.source_dev_cap)
+    train_examples, select_on = list(data.split("train")), dev
+    config = source_config(settings, seed=entry.seed)
+    if entry.kind in ("early", "undertrained"):
+        # No dev to select on: `train` then keeps the last evaluated state, the checkpoint after the first interval.
+        select_on = ()
+        config = replace(config, max_steps=settings.source_eval_every)
+        if entry.kind == "undertrained":
+            config = replace(config, lr=settings.source_lr / UNDERTRAINED_LR_DIVISOR)
+    elif entry.kind == "shuffled":
+        train_examples, select_on = shuffled_labels(train_examples, entry.seed), shuffled_labels(dev, entry.seed + 1)
+    module = hub.new_module(settings.base_model, METHOD)
+    result = train(module.model, module.method, module.formulation, train_examples, select_on, config)
+    dev_acc = evaluate(module.model, module.formulation, dev, device=resolve_device(settings.device))
+    metrics = {"dev_acc": dev_acc, "steps": result.steps, "best_step": result.best_step, "train_s": time.perf_counter() - started, "chance": chance_of(dev)}
+    return {key: value.cpu() for key, value in module.tensors().items()}, module, metrics
+
+
+def tags_of(entry: Entry, settings: Settings) -> tuple[str, ...]:
+    tags = ["lab-pool", f"lab-kind:{entry.kind}", f"lab-seed:{entry.seed}", f"lab-entry:{entry.key}"]
+    if entry.kind == "source":
+        tags += [settings.source_tag, "transfer-benchmark"]  # the transfer benchmark reuses it as this task's source
+    if entry.kind in JUNK:
+        tags.append("junk")
+    return tuple(tags)
+
+
+def row_of(entry: Entry, record, metrics: dict[str, float]) -> dict[str, str]:
+    return {
+        "task": entry.task, "suite": entry.suite, "kind": entry.kind, "seed": str(entry.seed), "module_id": str(record.id),
+        "digest": record.blob_digest, "base_model": record.base_model, "dev_acc": f"{metrics['dev_acc']:.4f}",
+        "chance": f"{metrics['chance']:.4f}", "steps": str(int(metrics["steps"])), "best_step": str(int(metrics["best_step"])),
+        "seconds": f"{metrics['train_s']:.1f}",
+    }  # fmt: skip
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != FIELDS:
+            raise PoolError(f"manifest {path} has columns {reader.fieldnames}, expected {list(FIELDS)}; restore it from git")
+        return list(reader)
+
+
+def write_manifest(path: Path, rows: Sequence[dict[str, str]]) -> None:
+    """Atomically: a crash leaves the previous manifest, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    with temp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def check_manifest(hub, rows: Sequence[dict[str, str]], settings: Settings) -> None:
+    """Every row's module is in the registry with the row's digest, on the pool's base model: else one line naming it."""
+    from hub.backbones import resolve_base_model
+    from store.errors import NotFound
+
+    backbone = hub.backbone(resolve_base_model(settings.base_model))
+    base, arch_hash = backbone.ref.name, backbone.arch_hash
+    for row in rows:
+        name = f"module {row['module_id']} ({row['task']}/{row['kind']}/seed {row['seed']})"
+        if row["base_model"] != base:
+            raise PoolError(f"manifest {name} is on base model {row['base_model']!r}, the pool's is {base!r}; drop the row or use that base model")
+        try:
+            record = hub.show(int(row["module_id"]))
+        except (NotFound, ValueError):
+            raise PoolError(f"manifest {name} is not in the registry; point --registry at the pool's registry or drop the row") from None
+        if record.blob_digest != row["digest"]:
+            raise PoolError(
+                f"manifest {name} has digest {row['digest'][:12]}…, the registry's module {record.blob_digest[:12]}…; the registry is not this manifest's"
+            )
+        if record.base_model != base or record.base_arch_hash != arch_hash:
+            raise PoolError(
+                f"manifest {name} is on base model {record.base_model!r} ({record.base_arch_hash[:12]}) in the registry, not {base!r} ({arch_hash[:12]})"
+            )
+
+
+def adopt(hub, entry: Entry):
+    """The module a crashed run registered for this entry before it could write the manifest, if any."""
+    found = [record for record in hub.list(task=entry.task, method=METHOD) if f"lab-entry:{entry.key}" in record.tags]
+    return min(found, key=lambda record: record.id) if found else None
+
+
+def build(
+    registry: Path,
+    manifest: Path,
+    suites_root: Path,
+    suites: Sequence[str],
+    limit: int | None = None,
+    kinds: Sequence[str] = KINDS,
+    device: str = "cpu",
+    log=print,
+) -> list[dict[str, str]]:
+    """Train and register what the plan still lacks, in plan order, after checking the whole manifest against the registry."""
+    from hub import Hub
+
+    settings = lab_settings(registry, device)
+    tasks = load_tasks(suites_root, suites)
+    rows = read_manifest(manifest)
+    registry.mkdir(parents=True, exist_ok=True)
+    with Hub(registry) as hub:
+        check_manifest(hub, rows, settings)
+        done = {f"{row['task']}/{row['kind']}/{row['seed']}" for row in rows}
+        todo = [entry for entry in plan(tasks, kinds) if entry.key not in done][:limit]
+        log(f"lab pool: {len(done)} modules in the manifest, {len(todo)} to train now")
+        spent: list[float] = []
+        for index, entry in enumerate(todo, 1):
+            data = tasks[entry.task][1]
+            record = adopt(hub, entry)
+            if record is not None:
+                metrics = {**record.metrics}
+                metrics.setdefault("chance", math.nan)
+            else:
+                tensors, module, metrics = train_entry(hub, data, entry, settings)
+                record = hub.register(module.method, module.config, tensors, data, module.backbone, metrics=metrics, tags=tags_of(entry, settings))
+                spent.append(metrics["train_s"])
+            rows.append(row_of(entry, record, metrics))
+            write_manifest(manifest, rows)
+            mean = sum(spent) / len(spent) if spent else math.nan
+            log(
+                f"[{time.strftime('%H:%M:%S')}] {index}/{len(todo)} {entry.key}: dev {metrics['dev_acc']:.3f} (chance {metrics['chance']:.3f}), "
+                f"{metrics['train_s']:.0f}s; mean {mean:.0f}s/module, about {mean * (len(todo) - index) / 3600:.1f} h left"
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build or check the lab-scale pool of LoRA modules (see the module docstring).")
+    parser.add_argument("command", choices=("build", "check", "plan"))
+    parser.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="the pool's registry, kept out of git (default: %(default)s)")
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="the committed manifest (default: %(default)s)")
+    parser.add_argument("--suites-root", type=Path, default=ROOT / "suites", help="folder of the suites (default: %(default)s)")
+    parser.add_argument("--suites", nargs="+", default=list(SUITES), help="suites whose tasks the pool holds (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="train at most this many modules this run")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="kinds of module to train, in this order (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        if args.command == "build":
+            build(args.registry, args.manifest, args.suites_root, args.suites, args.limit, args.kinds, args.device, log=lambda line: print(line, flush=True))
+        elif args.command == "check":
+            from hub import Hub
+
+            rows = read_manifest(args.manifest)
+            with Hub(args.registry) as hub:
+                check_manifest(hub, rows, lab_settings(args.registry, args.device))
+            print(f"manifest {args.manifest}: {len(rows)} modules, every one in {args.registry} with its digest and base model")
+        else:
+            rows = read_manifest(args.manifest)
+            done = {f"{row['task']}/{row['kind']}/{row['seed']}" for row in rows}
+            entries = plan(load_tasks(args.suites_root, args.suites), args.kinds)
+            for entry in entries:
+                print(f"{'done' if entry.key in done else 'todo'}  {entry.suite:10} {entry.key}")
+            print(f"{len(entries)} modules from {len({e.task for e in entries})} tasks of {len({e.suite for e in entries})} suites; {len(done)} done")
+    except PoolError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The lab-scale pool builder (benchmarks/lab_pool.py): its plan, resuming, and the manifest check against the registry.
+
+Modules are real: the packaged MiniLM with LoRA, trained for one evaluation interval (the `early` and
+`undertrained` kinds) on a tiny suite written here, in a real SQLite registry.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from synthetic import push
+
+from benchmarks import lab_pool
+from hub import Hub
+
+
+def write_suite(root: Path, name: str, tasks: list[str]) -> None:
+    for task in tasks:
+        folder = root / name / task
+        folder.mkdir(parents=True)
+        card = {"name": task, "category": "toy", "format": "classification", "description": "toy", "labels": {"a": "alpha", "b": "beta"}}
+        (folder / "task.json").write_text(json.dumps(card))
+        for split, n in (("train", 16), ("dev", 8), ("test", 4)):
+            rows = [{"text": f"{task} {split} example {i}", "label": "ab"[i % 2]} for i in range(n)]
+            (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture
+def suites(tmp_path: Path) -> Path:
+    root = tmp_path / "suites"
+    write_suite(root, "one", ["one-a", "one-b"])
+    write_suite(root, "two", ["two-a"])
+    return root
+
+
+def build(tmp_path: Path, suites: Path, limit: int | None) -> list[dict[str, str]]:
+    return lab_pool.build(
+        tmp_path / "registry", tmp_path / "manifest.csv", suites, ["one", "two"], limit, kinds=("early", "undertrained"), log=lambda line: None
+    )
+
+
+def module_ids(tmp_path: Path) -> list[int]:
+    with Hub(tmp_path / "registry") as hub:
+        return sorted(record.id for record in hub.list())
+
+
+def rewrite(manifest: Path, index: int, **changes: str) -> None:
+    rows = lab_pool.read_manifest(manifest)
+    rows[index].update(changes)
+    lab_pool.write_manifest(manifest, rows)
+
+
+def test_plan_takes_turns_across_suites_kind_by_kind(suites: Path) -> None:
+    tasks = lab_pool.load_tasks(suites, ["one", "two"])
+    entries = lab_pool.plan(tasks)
+    assert len(entries) == len(tasks) * len(lab_pool.KINDS)
+    assert [(e.task, e.kind) for e in entries[:3]] == [("one-a", "source"), ("two-a", "source"), ("one-b", "source")]
+    assert [e.kind for e in entries[::3]] == list(lab_pool.KINDS)
+    assert {e.seed for e in entries if e.kind == "duplicate"} == {1}
+    with pytest.raises(lab_pool.PoolError, match="no suite"):
+        lab_pool.load_tasks(suites, ["one", "missing"])
+
+
+def test_shuffled_labels_permute_the_gold_answers(suites: Path) -> None:
+    data = lab_pool.load_tasks(suites, ["one"])["one-a"][1]
+    train = data.split("train")
+    shuffled = lab_pool.shuffled_labels(train, seed=0)
+    assert [e.text for e in shuffled] == [e.text for e in train]
+    assert sorted(e.label for e in shuffled) == sorted(e.label for e in train)
+    assert [e.label for e in shuffled] != [e.label for e in train]
+
+
+def test_build_resumes_and_writes_the_manifest(tmp_path: Path, suites: Path) -> None:
+    rows = build(tmp_path, suites, limit=2)
+    assert [(row["task"], row["kind"]) for row in rows] == [("one-a", "early"), ("two-a", "early")]
+    manifest = tmp_path / "manifest.csv"
+    with manifest.open(newline="") as handle:
+        assert tuple(csv.DictReader(handle).fieldnames or ()) == lab_pool.FIELDS
+    with Hub(tmp_path / "registry") as hub:
+        record = hub.show(int(rows[0]["module_id"]))
+        assert record.blob_digest == rows[0]["digest"]
+        assert {"lab-pool", "lab-kind:early", "junk", "lab-entry:one-a/early/0"} <= set(record.tags)
+        assert float(rows[0]["chance"]) == 0.5 and int(rows[0]["steps"]) == lab_pool.lab_settings(tmp_path).source_eval_every
+    # a rerun trains only what is missing
+    rows = build(tmp_path, suites, limit=1)
+    assert [(row["task"], row["kind"]) for row in rows][-1] == ("one-b", "early") and len(rows) == 3
+    # a module registered by a run that died before writing its manifest row is adopted, not trained again
+    before = module_ids(tmp_path)
+    lab_pool.write_manifest(manifest, rows[:2])
+    rows = build(tmp_path, suites, limit=1)
+    assert module_ids(tmp_path) == before and rows[-1]["module_id"] == str(before[-1])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"digest": "0" * 64}, "has digest 000000000000…, the registry's module"),
+        ({"module_id": "999"}, "module 999 (one-a/early/seed 0) is not in the registry"),
+        ({"base_model": "google/bert_uncased_L-2_H-128_A-2"}, "is on base model 'google/bert_uncased_L-2_H-128_A-2', the pool's is"),
+    ],
+)
+def test_a_bad_manifest_stops_before_anything_is_registered(tmp_path: Path, suites: Path, change: dict, message: str, capsys) -> None:
+    build(tmp_path, suites, limit=1)
+    manifest = tmp_path / "manifest.csv"
+    rewrite(manifest, 0, **change)
+    before = module_ids(tmp_path)
+    with pytest.raises(lab_pool.PoolError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build(tmp_path, suites, limit=1)
+    assert module_ids(tmp_path) == before
+    # the command line says it in one line, exit 2
+    argv = ["check", "--registry", str(tmp_path / "registry"), "--manifest", str(manifest)]
+    assert lab_pool.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: manifest module") and "\n" not in err
+
+
+def test_a_registry_module_on_another_base_model_is_refused(tmp_path: Path, suites: Path) -> None:
+    rows = build(tmp_path, suites, limit=1)
+    with Hub(tmp_path / "registry") as hub:
+        other, _ = push(hub.registry, seed=7)  # same base name, other architecture hash
+    manifest = tmp_path / "manifest.csv"
+    rewrite(manifest, 0, module_id=str(other.id), digest=other.blob_digest)
+    with pytest.raises(lab_pool.PoolError, match=rf"module {other.id} .* in the registry, not"):
+        build(tmp_path, suites, limit=1)
+    assert len(rows) == 1
