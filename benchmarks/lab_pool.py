@@ -26,7 +26,6 @@ the module, and nothing is registered.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import random
@@ -40,22 +39,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from benchmarks.transferbench.pool import JUNK, KINDS, PoolError, read_manifest, write_manifest  # noqa: E402
 from benchmarks.transferbench.settings import STANDARD, Settings  # noqa: E402
 from benchmarks.transferbench.sources import chance_of, source_config  # noqa: E402
 
 SUITES = ("wordnet", "sentiment", "phonetics", "manpages")
-KINDS = ("source", "early", "undertrained", "shuffled", "duplicate")
-JUNK = frozenset({"early", "undertrained", "shuffled"})
 SEEDS = {"source": 0, "early": 0, "undertrained": 0, "shuffled": 0, "duplicate": 1}
 UNDERTRAINED_LR_DIVISOR = 20
 DEFAULT_REGISTRY = Path("/root/deltahub-runs/lab-pool/registry")
 DEFAULT_MANIFEST = ROOT / "benchmarks" / "results" / "lab-pool" / "manifest.csv"
-FIELDS = ("task", "suite", "kind", "seed", "module_id", "digest", "base_model", "dev_acc", "chance", "steps", "best_step", "seconds")
 METHOD = "lora"
-
-
-class PoolError(Exception):
-    """A one-line reason the pool cannot be built or checked as asked."""
 
 
 @dataclass(frozen=True)
@@ -149,29 +142,6 @@ def row_of(entry: Entry, record, metrics: dict[str, float]) -> dict[str, str]:
         "chance": f"{metrics['chance']:.4f}", "steps": str(int(metrics["steps"])), "best_step": str(int(metrics["best_step"])),
         "seconds": f"{metrics['train_s']:.1f}",
     }  # fmt: skip
-
-
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != FIELDS:
-            raise PoolError(f"manifest {path} has columns {reader.fieldnames}, expected {list(FIELDS)}; restore it from git")
-        return list(reader)
-
-
-def write_manifest(path: Path, rows: Sequence[dict[str, str]]) -> None:
-    """Atomically: a crash leaves the previous manifest, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp")
-    with temp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 def check_manifest(hub, rows: Sequence[dict[str, str]], settings: Settings) -> None:

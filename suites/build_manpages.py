@@ -28,6 +28,7 @@ from suites.common import N_CHOICES, YES_NO, SuiteText, Task, balanced, collect,
 PACKAGES = ("manpages", "manpages-dev")
 KINDS = {"2": "system call", "3": "library function", "4": "device or file format", "5": "device or file format", "7": "overview or convention"}
 HEADERS = ("unistd.h", "math.h", "stdlib.h", "wchar.h", "stdio.h", "pthread.h", "sys/socket.h", "string.h")
+MAX_DESCRIPTION = 160  # characters; a longer NAME line is not a one-line description
 PAGE_PATH = re.compile(r"/man(\d)/[^/]+\.\d\.gz$")
 
 
@@ -53,8 +54,10 @@ def parse_page(section: str, text: str) -> Page | None:
     match = re.search(r"^\.SH NAME\n(.*?)\n\.SH", text, re.S | re.M)
     if match is None:
         return None
-    names, sep, description = roff_text(match.group(1).replace("\n", " ")).partition(" - ")
-    if not sep:
+    # NAME is plain text; requests and comments (a licence, a generator's note) can sit inside it
+    lines = [line for line in match.group(1).splitlines() if not line.startswith((".", "'"))]
+    names, sep, description = roff_text(" ".join(lines)).partition(" - ")
+    if not sep or len(description) > MAX_DESCRIPTION:
         return None
     synopsis = text[match.end() :].split("\n.SH DESCRIPTION")[0]
     headers = tuple(dict.fromkeys(re.findall(r"#include <([^>]+)>", synopsis)))

@@ -14,6 +14,7 @@ import pytest
 from synthetic import push
 
 from benchmarks import lab_pool
+from benchmarks.transferbench import pool
 from hub import Hub
 
 
@@ -78,7 +79,7 @@ def test_build_resumes_and_writes_the_manifest(tmp_path: Path, suites: Path) -> 
     assert [(row["task"], row["kind"]) for row in rows] == [("one-a", "early"), ("two-a", "early")]
     manifest = tmp_path / "manifest.csv"
     with manifest.open(newline="") as handle:
-        assert tuple(csv.DictReader(handle).fieldnames or ()) == lab_pool.FIELDS
+        assert tuple(csv.DictReader(handle).fieldnames or ()) == pool.FIELDS
     with Hub(tmp_path / "registry") as hub:
         record = hub.show(int(rows[0]["module_id"]))
         assert record.blob_digest == rows[0]["digest"]
@@ -126,3 +127,31 @@ def test_a_registry_module_on_another_base_model_is_refused(tmp_path: Path, suit
     with pytest.raises(lab_pool.PoolError, match=rf"module {other.id} .* in the registry, not"):
         build(tmp_path, suites, limit=1)
     assert len(rows) == 1
+
+
+def manifest_rows(n: int) -> list[dict[str, str]]:
+    kinds = pool.KINDS
+    return [
+        dict(zip(pool.FIELDS, (f"task-{i % 12}", "s", kinds[i % len(kinds)], "0", str(i + 1), f"{i:064x}", "m", "0.5", "0.5", "25", "25", "1.0")))
+        for i in range(n)
+    ]
+
+
+def test_pools_are_nested_seeded_and_keep_the_targets_out() -> None:
+    rows = manifest_rows(120)
+    targets = {"task-0", "task-5"}
+    chosen = pool.pools(rows, targets, sizes=(20, 50, pool.ALL), seed=0)
+    ids = {size: [row["module_id"] for row in members] for size, members in chosen.items()}
+    assert [len(ids[size]) for size in (20, 50, pool.ALL)] == [20, 50, 100]
+    assert ids[50][:20] == ids[20] and ids[pool.ALL][:50] == ids[50]
+    assert not any(row["task"] in targets for members in chosen.values() for row in members)
+    # the same whatever the manifest's row order; another seed draws other pools
+    assert pool.pools(rows[::-1], targets, sizes=(20,), seed=0)[20] == chosen[20]
+    assert pool.pools(rows, targets, sizes=(20,), seed=1)[20] != chosen[20]
+
+
+def test_junk_share_counts_absolute_weight_on_junk_kinds() -> None:
+    kind_of = {1: "source", 2: "shuffled", 3: "early", 4: "duplicate"}
+    assert pool.junk_share({1: 0.5, 2: 0.25, 3: 0.25}, kind_of) == 0.5
+    assert pool.junk_share({1: 0.6, 4: 0.4}, kind_of) == 0.0
+    assert pool.junk_share({1: -0.5, 2: 1.5}, kind_of) == 0.75

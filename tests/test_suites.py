@@ -97,6 +97,8 @@ def test_parse_page_reads_name_and_includes() -> None:
     page = build_manpages.parse_page("2", text)
     assert page == build_manpages.Page("2", ("open", "openat", "creat"), "open and possibly create a file", ("fcntl.h", "sys/stat.h"))
     assert build_manpages.parse_page("3", ".so man3/printf.3\n") is None
+    commented = '.SH NAME\nBPF-HELPERS \\- list of eBPF helper functions\n.\\" Copyright (C) All BPF authors\n.\n.SH DESCRIPTION\n'
+    assert build_manpages.parse_page("7", commented).description == "list of eBPF helper functions"
 
 
 @pytest.mark.parametrize("suite", SUITES)
