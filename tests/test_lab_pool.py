@@ -155,3 +155,15 @@ def test_junk_share_counts_absolute_weight_on_junk_kinds() -> None:
     assert pool.junk_share({1: 0.5, 2: 0.25, 3: 0.25}, kind_of) == 0.5
     assert pool.junk_share({1: 0.6, 4: 0.4}, kind_of) == 0.0
     assert pool.junk_share({1: -0.5, 2: 1.5}, kind_of) == 0.75
+
+
+def test_selection_cost_scores_the_whole_pool_or_the_nearest_candidates(tmp_path: Path, suites: Path) -> None:
+    from benchmarks import selection_cost
+
+    build(tmp_path, suites, limit=3)  # the early checkpoints of one-a, two-a, one-b
+    out = tmp_path / "cost.csv"
+    rows = selection_cost.measure(tmp_path / "registry", tmp_path / "manifest.csv", suites, ["one-a"], [pool.ALL], [0, 1], ["loss"], 2, out)
+    assert [(row["candidates"], row["scored"]) for row in rows] == [("all", 2), (1, 1)]  # one-a's own module is out of the pool
+    assert all(row["junk_share"] == "1.000" for row in rows)  # every module here is an early checkpoint
+    with out.open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 2

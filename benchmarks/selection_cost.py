@@ -1,0 +1,117 @@
+"""Selection cost against pool size: search, loading, scoring and composition per target, one or two stages.
+
+    python benchmarks/selection_cost.py --targets wn-isa-plant senti-polarity man-section pho-stress
+        [--registry /root/deltahub-runs/lab-pool/registry] [--sizes 20 50 100 0] [--candidates 0 20] [--strategies loss el2n]
+
+For each target (a k-shot sample of it, as the transfer benchmark draws), each pool of the lab
+manifest (benchmarks/transferbench/pool.py: nested seeded subsets, the targets' tasks out; size 0:
+all) and each `--candidates` N (0: score the whole pool; N: the dataset-embedding index first
+narrows the pool to its N modules nearest the target, then the strategy scores only those):
+seconds of search (embedding the target and querying the index), of loading the candidates'
+tensors (read and digest-checked), and of scoring + weighting + composing; plus the share of the
+weight put on junk modules. Nothing is trained and nothing is registered. Rows go to
+benchmarks/results/lab-pool/selection-cost.csv as they are measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from benchmarks.lab_pool import DEFAULT_MANIFEST, DEFAULT_REGISTRY, METHOD, lab_settings, load_tasks  # noqa: E402
+from benchmarks.transferbench.pool import ALL, PoolError, junk_share, pools, read_manifest  # noqa: E402
+
+COLUMNS = ("target", "pool", "candidates", "strategy", "scored", "search_s", "load_s", "score_compose_s", "total_s", "junk_share", "effective_sources")
+
+
+def measure(
+    registry: Path, manifest: Path, suites_root: Path, targets: list[str], sizes: list[int], candidates: list[int], strategies: list[str], shots: int, out: Path
+) -> list[dict]:
+    """One row per (target, pool size, candidates, strategy), written to `out` as measured."""
+    from ensembling.ensemble import Options
+    from hub import Hub
+    from hub.backbones import resolve_base_model
+    from hub.methods import get_method
+    from hub.transfer import candidate_of, compose_init, make_evaluator
+
+    rows = read_manifest(manifest)
+    tasks = load_tasks(suites_root, sorted({row["suite"] for row in rows}))
+    missing = [target for target in targets if target not in tasks]
+    if missing:
+        raise PoolError(f"no task {', '.join(missing)} in the manifest's suites; pick targets from them")
+    settings = lab_settings(registry)
+    kind_of = {int(row["module_id"]): row["kind"] for row in rows}
+    by_size = pools(rows, set(targets), sizes)
+    measured: list[dict] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Hub(registry) as hub, out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        method = get_method(METHOD)
+        backbone = hub.backbone(resolve_base_model(settings.base_model))
+        for target in targets:
+            sample = tasks[target][1].few_shot(shots, 0).without_test()
+            for size in sizes:
+                members = {int(row["module_id"]) for row in by_size[size]}
+                for n in candidates:
+                    started = time.perf_counter()
+                    if n:
+                        hits = hub.search(sample, top_k=len(rows), base_model=settings.base_model, method=METHOD)
+                        records = [hit.module for hit in hits if hit.module.id in members][:n]
+                    else:
+                        records = [hub.show(module_id) for module_id in sorted(members)]
+                    searched = time.perf_counter()
+                    loaded, _ = hub.transfer.load_candidates([candidate_of(record) for record in records], skip_corrupt=False)
+                    ready = time.perf_counter()
+                    for strategy in strategies:
+                        begun = time.perf_counter()
+                        evaluator = make_evaluator(backbone, method, dict(records[0].config), sample, device=settings.device, seed=0)
+                        init = compose_init(strategy, loaded, sample, evaluator, Options(seed=0), settings.score_examples)
+                        done = time.perf_counter()
+                        row = {
+                            "target": target, "pool": size or len(members), "candidates": n or "all", "strategy": strategy, "scored": len(loaded),
+                            "search_s": f"{searched - started:.2f}", "load_s": f"{ready - searched:.2f}", "score_compose_s": f"{done - begun:.2f}",
+                            "total_s": f"{searched - started + ready - searched + done - begun:.2f}",
+                            "junk_share": f"{junk_share(init.weights, kind_of):.3f}", "effective_sources": f"{init.effective_sources:.1f}",
+                        }  # fmt: skip
+                        writer.writerow(row)
+                        measured.append(row)
+                        handle.flush()
+                        print(" ".join(f"{key}={value}" for key, value in row.items()), flush=True)
+    return measured
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", nargs="+", required=True)
+    parser.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument("--suites-root", type=Path, default=ROOT / "suites")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[20, 50, 100, ALL], help="pool sizes; 0: every module (default: %(default)s)")
+    parser.add_argument("--candidates", nargs="+", type=int, default=[0, 20], help="0: score the whole pool; N: two stages (default: %(default)s)")
+    parser.add_argument("--strategies", nargs="+", default=["loss", "el2n"])
+    parser.add_argument("--shots", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lab-pool" / "selection-cost.csv")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        measure(args.registry, args.manifest, args.suites_root, args.targets, args.sizes, args.candidates, args.strategies, args.shots, args.out)
+    except PoolError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
