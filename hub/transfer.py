@@ -39,14 +39,13 @@ from hub.evaluation import ModelEvaluator
 from hub.inits import TransferResult
 from hub.methods import Method, get_method
 from hub.search import SearchHit
-from hub.strategies import DEFAULT_STRATEGY
+from hub.strategies import DEFAULT_STRATEGY, SCORE_EXAMPLES
 from hub.trainable import Backbone, TrainableModule
 from hub.training import TrainConfig, resolve_device
 from store.errors import BlobCorrupt
 from store.records import ModuleRecord, Provenance, SourceWeight
 from store.tensors import from_bytes
 
-SCORE_EXAMPLES = 50  # the paper scores with one dev batch of about 50 examples
 # Config keys that do not change what a module computes.
 VOLATILE_CONFIG_KEYS = {"base_model_name_or_path", "revision", "inference_mode", "peft_version", "auto_mapping"}
 
