@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from hub.imports import ImportOutcome
 
 console = Console()
+# hub.imports's statuses, named here so that rendering an import loads no model library.
+IMPORT_STATUSES = ("imported", "already there", "refused", "skipped")
 
 
 def print_json(data: Any) -> None:
@@ -211,22 +213,32 @@ def import_progress(disable: bool = False) -> Iterator[Callable[[int, int, Any],
 
 
 def _import_counts(outcomes: Sequence[ImportOutcome]) -> dict[str, int]:
-    return {status: sum(1 for outcome in outcomes if outcome.status == status) for status in ("imported", "already there", "refused")}
+    return {status: sum(1 for outcome in outcomes if outcome.status == status) for status in IMPORT_STATUSES}
 
 
 def import_table(outcomes: Sequence[ImportOutcome]) -> Table:
-    """One row per module folder: what became of it and the module holding it (reasons: `import_refusals`)."""
+    """One row per module folder: what became of it, the module holding it and its task (reasons: `import_refusals`)."""
     columns = [("folder", True, "left"), ("status", True, "left"), ("module", True, "right"), ("task", False, "left")]
     # A repo of the Hugging Face cache is named by its source: its snapshot path is a sha deep in the cache.
-    rows = [(o.source or str(o.folder), o.status, str(o.module_id) if o.module_id is not None else "-", o.task or "-") for o in outcomes]
-    table = _table(f"import of {len(outcomes)} module folders", columns, rows)
-    table.caption = ", ".join(f"{count} {status}" for status, count in _import_counts(outcomes).items())
+    rows = [(o.source or str(o.folder), o.status, str(o.module_id) if o.module_id is not None else "-", _task_cell(o)) for o in outcomes]
+    table = _table(f"import of {_count(len(outcomes), 'module folder')}", columns, rows)
+    table.caption = ", ".join(f"{count} {status}" for status, count in _import_counts(outcomes).items() if count or status != "skipped")
     return table
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _task_cell(outcome: ImportOutcome) -> str:
+    if not outcome.task:
+        return "-"
+    return f"{outcome.task} (from {outcome.task_from})" if outcome.task_from else outcome.task
+
+
 def import_refusals(outcomes: Sequence[ImportOutcome]) -> list[str]:
-    """Each refused folder and its reason, whole (a table cell would cut it)."""
-    return [f"refused {outcome.source or outcome.folder}: {outcome.reason}" for outcome in outcomes if outcome.status == "refused"]
+    """Each refused or skipped folder and its reason, whole (a table cell would cut it)."""
+    return [f"{outcome.status} {outcome.source or outcome.folder}: {outcome.reason}" for outcome in outcomes if outcome.status in ("refused", "skipped")]
 
 
 def import_json(outcomes: Sequence[ImportOutcome]) -> dict[str, Any]:
@@ -235,6 +247,7 @@ def import_json(outcomes: Sequence[ImportOutcome]) -> dict[str, Any]:
         "imported": counts["imported"],
         "already_there": counts["already there"],
         "refused": counts["refused"],
+        "skipped": counts["skipped"],
         "folders": [outcome.to_json() for outcome in outcomes],
     }
 

@@ -17,7 +17,7 @@ from store.backend import RegistryBackend
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import VerifyReport, collect_garbage
 from store.maintenance import verify as verify_registry
-from store.records import UNKNOWN_FORMAT, BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo
+from store.records import UNKNOWN_FORMAT, BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo, check_name
 from store.registry import Registry, open_registry, resolve_location, upgrade_registry
 
 if TYPE_CHECKING:
@@ -167,6 +167,7 @@ class Hub:
         from hub.cards import read_card
         from hub.families import family_of_task_type
         from hub.methods import method_for_config, read_config
+        from store.tensors import digest_of, to_bytes
 
         if dataset is not None and (task is not None or category is not None):
             raise HubError("--task/--category describe a module pushed without --dataset; the dataset's task.json already names its task and category")
@@ -179,10 +180,20 @@ class Hub:
                 f"{folder} is a composed init (strategy {card.provenance.strategy}) and the registry keeps its provenance with its target dataset; "
                 "pass --dataset TARGET_DIR, the dataset it was composed for"
             )
-        described = _described_task(folder, task or card.task, category or card.category) if dataset is None else None
+        described_as = (task or card.task, category or card.category)
+        for kind, name in zip(("task", "category"), described_as, strict=True):
+            if dataset is None and name is not None:
+                check_name(kind, name)  # bad input is refused whether or not the weights are registered
         config, tensors = method.read_folder(folder)
-        data = described if described is not None else dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
         ref = resolve_base_model(base_model if base_model is not None else config.get("base_model_name_or_path"), family_of_task_type(config.get("task_type")))
+        if dataset is None:
+            # The same weights on this base model are that module, whatever describes them (the store would return it too):
+            # pushing them again needs no task, so a second import of cards without one says "already there".
+            held = self._holding(digest_of(to_bytes(tensors)), ref)
+            if held is not None:
+                return held
+        described = _described_task(folder, *described_as) if dataset is None else None
+        data = described if described is not None else dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
         backbone = self.backbone(ref)
         self.check_fits(method, config, tensors, backbone)
         merged_metrics = {**card.metrics, **(metrics or {})}
@@ -191,8 +202,17 @@ class Hub:
         provenance = self._sources_here(card.provenance, ref.name) if card.provenance is not None and described is None else None
         return self.register(
             method, config, tensors, data, backbone,
-            metrics=merged_metrics, tags=merged_tags, created_by=created_by, origin=origin, provenance=provenance, source=source,
+            metrics=merged_metrics, tags=merged_tags, created_by=created_by, origin=origin, provenance=provenance, source=source, card=card.text,
         )  # fmt: skip
+
+    def _holding(self, digest: str, ref: BaseModelRef) -> ModuleRecord | None:
+        """The oldest module holding these weights on this base model (and revision), if any."""
+        held = [
+            record
+            for record in self.registry.catalog.list_modules(base_model=ref.name)
+            if record.blob_digest == digest and record.base_revision == (ref.revision or "")
+        ]
+        return min(held, key=lambda record: record.id, default=None)
 
     def _sources_here(self, provenance: Provenance, base_model: str) -> Provenance:
         """A card's provenance with each source's module id in this registry: the first module on `base_model` holding its digest, else 0."""
@@ -230,60 +250,82 @@ class Hub:
         paths: Sequence[str | os.PathLike[str]],
         *,
         dataset: Dataset | str | os.PathLike[str] | None = None,
+        task: str | None = None,
+        category: str | None = None,
         base_model: str | os.PathLike[str] | None = None,
         tags: Iterable[str] = (),
         progress: Callable[[int, int, Path], None] | None = None,
     ) -> list[ImportOutcome]:
         """Push every PEFT module folder under `paths` (recursively); one folder's failure is its outcome, not the end.
 
-        Each folder is described by its model card, or every folder by the one `dataset`. A folder whose
-        weights are already registered (on this base model) is reported as already there, not added again.
-        `progress(done, total, folder)` is called after each folder.
+        Each folder is described by its model card, or every folder by the one `dataset`. Without a
+        dataset, `task` and `category` name the task of every folder (else each card's `datasets:` and
+        `deltahub.category`). A folder whose weights are already registered (on this base model) is
+        reported as already there, not added again. `progress(done, total, folder)` is called after each
+        folder. Writes one module per imported folder; a refused folder writes nothing.
         """
         from hub.imports import module_folders
 
-        return self._import([(folder, "") for folder in module_folders([Path(path) for path in paths])], dataset, base_model, tags, progress)
+        folders = [(folder, "", None) for folder in module_folders([Path(path) for path in paths])]
+        return self._import(folders, dataset, task, category, base_model, tags, progress)
 
     def import_hf_cache(
         self,
         *,
         dataset: Dataset | str | os.PathLike[str] | None = None,
+        task: str | None = None,
+        category: str | None = None,
         base_model: str | os.PathLike[str] | None = None,
         tags: Iterable[str] = (),
         progress: Callable[[int, int, Path], None] | None = None,
     ) -> list[ImportOutcome]:
         """Push every cached revision of every PEFT adapter repo in the local Hugging Face cache, as `import_folders` pushes folders.
 
-        Each module records its repo id and commit sha as its source; nothing is downloaded.
+        A repo whose card names no dataset gets its repo name (NAME of ORG/NAME) as task, unless `task`
+        is given. Each module records its repo id and commit sha as its source; nothing is downloaded.
+        A repo the cache scan finds corrupted comes back skipped, with the scan's reason.
         """
         from hub.imports import cached_adapters
 
-        return self._import([(repo.path, repo.source) for repo in cached_adapters()], dataset, base_model, tags, progress)
+        repos, skipped = cached_adapters()
+        folders = [(repo.path, repo.source, repo.repo_id.split("/")[-1]) for repo in repos]
+        return self._import(folders, dataset, task, category, base_model, tags, progress) + skipped
 
     def _import(
         self,
-        folders: Sequence[tuple[Path, str]],
+        folders: Sequence[tuple[Path, str, str | None]],
         dataset: Dataset | str | os.PathLike[str] | None,
+        task: str | None,
+        category: str | None,
         base_model: str | os.PathLike[str] | None,
         tags: Iterable[str],
         progress: Callable[[int, int, Path], None] | None,
     ) -> list[ImportOutcome]:
-        """Push each (folder, source) in turn; a refusal is that folder's outcome, and the others go on."""
-        from hub.imports import ALREADY_THERE, IMPORTED, REFUSED, ImportOutcome
+        """Push each (folder, source, repo name) in turn; a refusal is that folder's outcome, and the others go on."""
+        from hub.cards import read_card
+        from hub.imports import ALREADY_THERE, IMPORTED, REFUSED, TASK_FROM_CARD, TASK_FROM_OPTION, TASK_FROM_REPO, ImportOutcome
 
+        if dataset is not None and (task is not None or category is not None):
+            raise HubError("--task/--category describe modules imported without --dataset; the dataset's task.json already names its task and category")
         # One dataset for every folder: read (and refused if bad) once, before any push.
         data = load_dataset(dataset) if dataset is not None and not isinstance(dataset, Dataset) else dataset
         known = {record.id for record in self.list()}
         tags = tuple(tags)
         outcomes = []
-        for done, (folder, source) in enumerate(folders, start=1):
+        for done, (folder, source, repo_name) in enumerate(folders, start=1):
             try:
-                record = self.push(folder, data, base_model=base_model, tags=tags, source=source)
+                named, task_from = task, TASK_FROM_OPTION
+                if data is None and named is None:
+                    named = read_card(folder).task
+                    named, task_from = (named, TASK_FROM_CARD) if named is not None else (repo_name, TASK_FROM_REPO)
+                record = self.push(folder, data, task=named, category=category, base_model=base_model, tags=tags, source=source)
             except USER_ERRORS as error:
                 outcomes.append(ImportOutcome(folder, REFUSED, reason=str(error), source=source))
             else:
                 # push returns the module already holding these weights: known before, it was already there.
-                outcomes.append(ImportOutcome(folder, ALREADY_THERE if record.id in known else IMPORTED, record.id, record.task, source=source))
+                there = record.id in known
+                said = "" if data is not None or there else task_from
+                outcomes.append(ImportOutcome(folder, ALREADY_THERE if there else IMPORTED, record.id, record.task, source=source, task_from=said))
                 known.add(record.id)
             if progress is not None:
                 progress(done, len(folders), folder)
@@ -303,12 +345,16 @@ class Hub:
         origin: str = "trained",
         provenance: Provenance | None = None,
         source: str = "",
+        card: str = "",
     ) -> ModuleRecord:
         """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob.
 
         `dataset` is what the module was trained on, or only its task (a module pushed without a dataset).
+        `card` is the model card (README.md text) the module came with, which `export` keeps. The same
+        weights on the same base model and dataset are not stored twice: the module holding them comes back.
         """
         from hub.embeddings import parameter_sketch
+        from hub.folders import trainable_config
         from store.tensors import digest_of, schema_hash, tensor_schema, to_bytes
 
         data = to_bytes(tensors)
@@ -319,7 +365,8 @@ class Hub:
         else:
             task, info = dataset, None
         sketch = parameter_sketch(tensors)
-        stored_config = {key: value for key, value in config.items() if key != "base_model_name_or_path"}
+        # Stored trainable: a registry module is where a training starts (a composed init is nothing else).
+        stored_config = trainable_config({key: value for key, value in config.items() if key != "base_model_name_or_path"})
         record, _created = self.registry.add_module(
             data,
             NewModule(
@@ -335,6 +382,7 @@ class Hub:
                 origin=origin,
                 created_by=created_by or _user(),
                 source=source,
+                card=card,
             ),
             task,
             info,
@@ -433,23 +481,31 @@ class Hub:
         return from_bytes(self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}"))
 
     def export(self, module_id: int, out: str | os.PathLike[str]) -> Path:
-        """Write a module as a folder that `PeftModel.from_pretrained` (or deltahub) loads, with its model card (README.md)."""
+        """Write a module as a folder that `PeftModel.from_pretrained` (or deltahub) loads, with its model card (README.md).
+
+        The folder (`out`, new or empty) gets adapter_config.json (trainable: `inference_mode` off),
+        adapter_model.safetensors (the blob's bytes, digest-checked) and README.md: the card the module
+        was pushed with, if any, with deltahub's fields (base model, datasets, tags, scores, provenance)
+        set. Nothing in the registry changes. Writing files needs no model library, and loads none.
+        """
         from hub.cards import CARD_FILE, model_card
-        from hub.methods import get_method
+        from hub.folders import WEIGHTS_FILE, write_config
 
         record = self.show(module_id)
-        tensors = self.load_tensors(record)
         target = Path(out)
         if target.exists() and not target.is_dir():
             raise HubError(f"{target} is a file; choose a new folder for the export")
         if target.exists() and any(target.iterdir()):
             raise HubError(f"{target} exists and is not empty; choose a new folder for the export")
-        method = get_method(record.method)
+        # The blob is the module's canonical safetensors bytes, which PEFT reads as they are.
+        weights = self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}")
         # Each source's own origin, where known (a removed source is not listed, and its id is 0).
         ids = [source.module_id for source in record.provenance.sources] if record.provenance is not None else []
         sources = {other.id: other.source for other in self.registry.catalog.list_modules(ids=ids) if other.source} if ids else {}
-        card = model_card(record, method, target.resolve().name, sources)
-        method.write_folder(target, record.config, tensors, record.base_model)
+        card = model_card(record, target.resolve().name, sources)
+        target.mkdir(parents=True, exist_ok=True)
+        write_config(target, record.config, record.base_model)
+        (target / WEIGHTS_FILE).write_bytes(weights)
         card.save(target / CARD_FILE)
         return target
 

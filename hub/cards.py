@@ -5,6 +5,10 @@ its relation, datasets, tags, model-index results) plus a `deltahub:` mapping fo
 no field for: the task's category, the base model's revision, metrics that are not
 scores on a split, the module's origin (trained, or ensemble for a composed init) and its provenance,
 machine-readably, so that `push` of an exported init registers it as the init it is.
+
+A module pushed with a card of its own (as the Hub writes them: license, tags, prose) keeps it in the
+registry, and its export is that card with deltahub's fields set: what the user's card said stays.
+Nothing here loads torch or PEFT, so an export writes its files without them.
 """
 
 from __future__ import annotations
@@ -21,8 +25,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hub.errors import HubError
 from hub.families import family_named
-from hub.methods import METHODS, Method
-from hub.methods.peft_method import PeftMethod
+from hub.folders import peft_loads
 from store.records import ModuleRecord, Provenance, SourceWeight
 
 CARD_FILE = "README.md"
@@ -51,12 +54,15 @@ class CardMetadata:
     # An init's provenance, or a trained module's init; its sources are named by blob digest, and their
     # module ids (those of the exporting registry) are 0 here: `Hub.push` maps them to its own.
     provenance: Provenance | None = None
+    text: str = ""  # the whole README.md, as the registry keeps it
 
 
-def model_card(record: ModuleRecord, method: Method, name: str, sources: Mapping[int, str]) -> ModelCard:
+def model_card(record: ModuleRecord, name: str, sources: Mapping[int, str]) -> ModelCard:
     """The card of an exported module; `name` is the export's folder name (the model-index's model name).
 
     `sources` maps an init's source modules to where each came from (hf://ORG/NAME@SHA), where known.
+    The card the module was pushed with, if any, keeps its other fields (license, …) and its prose; the
+    fields below are deltahub's and replace the pushed card's.
     """
     split_scores = {key: value for key, value in record.metrics.items() if SPLIT_METRIC.match(key)}
     own: dict[str, Any] = {"category": record.category, "origin": record.origin}
@@ -72,7 +78,7 @@ def model_card(record: ModuleRecord, method: Method, name: str, sources: Mapping
         own["provenance"] = _provenance_data(record.provenance, sources)
     data = ModelCardData(
         # A bottleneck adapter is deltahub's own format, which PEFT cannot load.
-        library_name="peft" if isinstance(method, PeftMethod) else None,
+        library_name="peft" if peft_loads(record.config) else None,
         base_model=record.base_model,
         datasets=[record.task],
         tags=[*record.tags, HUB_TAG, record.method],
@@ -81,7 +87,24 @@ def model_card(record: ModuleRecord, method: Method, name: str, sources: Mapping
         base_model_relation="merge" if record.origin == "ensemble" else "adapter",
         **{OWN_KEY: own},
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(record, method)}")
+    pushed = _pushed_card(record.card)
+    if pushed is None:
+        return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(record)}")
+    # Ours replace the pushed card's fields of the same name; its tags are in the record's already (push took them).
+    fields = {**pushed.data.to_dict(), **data.to_dict()}
+    if not peft_loads(record.config):
+        fields.pop("library_name", None)
+    merged = ModelCardData(**fields)
+    # A card deltahub wrote has deltahub's prose, about the registry it came from: this registry's replaces it.
+    body = pushed.text if pushed.text.strip() and OWN_KEY not in pushed.data.to_dict() else _body(record)
+    return ModelCard(f"---\n{merged.to_yaml()}\n---\n\n{body.lstrip()}")
+
+
+def _pushed_card(text: str) -> ModelCard | None:
+    """The card a module was pushed with, when it had one with front matter (push read it, so it parses)."""
+    if not text.lstrip().startswith("---"):
+        return ModelCard(f"---\n---\n\n{text}") if text.strip() else None
+    return ModelCard(text)
 
 
 def read_card(folder: Path) -> CardMetadata:
@@ -95,7 +118,7 @@ def read_card(folder: Path) -> CardMetadata:
         raise HubError(f"cannot read the model card {path}: {error}") from None
     # A README without front matter is prose with nothing to take (and huggingface_hub would warn about it on stderr).
     if not text.lstrip().startswith("---"):
-        return CardMetadata()
+        return CardMetadata(text=text)
     try:
         data = ModelCard(text).data
     except yaml.YAMLError as error:
@@ -115,7 +138,7 @@ def read_card(folder: Path) -> CardMetadata:
     category = own.get("category")
     provenance = _read_provenance(path, own["provenance"]) if own.get("provenance") is not None else None
     origin = _read_origin(path, own.get("origin"), provenance, data.get("base_model_relation"))
-    return CardMetadata(str(names[0]) if names else None, str(category) if category is not None else None, tags, metrics, origin, provenance)
+    return CardMetadata(str(names[0]) if names else None, str(category) if category is not None else None, tags, metrics, origin, provenance, text)
 
 
 def _read_origin(path: Path, origin: object, provenance: Provenance | None, relation: object) -> str | None:
@@ -187,6 +210,8 @@ def _restates_a_column(tag: str) -> bool:
     The registry records those as the module's columns; as tags they would only repeat them (a folder PEFT
     saved would carry its base model's local path as a tag).
     """
+    from hub.methods import METHODS  # reading a card is part of a push, which loads the methods anyway
+
     methods = {name for method in METHODS.values() for name in (method.name, method.peft_type.lower())}
     return tag.startswith("base_model:") or tag == HUB_TAG or tag in LIBRARY_TAGS or tag in methods
 
@@ -226,7 +251,7 @@ def _provenance_data(provenance: Provenance, sources: Mapping[int, str]) -> dict
     }
 
 
-def _body(record: ModuleRecord, method: Method) -> str:
+def _body(record: ModuleRecord) -> str:
     lines = [
         f"# {record.task} ({record.method})",
         "",
@@ -236,16 +261,18 @@ def _body(record: ModuleRecord, method: Method) -> str:
         "## Use",
         "",
     ]
-    if isinstance(method, PeftMethod):
+    if peft_loads(record.config):
         family = family_named(record.base_model_family)
         options = "".join(f", {key}={value!r}" for key, value in family.load_options.items())
+        # An init is meant to be trained: PeftModel.from_pretrained freezes a module unless told otherwise.
+        trainable = ", is_trainable=True" if record.origin == "ensemble" else ""
         lines += [
             "```python",
             "from peft import PeftModel",
             f"from transformers import {family.auto_model}",
             "",
             f'base = {family.auto_model}.from_pretrained("{record.base_model}"{options})',
-            'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
+            f'model = PeftModel.from_pretrained(base, "path/to/this/folder"{trainable})',
             "```",
             "",
         ]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import DatasetError
+from store.errors import InvalidName
 from store.records import TaskInfo
 
 FORMATS = ("classification", "pair", "multiple_choice")
@@ -129,19 +130,22 @@ def load_card(path: Path) -> TaskCard:
         raise DatasetError(f"task card {path} must be a JSON object")
     missing = [key for key in ("name", "category", "format") if not raw.get(key)]
     if missing:
-        raise DatasetError(f"task card {path} lacks {', '.join(missing)}; add them")
+        raise DatasetError(f"task card {path} lacks {', '.join(missing)}; add {'it' if len(missing) == 1 else 'them'}")
     if raw["format"] not in FORMATS:
         raise DatasetError(f"task card {path} has format {raw['format']!r}; use one of {', '.join(FORMATS)}")
     labels = raw.get("labels") or {}
     if raw["format"] != "multiple_choice" and (not isinstance(labels, dict) or len(labels) < 2):
         raise DatasetError(f"task card {path} needs 'labels' mapping at least two label ids to their verbalizations")
-    return TaskCard(
-        name=str(raw["name"]),
-        category=str(raw["category"]),
-        format=raw["format"],
-        description=str(raw.get("description", "")),
-        labels={str(key): str(value) for key, value in labels.items()},
-    )
+    try:
+        return TaskCard(
+            name=str(raw["name"]),
+            category=str(raw["category"]),
+            format=raw["format"],
+            description=str(raw.get("description", "")),
+            labels={str(key): str(value) for key, value in labels.items()},
+        )
+    except InvalidName as error:
+        raise DatasetError(f"task card {path}: {error}; rename it there") from None
 
 
 def example_from_record(record: Mapping[str, Any], card: TaskCard) -> Example:

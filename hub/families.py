@@ -10,12 +10,15 @@ a module. Adding a family is adding one `register_family(Family(...))` here.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.errors import HubError
-from hub.formulations import CausalFormulation, CrossEncoderFormulation, Formulation, Seq2SeqFormulation
+
+if TYPE_CHECKING:
+    from hub.formulations import Formulation
 
 
 @dataclass(frozen=True)
@@ -23,10 +26,15 @@ class Family:
     name: str
     task_type: str  # PEFT's TaskType value, written into every module config of this family
     auto_model: str  # the transformers Auto class that loads such a base model
-    formulation: type[Formulation]
+    # The class in hub.formulations, imported on first use: it needs torch, and a model card needs only the names here.
+    formulation_name: str
     recognizes: Callable[[Mapping[str, Any]], bool] = field(compare=False)  # from a model folder's config.json
     load_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
     heads: tuple[str, ...] = ()  # freshly initialised heads that train and are saved with the module
+
+    @property
+    def formulation(self) -> type[Formulation]:
+        return getattr(importlib.import_module("hub.formulations"), self.formulation_name)
 
 
 FAMILIES: dict[str, Family] = {}
@@ -61,15 +69,15 @@ def _is_causal(config: Mapping[str, Any]) -> bool:
 
 # Order matters: the cross-encoder recognizes every encoder, so it is asked last.
 SEQ2SEQ = register_family(
-    Family("seq2seq", "SEQ_2_SEQ_LM", "AutoModelForSeq2SeqLM", Seq2SeqFormulation, recognizes=lambda config: bool(config.get("is_encoder_decoder")))
+    Family("seq2seq", "SEQ_2_SEQ_LM", "AutoModelForSeq2SeqLM", "Seq2SeqFormulation", recognizes=lambda config: bool(config.get("is_encoder_decoder")))
 )
-CAUSAL = register_family(Family("causal", "CAUSAL_LM", "AutoModelForCausalLM", CausalFormulation, recognizes=_is_causal))
+CAUSAL = register_family(Family("causal", "CAUSAL_LM", "AutoModelForCausalLM", "CausalFormulation", recognizes=_is_causal))
 CROSS_ENCODER = register_family(
     Family(
         "cross-encoder",
         "SEQ_CLS",
         "AutoModelForSequenceClassification",
-        CrossEncoderFormulation,
+        "CrossEncoderFormulation",
         recognizes=lambda config: True,
         load_options={"num_labels": 1},
         # PEFT trains a SEQ_CLS model's fresh head with the module (its modules_to_save); so do bottleneck adapters.

@@ -30,3 +30,7 @@ class UploadTooLarge(StoreError):
 
 class AccessDenied(StoreError):
     """A registry server refused the request's token: missing, unknown or revoked (401), or of too small a scope (403)."""
+
+
+class InvalidName(StoreError):
+    """A task or category name outside the rule of store.records.NAME_RULES."""

@@ -122,6 +122,8 @@ class ModuleRow(Base):
     created_host: Mapped[str] = mapped_column(String(255), default="", server_default="")
     # Where the module came from when it was not trained here, e.g. hf://ORG/NAME@SHA ("" when unknown).
     source: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The model card (README.md) the module was pushed with, "" when it had none: export keeps what it said.
+    card: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     base_model: Mapped[BaseModelRow] = relationship()
     task: Mapped[TaskRow] = relationship()

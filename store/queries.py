@@ -162,6 +162,7 @@ def _record(row: ModuleRow) -> ModuleRecord:
         created_by=row.created_by,
         created_host=row.created_host,
         source=row.source,
+        card=row.card,
         config=dict(row.config),
         tensor_schema=list(row.tensor_schema),
         provenance=None if row.ensemble is None else _provenance(row.ensemble),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -9,9 +10,33 @@ from typing import Any
 
 import numpy as np
 
+from store.errors import InvalidName
+
 # The format of a task known only from a module's model card or --task/--category: no examples say it.
 # A later push with a dataset of that task fills it in.
 UNKNOWN_FORMAT = "unknown"
+
+# What a task and a category may be named. Names travel into URLs, file names and exported model cards
+# (`datasets:`), so they follow the Hugging Face Hub's rule for repo names: letters, digits, '-', '_', '.',
+# starting and ending with a letter or digit, no '..', at most 96 characters. A task may be a Hub dataset
+# id ORG/NAME (what a Hub card's `datasets:` holds); a category may have spaces between its words.
+_WORD = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+NAME_LENGTH = 96
+NAME_RULES = {
+    "task": (re.compile(rf"{_WORD}(?:/{_WORD})?"), "letters, digits, '-', '_' and '.', optionally as ORG/NAME"),
+    "category": (re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._-]*[A-Za-z0-9])?"), "letters, digits, spaces, '-', '_' and '.'"),
+}
+
+
+def check_name(kind: str, name: str) -> str:
+    """`name` when it is a valid task or category name (`kind`); else InvalidName, naming the rule."""
+    pattern, allowed = NAME_RULES[kind]
+    if not isinstance(name, str) or not pattern.fullmatch(name) or ".." in name or len(name) > NAME_LENGTH:
+        raise InvalidName(
+            f"{kind} name {name!r} is not allowed: a {kind} name is {allowed}, starts and ends with a letter or digit, "
+            f"has no '..' and at most {NAME_LENGTH} characters"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -26,6 +51,11 @@ class TaskInfo:
     format: str
     description: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Every way a task enters the registry (task.json, a model card, --task, a server client) builds one of these.
+        check_name("task", self.name)
+        check_name("category", self.category)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "category": self.category, "format": self.format, "description": self.description, "labels": dict(self.labels)}
@@ -88,6 +118,7 @@ class NewModule:
     created_by: str = ""
     created_host: str = ""
     source: str = ""  # where it came from, e.g. hf://ORG/NAME@SHA; "" when unknown
+    card: str = ""  # the model card (README.md) it was pushed with; "" when none
 
 
 @dataclass(frozen=True)
@@ -121,6 +152,7 @@ class ModuleRecord:
     created_host: str = ""
     base_revision: str = ""  # the base model's pinned revision ("" where none was recorded)
     source: str = ""  # where the module came from, e.g. hf://ORG/NAME@SHA ("" when unknown)
+    card: str = ""  # the model card (README.md) it was pushed with ("" when none); export keeps what it says
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -85,6 +85,7 @@ def push_to_json(module: NewModule, task: TaskInfo, dataset: DatasetInfo | None,
         "created_by": module.created_by,
         "created_host": module.created_host,
         "source": module.source,
+        "card": module.card,
     }
     return {
         "module": new,

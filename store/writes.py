@@ -102,6 +102,7 @@ def add_module(
         created_by=module.created_by,
         created_host=module.created_host,
         source=module.source,
+        card=module.card,
         tags=[ModuleTagRow(tag=tag) for tag in sorted(set(module.tags))],
         ensemble=None if provenance is None else _ensemble(provenance, dataset_row),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -24,15 +25,26 @@ def adapters(registry: Path | str, *args: str):
 
 
 def snapshot(registry: Path) -> tuple:
-    """Everything a failed command must leave as it was: rows, generation, blob files."""
+    """Everything a failed command must leave as it was: rows, generation, blob files, and every file's bytes."""
     if not registry.exists():
         return ()
+    files = file_bytes(registry)  # before opening it here, which may add SQLite's own side files
     opened = Registry(resolve_location(registry), create=False)
     try:
         modules = [(m.id, m.blob_digest, m.task, m.origin) for m in opened.catalog.list_modules()]
-        return modules, opened.catalog.generation(), sorted(opened.blobs.digests())
+        return modules, opened.catalog.generation(), sorted(opened.blobs.digests()), files
     finally:
         opened.close()
+
+
+def file_bytes(folder: Path) -> dict[str, str]:
+    """The sha256 of every file under `folder` by relative path; SQLite's write-ahead log and its index (-wal, -shm) are
+    the database's working state, whose bytes change with every reader, and are left out."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.endswith(("-wal", "-shm"))
+    }
 
 
 def one_line_error(result) -> str:

@@ -173,3 +173,33 @@ def test_export_onto_a_file_is_refused(registry: Path, tmp_path: Path) -> None:
     target.write_text("x")
     assert "is a file; choose a new folder" in one_line_error(adapters(registry, "export", "1", str(target)))
     assert target.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [("../../etc/passwd", "taxonomy"), ("../../x y/z", "taxonomy"), ("lab/../../x", "taxonomy"), ("-dash", "taxonomy"), ("ok-name", "../up"), ("ok-name", "a/b")],
+)
+def test_task_and_category_names_follow_one_rule(registry: Path, suite: Path, trained_folders: dict[str, Path], tmp_path: Path, name: str, category: str):
+    """A task.json, --task/--category and a model card are refused alike, before anything is written."""
+    kind, bad = ("task", name) if category == "taxonomy" else ("category", category)
+    rule = f"{kind} name {bad!r} is not allowed: a {kind} name is "
+    dataset = Path(shutil.copytree(suite / "wn-isa-animal", tmp_path / "dataset"))
+    card = json.loads((dataset / "task.json").read_text())
+    (dataset / "task.json").write_text(json.dumps({**card, "name": name, "category": category}))
+    folder = str(trained_folders["wn-isa-animal"])
+    carded = Path(shutil.copytree(folder, tmp_path / "carded"))
+    (carded / "README.md").write_text(f"---\ndatasets:\n- {json.dumps(name)}\ndeltahub:\n  category: {json.dumps(category)}\n---\n")
+    before = snapshot(registry)
+    assert rule in push_fails(registry, Path(folder), dataset)
+    assert rule in one_line_error(adapters(registry, "push", folder, "--task", name, "--category", category))
+    assert rule in one_line_error(adapters(registry, "push", str(carded)))
+    imported = adapters(registry, "import", folder, "--task", name, "--category", category, "--json")
+    assert imported.exit_code == 1 and rule in json.loads(imported.output)["folders"][0]["reason"]
+    assert snapshot(registry) == before
+
+
+def test_a_task_card_missing_one_field_says_add_it(registry: Path, suite: Path, module_copy: Path, tmp_path: Path) -> None:
+    dataset = Path(shutil.copytree(suite / "wn-supersense-noun-a", tmp_path / "dataset"))
+    card = json.loads((dataset / "task.json").read_text())
+    (dataset / "task.json").write_text(json.dumps({key: value for key, value in card.items() if key != "format"}))
+    assert push_fails(registry, module_copy, dataset).endswith("lacks format; add it")

@@ -15,7 +15,7 @@ import torch
 from cli_helpers import cli, one_line_error, snapshot
 from huggingface_hub import ModelCard
 from peft import PeftModel, get_peft_model_state_dict
-from test_transfer import SOURCES, TARGET, build_small_registry, random_module
+from test_transfer import SOURCES, TARGET, build_small_registry, random_module, tiny
 
 from hub import Hub, load_dataset
 from hub.backbones import MINILM_NAME, load_base_model, resolve_base_model
@@ -295,3 +295,39 @@ def test_a_trained_module_keeps_its_inits_provenance_with_a_dataset_and_is_still
     with Hub(tmp_path / "without") as there:
         record = there.push(tmp_path / "trained")
     assert (record.origin, record.provenance, record.dataset_id) == ("trained", None, None)
+
+
+def test_an_init_of_peft_saved_sources_is_stored_and_exported_trainable(suite: Path, tmp_path: Path):
+    """PEFT's save_pretrained records inference_mode true; the init composed from such sources is meant to be trained."""
+    from peft import PeftConfig, get_peft_model
+
+    path = tmp_path / "registry"
+    with Hub(path) as hub:
+        for seed, task in enumerate(list(SOURCES)[:2]):
+            folder = tmp_path / task
+            hub.new_module("minilm", "lora", {"r": 2}, seed=seed).model.save_pretrained(folder)
+            assert json.loads((folder / "adapter_config.json").read_text())["inference_mode"] is True
+            assert hub.push(folder, tiny(suite, task, tmp_path / "data")).config["inference_mode"] is False
+        init = hub.ensemble(tiny(suite, TARGET, tmp_path / "data"), strategy="average").record
+        assert init.config["inference_mode"] is False
+        hub.export(init.id, tmp_path / "init")
+    assert json.loads((tmp_path / "init" / "adapter_config.json").read_text())["inference_mode"] is False
+    assert 'PeftModel.from_pretrained(base, "path/to/this/folder", is_trainable=True)' in (tmp_path / "init" / "README.md").read_text()
+    model = get_peft_model(load_base_model(resolve_base_model("minilm")), PeftConfig.from_pretrained(tmp_path / "init"))
+    assert any(parameter.requires_grad for name, parameter in model.named_parameters() if "lora_" in name)
+
+
+def test_export_loads_no_model_library(registry, tmp_path: Path):
+    """Writing a config, a blob's bytes and a card needs neither torch nor PEFT (importing them took most of an export's seconds)."""
+    import subprocess
+    import sys
+
+    path, _target = registry
+    record = target_module(path)
+    script = (
+        "import sys\nfrom hub import Hub\nwith Hub(sys.argv[1]) as hub:\n    hub.export(int(sys.argv[2]), sys.argv[3])\n"
+        "print(sorted(name for name in ('torch', 'peft', 'transformers') if name in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path), str(record.id), str(tmp_path / "out")], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stderr
+    assert_peft_loads(path, record.id, tmp_path / "out")

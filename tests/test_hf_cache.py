@@ -2,7 +2,9 @@
 
 The cache is built here in huggingface_hub's documented layout (models--ORG--NAME/{blobs,refs,snapshots/SHA});
 it holds a tiny random BERT (with the packaged MiniLM's tokenizer) at two commits. Modules are real PEFT
-LoRA folders on it with seeded random tensors. Nothing is downloaded: HF_HUB_OFFLINE=1 (conftest.py).
+LoRA folders on it with seeded random tensors; two carry cards as the Hub writes them (base_model,
+library_name, license, tags, datasets, prose; no deltahub field), and one repo is corrupted (a snapshot
+file whose blob is gone). Nothing is downloaded: HF_HUB_OFFLINE=1 (conftest.py).
 """
 
 from __future__ import annotations
@@ -32,11 +34,23 @@ CARDED = "lab/lora-carded"
 PLAIN = "lab/lora-plain"
 ORPHAN = "lab/lora-orphan"  # its base model is not cached
 PICKLED = "lab/lora-pickled"  # only a pickle checkpoint
+HUB_CARDED = "lab/lora-isa-bird"  # a card as the Hub writes it, naming its dataset
+HUB_BARE = "lab/lora-synonyms"  # a card as the Hub writes it, naming no dataset
+BROKEN = "lab/lora-broken"  # corrupted in the cache: its weights' blob is gone
+# The front matter `huggingface_hub` and PEFT write for an adapter repo: nothing of deltahub's.
+HUB_FRONT_MATTER = (
+    "base_model: lab/tiny-bert\nlibrary_name: peft\nlicense: apache-2.0\npipeline_tag: text-classification\n"
+    "tags:\n- base_model:adapter:lab/tiny-bert\n- lora\n- transformers\n- birds"
+)
+HUB_BODY = "# Model Card for lora-isa-bird\n\nA LoRA adapter the lab trained to tell birds from other animals.\n"
 ADAPTERS = {
     CARDED: ("c" * 40, "datasets:\n- lab-isa-fish\ndeltahub:\n  category: taxonomy"),
     PLAIN: ("d" * 40, None),
     ORPHAN: ("e" * 40, "datasets:\n- lab-orphan\ndeltahub:\n  category: taxonomy"),
     PICKLED: ("f" * 40, "datasets:\n- lab-pickled\ndeltahub:\n  category: taxonomy"),
+    HUB_CARDED: ("1" * 40, f"{HUB_FRONT_MATTER}\ndatasets:\n- lab/isa-bird"),
+    HUB_BARE: ("2" * 40, HUB_FRONT_MATTER),
+    BROKEN: ("3" * 40, None),
 }
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
@@ -106,7 +120,8 @@ def adapter_repos(hf_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> d
             folder = lora_folder(hub, BASE, seed, out / repo_id)
             (folder / "README.md").unlink(missing_ok=True)  # PEFT's template card, where it wrote one
             if card is not None:
-                (folder / "README.md").write_text(f"---\n{card}\n---\n\n# a lab's adapter\n")
+                body = HUB_BODY if repo_id == HUB_CARDED else "# a lab's adapter\n"
+                (folder / "README.md").write_text(f"---\n{card}\n---\n\n{body}")
             if repo_id == ORPHAN:
                 config = json.loads((folder / "adapter_config.json").read_text())
                 (folder / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "other/uncached-base"}))
@@ -114,6 +129,8 @@ def adapter_repos(hf_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> d
                 (folder / "adapter_model.safetensors").unlink()
                 (folder / "adapter_model.bin").write_bytes(pickle.dumps({"never": "opened"}))
             snapshots[repo_id] = cache_repo(hf_cache, repo_id, sha, folder, plain=("README.md",))
+            if repo_id == BROKEN:
+                (snapshots[repo_id] / "adapter_model.safetensors").resolve().unlink()
     return snapshots
 
 
@@ -192,11 +209,15 @@ def test_pull_registers_a_cached_adapter_repo_with_its_card_and_source(adapter_r
     assert shown.exit_code == 0, shown.output
     assert any(line.split() == ["│", "source", "│", f"hf://{CARDED}@{sha}", "│"] for line in shown.output.splitlines()), shown.output
 
+    assert pulled(registry, PLAIN)["id"] == plain["id"]  # registered already: no --task needed to say so
+
     before = snapshot(registry)
+    empty = tmp_path / "empty"
+    line = one_line_error(cli("pull", PLAIN, "--registry", str(empty)))
+    assert "is pushed without --dataset, but neither --task nor its model card (README.md) names its task" in line
     refusals = {
         f"{CARDED}@v9": f"adapter repo {CARDED}@v9 is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; run `hf download {CARDED} --revision v9`",
         "lab/absent": "adapter repo lab/absent is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
-        PLAIN: "is pushed without --dataset, but neither --task nor its model card (README.md) names its task",
         ORPHAN: "base model other/uncached-base is not in the local Hugging Face cache; run `hf download other/uncached-base`",
         PICKLED: "adapter_model.bin is a pickle checkpoint, which deltahub never loads",
         "not-a-repo-id": "'not-a-repo-id' is not a Hub repo id; pass ORG/NAME or ORG/NAME@REVISION",
@@ -220,33 +241,85 @@ def test_the_export_of_an_init_names_each_sources_repo(adapter_repos: dict[str, 
     assert {row["module_id"]: row["source"] for row in own["provenance"]["sources"]} == {carded.id: carded.source, plain.id: plain.source}
 
 
+def imported(registry: Path, *args: str) -> tuple[int, dict[str, dict]]:
+    """`adapters import --hf-cache ARGS --json`: its exit code and its rows by source."""
+    result = cli("import", "--hf-cache", *args, "--json", "--registry", str(registry))
+    report = json.loads(result.output)
+    rows = {row["source"]: row for row in report["folders"]}
+    assert len(rows) == len(report["folders"]) and sum(report[key] for key in ("imported", "already_there", "refused", "skipped")) == len(rows)
+    return result.exit_code, rows
+
+
 def test_import_of_the_hf_cache_takes_every_adapter_repo_with_its_source(adapter_repos: dict[str, Path], no_pickle, tmp_path: Path):
     registry = tmp_path / "registry"
-    result = cli("import", "--hf-cache", "--json", "--registry", str(registry))
-    assert result.exit_code == 1, result.output  # refused repos make the exit code say so
-    report = json.loads(result.output)
-    assert (report["imported"], report["already_there"], report["refused"]) == (1, 0, 3)
-    rows = {row["source"]: row for row in report["folders"]}  # the base model's repo holds no adapter: not listed
     sources = {repo: f"hf://{repo}@{sha}" for repo, (sha, _card) in ADAPTERS.items()}
+    broken = f"hf://{BROKEN}"  # the scan cannot read its revisions, so its source has no commit
+    code, rows = imported(registry)
+    assert code == 1  # refused repos make the exit code say so
+    # The base model's repo holds no adapter: not listed.
     assert {source: row["status"] for source, row in rows.items()} == {
         sources[CARDED]: "imported",
+        sources[PLAIN]: "refused",
+        sources[HUB_CARDED]: "refused",
+        sources[HUB_BARE]: "refused",
         sources[ORPHAN]: "refused",
         sources[PICKLED]: "refused",
-        sources[PLAIN]: "refused",
+        broken: "skipped",
     }
     assert rows[sources[CARDED]]["folder"] == str(adapter_repos[CARDED])
+    assert (rows[sources[CARDED]]["task"], rows[sources[CARDED]]["task_from"]) == ("lab-isa-fish", "model card")
     assert "base model other/uncached-base is not in the local Hugging Face cache" in rows[sources[ORPHAN]]["reason"]
     assert "adapter_model.bin is a pickle checkpoint, which deltahub never loads" in rows[sources[PICKLED]]["reason"]
-    assert "neither --task nor its model card (README.md) names its task" in rows[sources[PLAIN]]["reason"]
-    with Hub(registry) as hub:
-        (record,) = hub.list()
-    assert (record.id, record.task, record.source, record.base_revision) == (rows[sources[CARDED]]["module_id"], "lab-isa-fish", sources[CARDED], SHA_MAIN)
+    for repo in (PLAIN, HUB_CARDED, HUB_BARE):
+        assert "neither --category nor its model card (README.md) names its category" in rows[sources[repo]]["reason"], repo
+    assert "the Hugging Face cache scan finds it corrupted (Blob missing (broken symlink)" in rows[broken]["reason"]
+    assert rows[broken]["folder"].endswith("models--lab--lora-broken")
 
+    # Cards as the Hub writes them name no category: --category gives one to every repo, the task comes from the card or the repo name.
+    code, rows = imported(registry, "--category", "taxonomy")
+    assert code == 1
+    assert {source: (row["status"], row["task"], row["task_from"]) for source, row in rows.items() if row["status"] != "refused"} == {
+        sources[CARDED]: ("already there", "lab-isa-fish", ""),
+        sources[PLAIN]: ("imported", "lora-plain", "repo name"),
+        sources[HUB_CARDED]: ("imported", "lab/isa-bird", "model card"),
+        sources[HUB_BARE]: ("imported", "lora-synonyms", "repo name"),
+        broken: ("skipped", None, ""),
+    }
+    with Hub(registry) as hub:
+        records = {record.source: record for record in hub.list()}
+    assert set(records) == {sources[repo] for repo in (CARDED, PLAIN, HUB_CARDED, HUB_BARE)}
+    assert {record.category for record in records.values()} == {"taxonomy"} and records[sources[HUB_CARDED]].tags == ("birds",)
+
+    # Imported again, with no option: every registered repo is already there (not refused for its card), and nothing is written.
+    before = snapshot(registry)
     again = cli("import", "--hf-cache", "--registry", str(registry))
     assert again.exit_code == 1, again.output
     text = " ".join(again.output.split())
-    assert "0 imported, 1 already there, 3 refused" in text and f"refused {sources[PICKLED]}: " in text
+    assert "import of 7 module folders" in text and "0 imported, 4 already there, 2 refused, 1 skipped" in text
+    assert f"refused {sources[PICKLED]}: " in text and f"skipped {broken}: " in text
     assert sources[CARDED] in text  # the table names a cache repo by its source, not its snapshot path
+    assert snapshot(registry) == before
+
+    # Every repo imported with one --task: the option names the task.
+    code, rows = imported(tmp_path / "other", "--task", "lab-birds", "--category", "taxonomy")
+    assert {row["task"] for row in rows.values() if row["status"] == "imported"} == {"lab-birds"}
+    assert {row["task_from"] for row in rows.values() if row["status"] == "imported"} == {"--task"}
+
+
+def test_export_keeps_the_hub_card_and_adds_deltahubs_fields(adapter_repos: dict[str, Path], tmp_path: Path):
+    from huggingface_hub import ModelCard
+
+    registry = tmp_path / "registry"
+    with Hub(registry) as hub:
+        record = hub.pull(HUB_CARDED, category="taxonomy")
+        hub.export(record.id, tmp_path / "out")
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    data = card.data.to_dict()
+    assert (data["license"], data["pipeline_tag"], data["library_name"]) == ("apache-2.0", "text-classification", "peft")  # the user's
+    assert (data["base_model"], data["datasets"], data["deltahub"]["category"]) == (BASE, ["lab/isa-bird"], "taxonomy")  # deltahub's
+    assert data["deltahub"]["source"] == record.source and set(data["tags"]) == {"birds", "deltahub", "lora"}
+    assert card.text.strip() == HUB_BODY.strip()  # the user's prose, whole
+    assert json.loads((tmp_path / "out" / "adapter_config.json").read_text())["inference_mode"] is False
 
 
 def test_import_takes_folders_or_the_hf_cache(hf_cache: Path, tmp_path: Path):

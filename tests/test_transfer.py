@@ -153,7 +153,7 @@ def test_cli_ensemble_end_to_end(registry, tmp_path: Path):
     assert "el2n init for wn-isa-animal" in result.output and "registered the init as module" in result.output
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    modules, generation, _ = snapshot(path)
+    modules, generation, *_ = snapshot(path)
     assert len(modules) == len(before[0]) + 1 and modules[-1][3] == "ensemble" and generation > before[1]
     # the saved folder loads back as a module of this registry's schema
     with Hub(path) as hub:

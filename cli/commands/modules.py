@@ -69,6 +69,10 @@ def import_modules(
         bool, typer.Option("--hf-cache", help="Instead of PATHS: every PEFT adapter repo in the local Hugging Face cache (HF_HUB_CACHE).")
     ] = False,
     dataset: DatasetOption = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Without --dataset: the task of every module (default: each card's, else a cache repo's name).")
+    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Without --dataset: the category of every module (default: each card's).")] = None,
     base_model: PushBaseModelOption = None,
     tag: TagOption = None,
     registry: RegistryOption = None,
@@ -78,11 +82,11 @@ def import_modules(
     """Push every module folder under PATHS (or every adapter repo of the Hugging Face cache): each described by its model card, or all by one --dataset.
 
     A cache repo records its repo id and commit sha as the module's source. A folder whose weights are registered already is reported as already there; one that cannot be pushed is
-    refused with its reason and the others go on. Exit code 1 when any folder was refused.
+    refused with its reason and the others go on; a cache repo the cache scan finds corrupted is skipped, with the scan's reason. Exit code 1 when any folder was refused.
     """
     if bool(paths) == hf_cache:
         fail("pass the folders to import or --hf-cache, not both or neither")
-    options = {"dataset": dataset, "base_model": base_model, "tags": tag or ()}
+    options = {"dataset": dataset, "task": task, "category": category, "base_model": base_model, "tags": tag or ()}
     with opened(registry, blobs) as hub, render.import_progress(disable=as_json) as progress:
         outcomes = hub.import_hf_cache(progress=progress, **options) if hf_cache else hub.import_folders(paths, progress=progress, **options)
     if as_json:

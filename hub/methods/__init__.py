@@ -11,7 +11,8 @@ import pkgutil
 from typing import Any
 
 from hub.errors import HubError, ModuleFolderError
-from hub.methods.base import CONFIG_FILE, WEIGHTS_FILE, Method, Option, read_config
+from hub.folders import CONFIG_FILE, WEIGHTS_FILE, read_config
+from hub.methods.base import Method, Option
 
 METHODS: dict[str, Method] = {}
 _SHARED = ("base", "peft_method")  # the contract and the PEFT adapter: modules of the package, not methods

@@ -25,10 +25,8 @@ from torch import nn
 
 from hub.backbones import BaseModelRef
 from hub.errors import HubError, ModuleFolderError
+from hub.folders import PICKLE_FILES, WEIGHTS_FILE, read_config, write_config
 
-CONFIG_FILE = "adapter_config.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
-PICKLE_FILES = ("adapter_model.bin", "pytorch_model.bin", "adapter_model.pt")
 SCALARS: dict[Any, type] = {int: int, float: float, bool: bool, str: str}
 TRUE, FALSE = ("true", "yes", "1"), ("false", "no", "0")
 
@@ -143,22 +141,8 @@ class Method(ABC):
 
     def write_folder(self, folder: Path, config: dict[str, Any], tensors: dict[str, torch.Tensor], base_model_path: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps({**config, "base_model_name_or_path": base_model_path}, indent=2, sort_keys=True) + "\n")
+        write_config(folder, config, base_model_path)
         save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, str(folder / WEIGHTS_FILE))
-
-
-def read_config(folder: Path) -> dict[str, Any]:
-    if not folder.is_dir():
-        raise ModuleFolderError(f"module folder {folder} does not exist; pass the folder that save_pretrained wrote")
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except FileNotFoundError:
-        raise ModuleFolderError(f"{folder} has no {CONFIG_FILE}; pass the folder that save_pretrained wrote") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModuleFolderError(f"cannot read {folder / CONFIG_FILE}: {error}") from None
-    if not isinstance(config, dict) or "peft_type" not in config:
-        raise ModuleFolderError(f"{folder / CONFIG_FILE} has no peft_type; it is not a module config")
-    return config
 
 
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -43,10 +43,11 @@ from torch import nn
 
 from hub.backbones import BaseModelRef
 from hub.errors import BaseModelMismatch, HubError, ModuleFolderError
+from hub.folders import BOTTLENECK_TYPE
 from hub.methods import register_method
 from hub.methods.base import Method, Option
 
-PEFT_TYPE = "BOTTLENECK"
+PEFT_TYPE = BOTTLENECK_TYPE
 ADAPTER = "adapter"
 # Output projections of the attention and feed-forward sub-layers, per model_type.
 TARGET_BLOCKS: dict[str, list[str]] = {
