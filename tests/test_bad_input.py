@@ -177,7 +177,14 @@ def test_export_onto_a_file_is_refused(registry: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "category"),
-    [("../../etc/passwd", "taxonomy"), ("../../x y/z", "taxonomy"), ("lab/../../x", "taxonomy"), ("-dash", "taxonomy"), ("ok-name", "../up"), ("ok-name", "a/b")],
+    [
+        ("../../etc/passwd", "taxonomy"),
+        ("../../x y/z", "taxonomy"),
+        ("lab/../../x", "taxonomy"),
+        ("-dash", "taxonomy"),
+        ("ok-name", "../up"),
+        ("ok-name", "a/b"),
+    ],
 )
 def test_task_and_category_names_follow_one_rule(registry: Path, suite: Path, trained_folders: dict[str, Path], tmp_path: Path, name: str, category: str):
     """A task.json, --task/--category and a model card are refused alike, before anything is written."""
