@@ -30,7 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.transferbench import report  # noqa: E402
 from benchmarks.transferbench.runs import RunStore  # noqa: E402
-from benchmarks.transferbench.settings import QUICK, STANDARD, Settings  # noqa: E402
+from benchmarks.transferbench.settings import BUDGETS, QUICK, STANDARD, Settings  # noqa: E402
 from benchmarks.transferbench.stats import is_single  # noqa: E402
 
 
@@ -163,6 +163,12 @@ def parse(argv: Sequence[str]) -> Settings:
         action="store_true",
         help="the standard run: 8 targets over every category, 2 seeds, 4 and 16 shots, every paper strategy, baselines, controls",
     )
+    parser.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default=None,
+        help="the target budget of every arm: standard (36 steps) or converged (200, patience after 60 steps); --target-* options override it",
+    )
     parser.add_argument("--out", type=Path, default=None, help="default out/transfer-<preset>")
     parser.add_argument("--registry", type=Path, default=None, help="benchmark registry (default OUT/registry); trained sources are reused from it")
     for name in ("tasks", "targets", "methods", "strategies"):
@@ -171,7 +177,7 @@ def parse(argv: Sequence[str]) -> Settings:
         parser.add_argument(f"--{name}", nargs="+", type=int, default=None)
     numbers = {
         "source-lr": float, "source-max-steps": int, "source-eval-every": int, "source-patience": int, "source-dev-cap": int,
-        "target-lr": float, "target-max-steps": int, "target-eval-every": int, "target-patience": int, "batch-size": int,
+        "target-lr": float, "target-max-steps": int, "target-eval-every": int, "target-patience": int, "target-min-steps": int, "batch-size": int,
         "test-cap": int, "score-examples": int, "tune-steps": int, "pool-size": int, "workers": int,
     }  # fmt: skip
     for name, kind in numbers.items():
@@ -186,6 +192,8 @@ def parse(argv: Sequence[str]) -> Settings:
     parser.add_argument("--device", default=None, help="auto, cpu or cuda")
     args = parser.parse_args(argv)
     values: dict = dict(QUICK) if args.quick else dict(STANDARD) if args.standard else {}
+    if args.budget is not None:
+        values.update(budget=args.budget, **BUDGETS[args.budget])
     for name in ("tasks", "targets", "methods", "strategies", "shots", "seeds"):
         if getattr(args, name) is not None:
             values[name] = tuple(getattr(args, name))
@@ -193,10 +201,12 @@ def parse(argv: Sequence[str]) -> Settings:
         value = getattr(args, name.replace("-", "_"))
         if value is not None:
             values[name.replace("-", "_")] = value
+            if name.startswith("target-"):
+                values["budget"] = "custom"
     for name in numbers:
         value = values.get(name.replace("-", "_"))
-        if value is not None and value <= 0:
-            raise SystemExit(f"error: --{name} must be positive, got {value}")
+        if value is not None and (value < 0 if name == "target-min-steps" else value <= 0):
+            raise SystemExit(f"error: --{name} must be {'0 or more' if name == 'target-min-steps' else 'positive'}, got {value}")
     out = args.out or ROOT / "out" / f"transfer-{values.get('preset', 'custom')}"
     settings = Settings(suite=args.suite, out=out, registry=args.registry or out / "registry", report_only=args.report, oracle=args.oracle, **values)
     if not settings.strategies:

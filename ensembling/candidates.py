@@ -119,8 +119,14 @@ class Evaluator(Protocol):
     def finetune(self, tensors: Tensors, max_steps: int, seed: int) -> Tuned:
         """`tensors` tuned on the target's train examples, kept at the best dev checkpoint within `max_steps`."""
 
+    def holds_dev(self) -> bool:
+        """Whether the target's data has a dev split (to keep checkpoints by and compare inits on)."""
+
     def dev_score(self) -> float:
         """Accuracy of the applied module on the target's dev examples."""
+
+    def dev_measure(self) -> tuple[float, float]:
+        """Accuracy and mean gold-answer loss of the applied module on the target's dev examples."""
 
     def cross_validation_folds(self) -> int:
         """How many folds the target's k-shot data gives (0: nothing can be held out)."""

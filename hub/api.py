@@ -524,7 +524,11 @@ class Hub:
             return upload(folder, repo_id, private)
 
     def load_module(self, module_id: int, base_model: str | os.PathLike[str] | None = None, method: str | None = None) -> TrainableModule:
-        """A trainable copy of a registry module, refused unless it is for this base model and method."""
+        """A trainable copy of a registry module, refused unless it is for this base model and method.
+
+        The copy's origin (what a module trained from it records as its init's provenance) is the module
+        itself, or, for a composed init (origin ensemble), the provenance the init was registered with.
+        """
         from hub.backbones import formulation_for, resolve_base_model
         from hub.methods import get_method
         from hub.trainable import TrainableModule
@@ -539,7 +543,12 @@ class Hub:
         backbone = self.backbone(ref)
         if record.base_arch_hash != backbone.arch_hash:
             raise HubError(f"module {module_id} was trained on a different architecture of {ref.name}; pick another module")
-        origin = Provenance(strategy="module", temperature=1.0, top_k=None, sources=(SourceWeight(record.id, record.blob_digest, None, 1.0),))
+        # A composed init hands on its own provenance (strategy, sources, weights, decision), so a module trained
+        # from it records how its init was made, as one trained from `--init STRATEGY` does.
+        if record.origin == "ensemble" and record.provenance is not None:
+            origin = record.provenance
+        else:
+            origin = Provenance(strategy="module", temperature=1.0, top_k=None, sources=(SourceWeight(record.id, record.blob_digest, None, 1.0),))
         module = TrainableModule(backbone.attach(chosen, record.config), chosen, record.config, formulation_for(ref), backbone, origin)
         chosen.set_tensors(module.model, self.load_tensors(record))
         return module

@@ -26,7 +26,7 @@ from ensembling.errors import EnsemblingError
 from hub.datasets import Example, deterministic_sample
 from hub.formulations import Batch, Formulation
 from hub.methods import Method
-from hub.training import TrainConfig, evaluate, train
+from hub.training import TrainConfig, measure, train
 
 # Examples per scoring forward (throughput only; scores do not depend on it). On CPU the
 # forward is compute-bound and small length-sorted batches pad least: 8 measured ~25%
@@ -223,10 +223,17 @@ class ModelEvaluator:
         tuned = {name: tensor.cpu() for name, tensor in self.method.get_tensors(self.model).items()}
         return Tuned(tuned, result.steps, result.best_dev)
 
+    def holds_dev(self) -> bool:
+        return bool(self._dev_examples)
+
     def dev_score(self) -> float:
+        return self.dev_measure()[0]
+
+    def dev_measure(self) -> tuple[float, float]:
         if not self._dev_examples:
             raise EnsemblingError("the target dataset has no dev examples to score on; add a dev split")
-        return evaluate(self.model, self.formulation, self._dev_examples, self._score_batch_size, self.device)
+        score = measure(self.model, self.formulation, self._dev_examples, self._score_batch_size, self.device)
+        return score.accuracy, score.loss
 
     @cached_property
     def _folds(self) -> list[tuple[tuple[Example, ...], tuple[Example, ...]]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ class TrainConfig:
     seed: int = 0
     device: str = AUTO_DEVICE
     patience: int = 3  # dev evaluations without improvement before stopping
+    # Patience starts counting only after this many steps: a default init often needs a while before its
+    # dev score first moves, and stopping it then would compare a slow start with a finished run.
+    min_steps: int = 0
     max_steps: int | None = None
     eval_every: int | None = None  # steps between dev evaluations; None: once an epoch
     eval_batch_size: int = 32
@@ -50,6 +54,8 @@ class TrainConfig:
         for name, value in (("epochs", self.epochs), ("batch-size", self.batch_size), ("patience", self.patience), ("eval-batch-size", self.eval_batch_size)):
             if value < 1:
                 raise HubError(f"--{name} must be at least 1, got {value}")
+        if self.min_steps < 0:
+            raise HubError(f"--min-steps must be 0 or more, got {self.min_steps}")
         for name, value in (("max-steps", self.max_steps), ("eval-every", self.eval_every)):
             if value is not None and value < 1:
                 raise HubError(f"--{name} must be at least 1, got {value}")
@@ -71,7 +77,11 @@ class DevScore:
 
 @dataclass
 class TrainResult:
-    """`best_dev` is the kept checkpoint's dev accuracy; `history` one row per evaluation (step 0: the init)."""
+    """`best_dev` is the kept checkpoint's dev accuracy; `history` one row per evaluation (step 0: the init).
+
+    `stopped_by` says what ended the run: "patience" (no better dev score for `patience` evaluations
+    after `min_steps`), or "cap" (the step or epoch budget ran out first).
+    """
 
     best_dev: float
     test: float | None
@@ -81,6 +91,7 @@ class TrainResult:
     best_step: int = 0
     module_id: int | None = None  # set when the trained module was pushed
     main_process: bool = True  # False on the other processes of an `accelerate launch`: only the main one should push
+    stopped_by: str = "cap"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -229,10 +240,14 @@ def train(
         transient=True,
     )
     eval_every = config.eval_every or steps_per_epoch
+    started = time.perf_counter()
+    stopped_by = "cap"
     try:
         best = dev_score(math.inf)
         best_step = 0
-        history: list[dict[str, float]] = [{"step": 0, "epoch": 0, "loss": math.nan, "dev": best.accuracy if dev_examples else math.nan, "dev_loss": best.loss}]
+        history: list[dict[str, float]] = [
+            {"step": 0, "epoch": 0, "loss": math.nan, "dev": best.accuracy if dev_examples else math.nan, "dev_loss": best.loss, "seconds": 0.0}
+        ]
         steps, stale, epochs_run = 0, 0, 0
         losses: list[float] = []
         pending: list[torch.Tensor] = []
@@ -266,7 +281,14 @@ def train(
                         losses = []
                         score = dev_score(mean_loss)
                         history.append(
-                            {"step": steps, "epoch": epoch, "loss": mean_loss, "dev": score.accuracy if dev_examples else math.nan, "dev_loss": score.loss}
+                            {
+                                "step": steps,
+                                "epoch": epoch,
+                                "loss": mean_loss,
+                                "dev": score.accuracy if dev_examples else math.nan,
+                                "dev_loss": score.loss,
+                                "seconds": time.perf_counter() - started,
+                            }
                         )
                         if score.beats(best):
                             best, best_step, best_tensors, stale = score, steps, method.get_tensors(model), 0
@@ -275,7 +297,9 @@ def train(
                         wrapped.train()
                         progress.update(bar, status=f"loss {mean_loss:.3f}  dev {score.accuracy:.3f}  best {best.accuracy:.3f}")
                         # The score is the same on every process (reduced sums, or the reduced losses), so all stop together.
-                        stop = stale >= config.patience or last
+                        patient = stale >= config.patience and steps >= config.min_steps
+                        stopped_by = "patience" if patient else "cap"
+                        stop = patient or last
                     if stop:
                         break
                 epochs_run = epoch
@@ -295,7 +319,14 @@ def train(
     test = evaluate(model, formulation, test_examples, config.eval_batch_size, device, accelerator) if test_examples else None
     best_dev = best.accuracy if dev_examples else -best.loss
     return TrainResult(
-        best_dev=best_dev, test=test, steps=steps, epochs_run=epochs_run, history=history, best_step=best_step, main_process=accelerator.is_main_process
+        best_dev=best_dev,
+        test=test,
+        steps=steps,
+        epochs_run=epochs_run,
+        history=history,
+        best_step=best_step,
+        main_process=accelerator.is_main_process,
+        stopped_by=stopped_by,
     )
 
 

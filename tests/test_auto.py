@@ -21,6 +21,7 @@ from ensembling.layers import depth, layer_of, parse_layers
 from ensembling.strategies import NO_TRANSFER, get_strategy
 from ensembling.strategies.auto import CANDIDATES
 from ensembling.strategies.base import Weighting
+from ensembling.strategies.guarded import INNER
 from hub import Hub, load_dataset
 
 TARGET = Target("wn-synonym-noun-target", "synonymy")
@@ -147,6 +148,69 @@ def test_auto_without_dev_examples_halves_the_train_split_or_says_it_cannot_vali
     ]
     result = run("auto", sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
     assert result.decision.chosen == CANDIDATES[0] and "unvalidated" in result.decision.reason
+    assert result.tuning_steps == 0
+
+
+def test_guarded_keeps_the_composed_init_only_when_trained_it_beats_the_trained_default_init(setting):
+    evaluator, sources = setting
+    memo: dict[str, object] = {}
+    result = run("guarded", sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET), memo=memo)
+    decision = result.decision
+    # Recomputed independently: loss's init and the default init, each tuned under the same budget, measured on the dev split.
+    loss = get_strategy(INNER)
+    weighted = loss.weigh(context_for(TARGET, evaluator, Options(seed=0), {}), sources, Weighting(loss.temperature, loss.znorm, None))
+    measured = {}
+    for name, tensors in ((INNER, weighted.tensors(loss.composition, evaluator.default_tensors)), (NO_TRANSFER, evaluator.default_tensors())):
+        evaluator.apply(evaluator.finetune(tensors, BUDGET, 0).tensors)
+        measured[name] = evaluator.dev_measure()
+    better = measured[INNER][0] > measured[NO_TRANSFER][0] or (measured[INNER][0] == measured[NO_TRANSFER][0] and measured[INNER][1] < measured[NO_TRANSFER][1])
+    assert decision.chosen == (INNER if better else NO_TRANSFER), (decision.reason, measured)
+    for trial in decision.trials:
+        assert (trial.accuracy, trial.loss) == pytest.approx(measured[trial.strategy]), trial
+    assert f"accuracy {measured[INNER][0]:.3f} vs {measured[NO_TRANSFER][0]:.3f} for the default init" in decision.reason
+    assert result.tuning_steps > 0
+    if better:
+        assert [source.weight for source in result.sources] == pytest.approx(weighted.weights)
+    else:
+        assert result.sources == ()
+
+
+def test_guarded_keeps_the_default_init_on_an_exact_tie_and_costs_two_trainings(setting):
+    evaluator, _sources = setting
+    default = evaluator.default_tensors()
+    copies = [Candidate(10 + i, f"copy-{i}", "synonymy", f"{i}" * 64, default, "minilm") for i in range(2)]
+    result = run("guarded", copies, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
+    assert result.decision.chosen == NO_TRANSFER and "kept the default init" in result.decision.reason and result.sources == ()
+    transfer, kept = result.decision.trials
+    assert (transfer.accuracy, transfer.loss) == (kept.accuracy, kept.loss)
+    assert 0 < result.tuning_steps <= 2 * BUDGET
+
+
+def test_guarded_without_dev_compares_on_halves_or_says_it_kept_the_init_unchecked(suite):
+    sample = load_dataset(suite / "wn-synonym-noun").few_shot(2, seed=0)
+    own = sample.split("train")
+    halved = evaluator_for(suite, {"train": own})
+    generator = torch.Generator().manual_seed(3)
+
+    def noise(evaluator):
+        return [
+            Candidate(
+                i,
+                f"noise-{i}",
+                "synonymy",
+                f"{i}" * 64,
+                {n: torch.randn(t.shape, generator=generator) * 0.1 for n, t in evaluator.default_tensors().items()},
+                "minilm",
+            )
+            for i in (1, 2)
+        ]
+
+    result = run("guarded", noise(halved), TARGET, halved, Options(seed=0, reference_steps=BUDGET))
+    assert "held-out half of the train split" in result.decision.reason and result.tuning_steps > 0
+    one_each = [next(example for example in own if example.label == label) for label in sorted({example.label for example in own})]
+    evaluator = evaluator_for(suite, {"train": one_each})
+    result = run("guarded", noise(evaluator), TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
+    assert result.decision.chosen == INNER and "unchecked" in result.decision.reason and "\n" not in result.decision.reason
     assert result.tuning_steps == 0
 
 

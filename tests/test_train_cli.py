@@ -67,6 +67,22 @@ def test_train_from_a_strategy_records_the_ensemble_and_registers_nothing_else(r
     assert {source["module_id"] for source in provenance["sources"]} <= before
 
 
+def test_train_from_a_composed_init_hands_on_the_init_s_own_provenance(registry: Path, suite: Path) -> None:
+    from hub import Hub
+
+    target = str(suite / "wn-supersense-noun-b")
+    made = json.loads(adapters(registry, "ensemble", target, "-s", "loss", "--shots", "4", "--json").output)
+    summary = trained(adapters(registry, "train", target, *FAST, "--init", str(made["module_id"])))
+    assert summary["steps"] == 2
+    with Hub(registry) as hub:
+        init = hub.show(made["module_id"])
+        module = hub.load_module(made["module_id"])
+        source = hub.list(task="wn-isa-animal")[0]
+        assert init.origin == "ensemble" and module.origin == init.provenance and module.origin.strategy == "loss"
+        # A trained module is still recorded as the init it was loaded from.
+        assert [(s.module_id, s.weight) for s in hub.load_module(source.id).origin.sources] == [(source.id, 1.0)]
+
+
 def fails_unchanged(registry: Path, *args: str) -> str:
     before = snapshot(registry)
     message = one_line_error(adapters(registry, "train", *args))

@@ -198,6 +198,19 @@ def test_early_stopping_after_patience_epochs(tokenizer) -> None:
         model, method, CountingFormulation(tokenizer), yes_examples(8), yes_examples(8, 50), TrainConfig(epochs=9, batch_size=4, lr=1e-30, patience=2, **QUIET)
     )
     assert result.epochs_run == 2 and result.steps == 4 and result.best_step == 0
+    assert result.stopped_by == "patience"
+
+
+@pytest.mark.parametrize("min_steps", [0, 5, 9])
+def test_patience_counts_only_after_min_steps(tokenizer, min_steps: int) -> None:
+    # The frozen module again: without min_steps it stops by patience after 2 evaluations (4 steps);
+    # with it, no run ends by patience before min_steps, and a min_steps past the cap runs to the cap.
+    model, method = tiny_module(tokenizer)
+    config = TrainConfig(epochs=9, batch_size=4, lr=1e-30, patience=2, min_steps=min_steps, max_steps=8, **QUIET)
+    result = train(model, method, CountingFormulation(tokenizer), yes_examples(8), yes_examples(8, 50), config)
+    expected = {0: (4, "patience"), 5: (6, "patience"), 9: (8, "cap")}[min_steps]
+    assert (result.steps, result.stopped_by) == expected
+    assert [row["seconds"] for row in result.history] == sorted(row["seconds"] for row in result.history)
 
 
 def test_eval_every_evaluates_by_steps_and_breaks_accuracy_ties_by_dev_loss(tokenizer) -> None:
@@ -215,6 +228,7 @@ def test_bad_training_numbers_are_refused_in_one_line(tokenizer) -> None:
         (dict(lr=0.0), "--lr must be a positive number"),
         (dict(epochs=-1), "--epochs must be at least 1"),
         (dict(eval_every=0), "--eval-every must be at least 1"),
+        (dict(min_steps=-1), "--min-steps must be 0 or more"),
     ):
         with pytest.raises(HubError, match=message):
             train(model, method, CountingFormulation(tokenizer), yes_examples(4), (), TrainConfig(**{**QUIET, **bad}))

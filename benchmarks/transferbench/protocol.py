@@ -25,7 +25,7 @@ def target_config(settings: Settings, seed: int):
 
     return TrainConfig(
         epochs=settings.target_max_steps, max_steps=settings.target_max_steps, eval_every=settings.target_eval_every, patience=settings.target_patience,
-        lr=settings.target_lr, batch_size=settings.batch_size, seed=seed, device=settings.device, progress=False,
+        min_steps=settings.target_min_steps, lr=settings.target_lr, batch_size=settings.batch_size, seed=seed, device=settings.device, progress=False,
     )  # fmt: skip
 
 
@@ -118,7 +118,7 @@ def run_cell(
             dict(
                 target=target, category=full.card.category, method=method, shots=shots, seed=seed, arm=arm,
                 test_acc=test_acc, dev_acc=result.best_dev, steps=result.steps, best_step=result.best_step,
-                history=[[row["step"], row["dev"]] for row in result.history],
+                history=[[row["step"], row["dev"], round(row["seconds"], 3)] for row in result.history], stopped_by=result.stopped_by,
                 init_s=built - started, train_s=trained - built, eval_s=done - trained, tuning_steps=init.tuning_steps,
                 effective_sources=init.effective_sources,
                 chosen=init.decision.chosen if init.decision else None, rationale=init.decision.reason if init.decision else None,

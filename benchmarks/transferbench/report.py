@@ -21,6 +21,7 @@ from benchmarks.transferbench.stats import (
     per_target_delta,
     share_of_oracle,
     single_gains,
+    sooner,
     spearman,
     steps_to_reach,
 )  # fmt: skip
@@ -330,6 +331,38 @@ def auto_check_lines(runs: list[dict], method: str, shots: int, arms: list[str])
     return lines
 
 
+def budget_lines(runs: list[dict], method: str, shots: int, arms: list[str]) -> list[str]:
+    """Per arm: what ended its runs (patience or the cap), and how much sooner than random it reaches random's best k-shot dev."""
+    lines = [
+        "| arm | runs | ended by patience | ended by the cap | best at the last step | steps to random's best, ÷ random's [95 % CI] | "
+        "seconds (init + training) to random's best, ÷ random's [95 % CI] | never reach it |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for arm in arms:
+        rows = [run for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == arm]
+        if not rows:
+            continue
+        recorded = [run for run in rows if "stopped_by" in run]
+        patience = sum(run["stopped_by"] == "patience" for run in recorded)
+        ended = f"{patience}/{len(recorded)}" if recorded else "–"
+        capped = f"{len(recorded) - patience}/{len(recorded)}" if recorded else "–"
+        last = sum(run["best_step"] == run["steps"] and run["steps"] > 0 for run in rows)
+        if arm == NO_TRANSFER:
+            ratio = seconds = "1 (itself)"
+            never = "–"
+        else:
+            fast = sooner(runs, method, shots, arm)
+            ratio = _ratio(fast.steps)
+            seconds = _ratio(fast.seconds)
+            never = f"{fast.never}/{fast.units}"
+        lines.append(f"| {arm} | {len(rows)} | {ended} | {capped} | {last}/{len(rows)} | {ratio} | {seconds} | {never} |")
+    return lines
+
+
+def _ratio(delta) -> str:
+    return "–" if delta.units == 0 else f"{delta.mean:.2f} [{delta.low:.2f}, {delta.high:.2f}] ({delta.units})"
+
+
 def time_lines(runs: list[dict], arms: list[str]) -> list[str]:
     lines = ["| arm | runs | init (scoring, tuning, composing) s | training s | test s | tuning steps / run |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for arm in arms:
@@ -377,7 +410,8 @@ def render(
         "is all that every arm reads; the test split is read only for the final score. Every arm trains with the same budget: "
         f"lr {settings.target_lr:g}, batch {settings.batch_size}, at most {settings.target_max_steps} steps, dev evaluation every "
         f"{settings.target_eval_every} steps, early stop after {settings.target_patience} evaluations without a better k-shot dev score "
-        "(accuracy, ties broken by dev loss), best checkpoint kept. Scoring strategies score on up to "
+        f"(accuracy, ties broken by dev loss){f', counted only after {settings.target_min_steps} steps' if settings.target_min_steps else ''}, "
+        f"best checkpoint kept (budget: {settings.budget}, protocol {settings.protocol_digest()}). Scoring strategies score on up to "
         f"{settings.score_examples} k-shot dev examples; kl and weight-cos take the trained `random` arm as θ_t. Sources: full train "
         f"split, lr {settings.source_lr:g}, dev evaluation every {settings.source_eval_every} steps on up to {settings.source_dev_cap} dev examples, "
         f"patience {settings.source_patience}, cap {settings.source_max_steps} steps, best checkpoint. Test: "
@@ -403,6 +437,16 @@ def render(
                 "",
             ]
             parts += [*target_table(runs, method, shots, arms, targets), ""]
+            parts += [
+                f"### Better, or only sooner? ({method}, {shots}-shot)",
+                "",
+                "What ended each arm's runs, and the steps (and seconds, the init's included) each arm takes until its k-shot dev "
+                "accuracy first reaches the best that `random` reaches, as a ratio to `random`'s own (mean over units, 95 % bootstrap "
+                "interval, units with a ratio in brackets; 0: the init already does; units where random's best is its init have no ratio).",
+                "",
+                *budget_lines(runs, method, shots, arms),
+                "",
+            ]
             oracle = oracle_lines(runs, cells, method, shots, arms)
             if oracle:
                 parts += [f"### The oracle ({method}, {shots}-shot; goal: the best strategy ≥ {ORACLE_GOAL_PERCENT:.0f} % of it)", "", *oracle, ""]

@@ -52,6 +52,7 @@ class Settings:
     target_max_steps: int = 60
     target_eval_every: int = 4
     target_patience: int = 5
+    target_min_steps: int = 0  # no run may end by patience before this many steps
     batch_size: int = 8
     test_cap: int | None = None
     score_examples: int = 50
@@ -61,6 +62,7 @@ class Settings:
     oracle: bool = False  # also train each target from every source alone (arms single:<task>), for the oracle
     workers: int = 1
     preset: str = "custom"
+    budget: str = "custom"  # the name of the target budget (BUDGETS); its values are what the digest records
     report_only: bool = False
 
     @property
@@ -83,14 +85,28 @@ class Settings:
             "oracle",
             "workers",
             "preset",
+            "budget",
             "report_only",
         }
         values = {field.name: getattr(self, field.name) for field in fields(self) if field.name not in skip}
+        # A field added after runs were stored enters the digest only when set, so those runs keep theirs.
+        if values["target_min_steps"] == 0:
+            del values["target_min_steps"]
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def to_json(self) -> dict:
         return {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(self).items()}
 
+
+# Target budgets (every arm, θ_t and tuned sources alike). `standard` is short: the default init is often
+# still improving when it ends, so a gain under it may be a gain in speed. `converged` lets the default
+# init finish: a cap 5.5× the standard one, evaluations every 10 steps, patience of 5 evaluations that
+# starts counting only after 60 steps (benchmarks/results/transfer-converged/results.md: the share of
+# runs each arm ended by patience rather than by the cap).
+BUDGETS = {
+    "standard": dict(target_max_steps=36, target_eval_every=6, target_patience=2, target_min_steps=0),
+    "converged": dict(target_max_steps=200, target_eval_every=10, target_patience=5, target_min_steps=60),
+}
 
 QUICK = dict(
     preset="quick",
@@ -121,9 +137,8 @@ STANDARD = dict(
     strategies=BASELINES + PAPER + PEERS + (RANDOM_POOL,) + tuple(shuffled_of(name) for name in SCORING_ONLY) + AUTO,
     source_max_steps=150,
     source_patience=2,
-    target_max_steps=36,
-    target_eval_every=6,
-    target_patience=2,
+    budget="standard",
+    **BUDGETS["standard"],
     test_cap=60,
     workers=2,
 )

@@ -35,7 +35,7 @@ class Auto(Strategy):
     """
 
     name = "auto"
-    summary = f"cross-validates {', '.join(CANDIDATES)} and the default init on the k-shot data; keeps the best (the default init on ties)"
+    summary = f"cross-validates {', '.join(CANDIDATES)} and the default init on the k-shot data; keeps the best by accuracy, then loss (the default init on an exact tie)"
     family = Family.AUTO
     composition = Composition.CHOSEN
     needs = frozenset({Needs.SCORING, Needs.TRAIN, Needs.SIMILARITY})
@@ -85,7 +85,7 @@ class Auto(Strategy):
         else:
             # The init kept is the chosen strategy's on all of the k-shot data (another run's, when the memo has it).
             weighted, composition = _built(best.strategy, context, candidates, weighting, progress)
-        return self._remember(context, _decided(weighted, Decision(best.strategy, composition, reason, tuple(trials)), steps))
+        return self._remember(context, weighted.decided(Decision(best.strategy, composition, reason, tuple(trials)), steps))
 
     def _unvalidated(self, context, candidates, weighting, progress) -> Weighted:
         """No fold to hold out: the first candidate that runs, said to be unvalidated; the default init if none does."""
@@ -100,7 +100,7 @@ class Auto(Strategy):
                 f"nothing to cross-validate on (no dev split, and a label with one train example): kept {name} unvalidated; "
                 "add dev examples (or 2 train examples per label) to let auto check it against the default init"
             )
-            return self._remember(context, _decided(weighted, Decision(name, composition, reason), 0))
+            return self._remember(context, weighted.decided(Decision(name, composition, reason), 0))
         reason = f"every candidate init was refused: {'; '.join(refused)}; kept the default init"
         return self._remember(context, Weighted([], [], [], decision=Decision(NO_TRANSFER, Composition.DEFAULT_INIT, reason)))
 
@@ -113,7 +113,3 @@ def _built(name: str, context, candidates, weighting, progress) -> tuple[Weighte
     # Each candidate weights with its own temperature; top-k applies to the scored ones only.
     top_k = weighting.top_k if strategy.composition is Composition.SCORED else None
     return strategy.weigh(context, candidates, Weighting(strategy.temperature, strategy.znorm, top_k), progress), strategy.composition
-
-
-def _decided(weighted: Weighted, decision: Decision, steps: int) -> Weighted:
-    return Weighted(weighted.sources, weighted.scores, weighted.weights, weighted.tuning_steps + steps, decision)

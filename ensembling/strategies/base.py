@@ -123,6 +123,10 @@ class Weighted:
     tuning_steps: int = 0
     decision: Decision | None = None
 
+    def decided(self, decision: Decision, steps: int) -> Weighted:
+        """These weights as the outcome of a strategy that chose them (`decision`), having spent `steps` more training steps."""
+        return Weighted(self.sources, self.scores, self.weights, self.tuning_steps + steps, decision)
+
     def tensors(self, composition: Composition, default: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """The composed init: the default init, Σ w_i θ_i with normalized weights, or with fitted ones as they are."""
         if self.decision is not None:
