@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -99,9 +100,9 @@ def _cell_job(target: str, method: str, shots: int, seed: int, sources: dict) ->
     return target, shots, seed
 
 
-def run_all(settings: Settings, tasks: list[str], targets: list[str]) -> list:
+def run_all(settings: Settings, tasks: list[str], targets: list[str], unusable: set[tuple[str, int]]) -> list:
     """Sources, then every target's runs, over `settings.workers` processes (in this one when 1)."""
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0))  # the cores this process may use (taskset), not all the machine has
     threads = max(1, cores // settings.workers)
     if settings.workers == 1:
         _worker_init(settings, threads)
@@ -119,7 +120,13 @@ def run_all(settings: Settings, tasks: list[str], targets: list[str]) -> list:
             # Seed-major order: an interrupted run has every target at the seeds it reached. Within a
             # seed, the targets with the most candidates (the costliest) go first so workers end together.
             cost = {name: max(len(example.choices) for example in _suite(settings)[name].split("train")) for name in targets}
-            jobs = [(target, shots, seed) for seed in settings.seeds for shots in settings.shots for target in sorted(targets, key=lambda name: -cost[name])]
+            jobs = [
+                (target, shots, seed)
+                for seed in settings.seeds
+                for shots in settings.shots
+                for target in sorted(targets, key=lambda name: -cost[name])
+                if (target, shots) not in unusable
+            ]
             for future in [submit(_cell_job, target, method, shots, seed, by_task) for target, shots, seed in jobs]:
                 target, shots, seed = future.result()
                 log(f"done: {target} {shots}-shot seed {seed} ({method})")
@@ -236,14 +243,48 @@ def check(settings: Settings, suite: dict) -> tuple[list[str], list[str]]:
     outside = [name for name in targets if name not in tasks]
     if outside:
         raise SystemExit(f"error: target {outside[0]!r} is not one of the benchmark's tasks; add it with --tasks")
+    return tasks, targets
+
+
+def unusable_samples(settings: Settings, suite: dict, targets: list[str]) -> set[tuple[str, int]]:
+    """The (target, shots) whose k-shot sample cannot be drawn (too few examples of a label): each said in one line, then left out."""
+    from hub.errors import DatasetError
+
+    unusable = set()
     for target in targets:
         for shots in settings.shots:
-            for seed in settings.seeds:
-                try:
+            try:
+                for seed in settings.seeds:
                     suite[target].few_shot(shots, seed)
-                except Exception as error:  # DatasetError: say it before hours of work
-                    raise SystemExit(f"error: {error}") from None
-    return tasks, targets
+            except DatasetError as error:
+                log(f"skip {target} at {shots} shots: {error}")
+                unusable.add((target, shots))
+    return unusable
+
+
+def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[str]]:
+    """The stored runs the report can use, and one line per kind it cannot (an arm no strategy of this deltahub runs; the oracle's
+    arms without --oracle)."""
+    from ensembling.errors import EnsemblingError
+    from ensembling.strategies import get_strategy
+
+    runs, unknown, singles = [], Counter(), 0
+    for row in rows:
+        if row["kind"] != "run":
+            continue
+        if is_single(row["arm"]) and not settings.oracle:
+            singles += 1
+            continue
+        try:
+            get_strategy(row["arm"])
+        except EnsemblingError:
+            unknown[row["arm"]] += 1
+            continue
+        runs.append(row)
+    left_out = [f"{count} runs of arm {arm}: no strategy of that name in this deltahub" for arm, count in sorted(unknown.items())]
+    if singles:
+        left_out.append(f"{singles} runs of the oracle's single-source arms: pass --oracle to report them")
+    return runs, left_out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,27 +292,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = parse(argv)
     suite = load_suite(settings.suite)
     tasks, targets = check(settings, suite)
+    unusable = set() if settings.report_only else unusable_samples(settings, suite, targets)
     settings.out.mkdir(parents=True, exist_ok=True)
     (settings.out / "settings.json").write_text(json.dumps(settings.to_json(), indent=2) + "\n", encoding="utf-8")
     command = "python benchmarks/transfer.py " + " ".join(argv)
     log(f"{len(tasks)} tasks, targets: {', '.join(targets)}; arms: {', '.join(settings.strategies)}; protocol {settings.protocol_digest()}")
     started = time.perf_counter()
-    sources = stored_sources(settings, suite, tasks) if settings.report_only else run_all(settings, tasks, targets)
-    wall = time.perf_counter() - started
+    sources = stored_sources(settings, suite, tasks) if settings.report_only else run_all(settings, tasks, targets, unusable)
+    wall = None if settings.report_only else time.perf_counter() - started
+    # The report covers every run stored under this protocol, whichever invocation made it, and says what it left out.
     store = RunStore(settings.out, settings.protocol_digest())
-    rows = store.all_rows(targets, list(settings.methods))
-    arms = set(settings.strategies)
-    runs = [
-        row
-        for row in rows
-        if row["kind"] == "run"
-        and row["shots"] in settings.shots
-        and row["seed"] in settings.seeds
-        and (row["arm"] in arms or settings.oracle and is_single(row["arm"]))
-    ]
-    cells = [row for row in rows if row["kind"] == "cell"]
-    skips = [row for row in rows if row["kind"] == "skip"]
-    text = report.render(runs, cells, skips, sources, settings, command, wall, targets)
+    stored = store.all_rows(store.targets(list(settings.methods)), list(settings.methods))
+    runs, left_out = reportable(stored, settings)
+    report_targets = [name for name in targets if any(run["target"] == name for run in runs)]
+    report_targets += sorted({run["target"] for run in runs} - set(report_targets))
+    cells = [row for row in stored if row["kind"] == "cell"]
+    skips = [row for row in stored if row["kind"] == "skip"]
+    left_out += store.other_protocols(list(settings.methods))
+    text = report.render(runs, cells, skips, sources, settings, command, wall, report_targets, left_out)
     report.write_csvs(settings.out, runs, sources)
     report.heatmaps(settings.out, runs, settings, targets, tasks)
     (settings.out / "results.md").write_text(text, encoding="utf-8")

@@ -9,7 +9,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from benchmarks.transferbench.settings import Settings
+from benchmarks.transferbench.settings import DESIGN_TARGETS, Settings
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import (
     accuracies,
@@ -25,7 +25,7 @@ from benchmarks.transferbench.stats import (
     spearman,
     steps_to_reach,
 )  # fmt: skip
-from ensembling.strategies import NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, get_strategy, shuffled_of
+from ensembling.strategies import DEFAULT, NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, get_strategy, shuffled_of
 
 GOAL_POINTS = 5.0
 ORACLE_GOAL_PERCENT = 80.0
@@ -44,6 +44,11 @@ def scored(arms: list[str]) -> list[str]:
 def mean(values) -> float:
     values = [value for value in values if value is not None and not math.isnan(value)]
     return statistics.fmean(values) if values else math.nan
+
+
+def signed(value: float) -> str:
+    """A correlation or difference with its sign; a dash where there is none to compute (no variation, too few points)."""
+    return "–" if math.isnan(value) else f"{value:+.2f}"
 
 
 def arms_in(runs: list[dict], settings: Settings) -> list[str]:
@@ -148,7 +153,7 @@ def related_or_sharp(runs: list[dict], cells: list[dict], method: str, arms: lis
         if not share:
             continue
         lines.append(
-            f"| {arm} | {mean(share):.2f} | {mean(uniform):.2f} | {spearman(weights, same):+.2f} | {spearman(weights, confidence):+.2f} | {spearman(weights, zero_shot):+.2f} |"
+            f"| {arm} | {mean(share):.2f} | {mean(uniform):.2f} | {signed(spearman(weights, same))} | {signed(spearman(weights, confidence))} | {signed(spearman(weights, zero_shot))} |"
         )
     return lines
 
@@ -227,26 +232,82 @@ def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
     lines = []
     for arm in [arm for arm in arms if get_strategy(arm).family is Family.AUTO]:
         for shots in shots_list:
-            mine = paired_delta(runs, method, shots, arm, NO_TRANSFER)
+            # Every figure below on the units that this arm, random and every fixed strategy ran, so that an
+            # interrupted arm is never ranked on units of its own.
+            runs_shared, shared = shared_units(runs, method, shots, [arm, NO_TRANSFER, *fixed(arms)])
+            mine = paired_delta(runs_shared, method, shots, arm, NO_TRANSFER)
             if mine.units == 0:
                 continue
-            targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER)
+            targets = per_target_delta(runs_shared, method, shots, arm, NO_TRANSFER)
             worst = min(targets, key=targets.get)
-            means = {other: paired_delta(runs, method, shots, other, NO_TRANSFER) for other in fixed(arms)}
+            means = {other: paired_delta(runs_shared, method, shots, other, NO_TRANSFER) for other in fixed(arms)}
             best = max((other for other in means if means[other].units), key=lambda other: means[other].mean)
-            gap = paired_delta(runs, method, shots, arm, best)
+            gap = paired_delta(runs_shared, method, shots, arm, best)
             safe = targets[worst] >= AUTO_WORST_POINTS
             # On the units both ran: the paired difference, not two means over different units.
             close = gap.units > 0 and gap.mean >= -AUTO_GAP_POINTS
-            chosen = Counter(run.get("chosen") or "?" for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == arm)
+            chosen = Counter(run.get("chosen") or "?" for run in runs_shared if run["method"] == method and run["shots"] == shots and run["arm"] == arm)
             picks = ", ".join(f"{name} {count}" for name, count in chosen.most_common())
             lines.append(
                 f"- `{arm}`, {shots}-shot: {'MET' if safe and close else 'not met'} — worst target Δ random {targets[worst]:+.1f} ({worst}; goal ≥ {AUTO_WORST_POINTS:+.0f}); "
                 f"mean Δ random {mine.text()} vs the best fixed strategy `{best}` {means[best].text()} (goal: paired "
-                f"Δ {best} ≥ −{AUTO_GAP_POINTS:.0f}, measured {gap.text()}); over {mine.units} units it chose: {picks}."
+                f"Δ {best} ≥ −{AUTO_GAP_POINTS:.0f}, measured {gap.text()}); over {mine.units} units it chose: {picks}"
+                f"{'' if shared == all_units(runs, method, shots) else f' (the {shared} units every compared arm ran, of {all_units(runs, method, shots)})'}."
             )
-            lines += leave_one_out_lines(runs, method, shots, arm, arms)
+            lines += leave_one_out_lines(runs_shared, method, shots, arm, arms)
     return lines
+
+
+def default_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[str]) -> list[str]:
+    """The default init, judged on the targets it was not designed on: its gain, worst target, the alternatives, its cost."""
+    if DEFAULT not in arms:
+        return []
+    held_out = [run for run in runs if run["target"] not in DESIGN_TARGETS]
+    lines = [
+        f"Designed on {', '.join(DESIGN_TARGETS)}; judged here on the other targets only "
+        f"({', '.join(sorted({run['target'] for run in held_out})) or 'none run yet'}).",
+        "",
+        "| shots | units | Δ random [95 % CI] | worst target Δ | Δ best fixed strategy [95 % CI] | Δ leave-one-target-out choice [95 % CI] | "
+        "init s/run | random's training s/run | kept the default init |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for shots in shots_list:
+        shared, units = shared_units(held_out, method, shots, [DEFAULT, NO_TRANSFER, *fixed(arms)])
+        mine = paired_delta(shared, method, shots, DEFAULT, NO_TRANSFER)
+        if mine.units == 0:
+            continue
+        targets = per_target_delta(shared, method, shots, DEFAULT, NO_TRANSFER)
+        worst = min(targets, key=targets.get)
+        means = {other: paired_delta(shared, method, shots, other, NO_TRANSFER) for other in fixed(arms)}
+        best = max((other for other in means if means[other].units), key=lambda other: means[other].mean, default=None)
+        gap = paired_delta(shared, method, shots, DEFAULT, best).text() + f" ({best})" if best else "–"
+        gains, _picks = leave_one_target_out(shared, method, shots, fixed(arms))
+        acc, base = accuracies(shared, method, shots, DEFAULT), accuracies(shared, method, shots, NO_TRANSFER)
+        loto = mean_interval([acc[unit] - base[unit] - gains[unit] for unit in sorted(gains) if unit in acc])
+        rows = [run for run in shared if run["arm"] == DEFAULT and run["method"] == method and run["shots"] == shots]
+        randoms = [run for run in shared if run["arm"] == NO_TRANSFER and run["method"] == method and run["shots"] == shots]
+        kept = sum(run.get("chosen") == NO_TRANSFER for run in rows)
+        lines.append(
+            f"| {shots} | {units} | {mine.text()} | {targets[worst]:+.1f} ({worst}) | {gap} | {loto.text()} | "
+            f"{mean(run['init_s'] for run in rows):.0f} | {mean(run['train_s'] for run in randoms):.0f} | {kept}/{len(rows)} |"
+        )
+    return lines
+
+
+def shared_units(runs: list[dict], method: str, shots: int, arms: list[str]) -> tuple[list[dict], int]:
+    """The runs of (target, seed) units that every arm of `arms` that ran at all ran, and how many units that is."""
+    mine = [run for run in runs if run["method"] == method and run["shots"] == shots]
+    present = [arm for arm in arms if any(run["arm"] == arm for run in mine)]
+    units = None
+    for arm in present:
+        ran = {(run["target"], run["seed"]) for run in mine if run["arm"] == arm}
+        units = ran if units is None else units & ran
+    units = units or set()
+    return [run for run in mine if (run["target"], run["seed"]) in units], len(units)
+
+
+def all_units(runs: list[dict], method: str, shots: int) -> int:
+    return len({(run["target"], run["seed"]) for run in runs if run["method"] == method and run["shots"] == shots})
 
 
 def leave_one_out_lines(runs: list[dict], method: str, shots: int, arm: str, arms: list[str]) -> list[str]:
@@ -394,17 +455,31 @@ def source_lines(sources: list[SourceInfo]) -> list[str]:
 
 
 def render(
-    runs: list[dict], cells: list[dict], skips: list[dict], sources: list[SourceInfo], settings: Settings, command: str, wall_s: float, targets: list[str]
+    runs: list[dict],
+    cells: list[dict],
+    skips: list[dict],
+    sources: list[SourceInfo],
+    settings: Settings,
+    command: str,
+    wall_s: float | None,
+    targets: list[str],
+    left_out: list[str] = (),
 ) -> str:
+    """results.md over `runs`: every stored run of the protocol (its shot counts and seeds, whichever invocation ran them)."""
     categories = {info.task: info.category for info in sources}
     arms = arms_in(runs, settings)
+    shots_list = sorted({run["shots"] for run in runs})
+    seeds = sorted({run["seed"] for run in runs})
+    run_hours = sum(run["init_s"] + run["train_s"] + run["eval_s"] for run in runs) / 3600
+    this = "" if wall_s is None else f" This invocation: {wall_s / 60:.1f} min."
     smoke = settings.preset == "quick"
     parts = [
         "# Transfer benchmark" + (" — QUICK SMOKE TEST (too few targets and seeds for any conclusion)" if smoke else ""),
         "",
         f"Command: `{command}`  ",
-        f"Preset: {settings.preset}. Wall time of this invocation: {wall_s / 60:.1f} min. Targets ({len(targets)}): {', '.join(targets)}.  ",
-        f"Sources: the other tasks of {len(sources) // max(len(settings.methods), 1)} ({', '.join(settings.methods)}). Shots: {', '.join(map(str, settings.shots))}. Seeds: {', '.join(map(str, settings.seeds))}.",
+        f"Preset: {settings.preset}. Runs reported: {len(runs)}, {run_hours:.1f} hours of init, training and testing in all (each run on one "
+        f"process).{this} Targets ({len(targets)}): {', '.join(targets)}.  ",
+        f"Sources: the other tasks of {len(sources) // max(len(settings.methods), 1)} ({', '.join(settings.methods)}). Shots: {', '.join(map(str, shots_list))}. Seeds: {', '.join(map(str, seeds))}.",
         "",
         "Protocol: per (target, shots, seed) one k-shot sample (k train + k dev examples per label, drawn from the target's train split) "
         "is all that every arm reads; the test split is read only for the final score. Every arm trains with the same budget: "
@@ -425,7 +500,7 @@ def render(
         "",
     ]
     for method in settings.methods:
-        for shots in settings.shots:
+        for shots in shots_list:
             if not any(run["shots"] == shots and run["method"] == method for run in runs):
                 continue
             parts += [
@@ -453,10 +528,13 @@ def render(
         parts += [
             "## The goal: ≥ 5 points over random, and above average and both controls, each interval excluding 0",
             "",
-            *goal_lines(runs, method, list(settings.shots), arms),
+            *goal_lines(runs, method, shots_list, arms),
             "",
         ]
-        auto = auto_lines(runs, method, list(settings.shots), arms)
+        default = default_lines(runs, method, shots_list, arms)
+        if default:
+            parts += [f"## The default init (`{DEFAULT}`) on held-out targets ({method})", "", *default, ""]
+        auto = auto_lines(runs, method, shots_list, arms)
         if auto:
             parts += [
                 f"## auto: transfer that should not hurt (goal: worst target ≥ {AUTO_WORST_POINTS:+.0f} point vs random, mean within "
@@ -465,7 +543,7 @@ def render(
                 *auto,
                 "",
             ]
-            for shots in settings.shots:
+            for shots in shots_list:
                 check = auto_check_lines(runs, method, shots, arms)
                 if check:
                     parts += [f"### auto's cross-validation against the test split ({method}, {shots}-shot)", "", *check]
@@ -484,6 +562,8 @@ def render(
             "",
         ]
     parts += ["## Wall time per arm (all runs)", "", *time_lines(runs, arms), "", "## Sources", "", *source_lines(sources), ""]
+    if left_out:
+        parts += ["## Stored but not reported", "", *(f"- {line}" for line in left_out), ""]
     if skips:
         parts += ["## Skipped", "", *(f"- {row['arm']} for {row['target']} ({row['shots']}-shot, seed {row['seed']}): {row['reason']}" for row in skips), ""]
     return "\n".join(parts)

@@ -85,5 +85,23 @@ class RunStore:
 
         return load_file(str(self._module_path(target, method, shots, seed)))
 
+    def targets(self, methods: list[str]) -> list[str]:
+        """Every target that has a runs file for one of `methods`, in name order."""
+        return sorted({path.stem for method in methods for path in (self.root / method).glob("*.jsonl")})
+
+    def other_protocols(self, methods: list[str]) -> list[str]:
+        """One line per protocol other than this one with runs on disk (kept, never mixed into this report)."""
+        counts: dict[str, int] = {}
+        for method in methods:
+            for path in (self.root / method).glob("*.jsonl"):
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if row.get("protocol") != self.protocol and row.get("kind") == "run":
+                        counts[row.get("protocol", "?")] = counts.get(row.get("protocol", "?"), 0) + 1
+        return [f"{count} runs of protocol {protocol} (another budget): reported by a run with that budget" for protocol, count in sorted(counts.items())]
+
     def all_rows(self, targets: list[str], methods: list[str]) -> list[dict]:
         return [row for method in methods for target in targets for row in self.lines(target, method)]

@@ -23,6 +23,8 @@ STANDARD_TARGETS = (
     "wn-supersense-noun-c", "wn-supersense-verb-c", "wn-definition-adj", "wn-term-verb",
     "wn-cloze-adj", "wn-antonym-verb", "wn-isa-plant", "wn-synonym-adv",
 )  # fmt: skip
+# The default init (`guarded`) was designed on these four standard targets; the report judges it on the others.
+DESIGN_TARGETS = STANDARD_TARGETS[:4]
 STANDARD_SOURCES = (
     "wn-supersense-noun-a", "wn-supersense-noun-b", "wn-supersense-verb-a", "wn-definition-adv", "wn-definition-noun",
     "wn-term-noun", "wn-cloze-noun", "wn-cloze-verb", "wn-antonym-adj", "wn-antonym-noun", "wn-isa-animal", "wn-synonym-noun",
