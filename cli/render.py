@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hub import ModuleRecord, SearchHit
+from hub.progress import progress
 
 if TYPE_CHECKING:
     # Annotations only: the reports are store data that hub.Hub.verify / gc hand over unchanged.
@@ -179,35 +179,16 @@ def weights_plot(result, path) -> None:
 
 
 @contextmanager
-def scoring_progress(disable: bool = False) -> Iterator[Callable[[int, int, Any], None]]:
-    """A transient progress bar over scored candidates; yields the callback ensembling calls."""
-    progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"), TimeElapsedColumn(),
-                        console=console, transient=True, disable=disable)  # fmt: skip
-    bar = None
-    with progress:
+def counted_progress(description: str, disable: bool = False) -> Iterator[Callable[[int, int, Any], None]]:
+    """The callback ensembling (scoring candidates) and imports (module folders) call after each item: hub.progress's bar or lines."""
+    with ExitStack() as stack:
+        reporter = None
 
-        def advance(done: int, total: int, candidate: Any) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = progress.add_task("scoring", total=total, what="")
-            progress.update(bar, completed=done, what=getattr(candidate, "label", ""))
-
-        yield advance
-
-
-@contextmanager
-def import_progress(disable: bool = False) -> Iterator[Callable[[int, int, Any], None]]:
-    """A transient progress bar over module folders; yields the callback Hub.import_folders calls after each one."""
-    progress = Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"), TimeElapsedColumn(),
-                        console=console, transient=True, disable=disable)  # fmt: skip
-    bar = None
-    with progress:
-
-        def advance(done: int, total: int, folder: Any) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = progress.add_task("importing", total=total, what="")
-            progress.update(bar, completed=done, what=str(folder))
+        def advance(done: int, total: int, item: Any) -> None:
+            nonlocal reporter
+            if reporter is None:
+                reporter = stack.enter_context(progress(description, total, enabled=not disable))
+            reporter.update(done, str(getattr(item, "label", item)))
 
         yield advance
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from hub.datasets import Example
@@ -26,6 +25,7 @@ from hub.devices import AUTO_DEVICE
 from hub.errors import HubError
 from hub.formulations import Formulation
 from hub.methods import Method
+from hub.progress import progress
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class TrainConfig:
     eval_every: int | None = None  # steps between dev evaluations; None: once an epoch
     eval_batch_size: int = 32
     progress: bool = True
+    label: str = "training"  # what the progress bar or log line calls this training
 
     def check(self) -> TrainConfig:
         """Refuse values no training can run with, in one line naming the option."""
@@ -230,15 +231,6 @@ def train(
         # No dev split: the lowest training loss since the last evaluation stands in for dev.
         return DevScore(0.0, train_loss)
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        disable=not config.progress or not accelerator.is_main_process,
-        transient=True,
-    )
     eval_every = config.eval_every or steps_per_epoch
     started = time.perf_counter()
     stopped_by = "cap"
@@ -252,8 +244,8 @@ def train(
         losses: list[float] = []
         pending: list[torch.Tensor] = []
         stop = False
-        with progress:
-            bar = progress.add_task("training", total=total, status="")
+        with progress(config.label, total, enabled=config.progress and accelerator.is_main_process) as bar:
+            status = ""
             for epoch in range(1, config.epochs + 1):
                 wrapped.train()
                 shuffled = list(train_examples)
@@ -274,8 +266,8 @@ def train(
                     if len(pending) >= check_every or evaluating:
                         losses += _read_losses(accelerator, pending, steps)
                         pending = []
-                        progress.update(bar, status=f"loss {losses[-1]:.3f}  dev {best.accuracy:.3f}")
-                    progress.update(bar, advance=1)
+                        status = f"loss {losses[-1]:.3f}  best dev {best.accuracy:.3f}"
+                    bar.update(steps, status)
                     if evaluating:
                         mean_loss = float(np.mean(losses))
                         losses = []
@@ -295,7 +287,6 @@ def train(
                         else:
                             stale += 1
                         wrapped.train()
-                        progress.update(bar, status=f"loss {mean_loss:.3f}  dev {score.accuracy:.3f}  best {best.accuracy:.3f}")
                         # The score is the same on every process (reduced sums, or the reduced losses), so all stop together.
                         patient = stale >= config.patience and steps >= config.min_steps
                         stopped_by = "patience" if patient else "cap"

@@ -234,23 +234,31 @@ def test_bad_training_numbers_are_refused_in_one_line(tokenizer) -> None:
             train(model, method, CountingFormulation(tokenizer), yes_examples(4), (), TrainConfig(**{**QUIET, **bad}))
 
 
-@pytest.mark.parametrize("shown", [True, False])
-def test_progress_switch(tokenizer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], shown: bool) -> None:
-    import rich
-    from rich.console import Console
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
-    # A console that believes it is a terminal, so that a shown bar really renders.
-    screen = io.StringIO()
-    monkeypatch.setattr(rich, "_console", Console(file=screen, force_terminal=True, force_interactive=True, width=120))
+
+@pytest.mark.parametrize("where", ["terminal", "log", "off"])
+def test_progress_is_a_bar_on_a_terminal_lines_in_a_log_and_nothing_when_off(
+    tokenizer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], where: str
+) -> None:
+    stream = Terminal() if where == "terminal" else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
     model, method = tiny_module(tokenizer)
-    train(
-        model, method, CountingFormulation(tokenizer), yes_examples(8), yes_examples(4, 50), TrainConfig(epochs=1, batch_size=4, progress=shown, device="cpu")
-    )
+    config = TrainConfig(epochs=2, batch_size=4, progress=where != "off", device="cpu", label="training toy")
+    train(model, method, CountingFormulation(tokenizer), yes_examples(8), yes_examples(4, 50), config)
+    written = stream.getvalue()
     captured = capfd.readouterr()
-    if shown:
-        assert "training" in screen.getvalue()
+    assert captured.out == ""
+    if where == "terminal":
+        assert "training toy" in written and "\x1b[" in written  # drawn with terminal control codes
+    elif where == "log":
+        # The first and the last update at least, as plain lines: "training toy: 1/4 ... (0 s)" ... "training toy: 4/4 ...".
+        lines = written.splitlines()
+        assert lines[0].startswith("training toy: 1/4") and lines[-1].startswith("training toy: 4/4") and "\x1b[" not in written
     else:
-        assert screen.getvalue() == "" and captured.out == "" and captured.err == ""
+        assert written == "" and captured.err == ""
 
 
 # --- several processes -------------------------------------------------------------------------------

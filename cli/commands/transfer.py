@@ -100,7 +100,7 @@ def ensemble(
         fail(f"--plot {plot}: folder {plot.parent} does not exist")
     step_options = {} if steps is None else {"reference_steps": steps, "tune_steps": steps}
     method_options = parse_method_options(method_option)
-    with opened(registry, blobs) as hub, render.scoring_progress(disable=as_json) as progress:
+    with opened(registry, blobs) as hub, render.counted_progress("scoring candidates", disable=as_json) as progress:
         # The init is built (and registered) for the k-shot sample when asked, as `train --shots` trains on it.
         target = dataset if shots is None else load_dataset(dataset).few_shot(shots, seed)
         result = hub.ensemble(
