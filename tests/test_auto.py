@@ -18,11 +18,12 @@ from ensembling.candidates import Candidate, Target
 from ensembling.ensemble import Options, context_for, run
 from ensembling.errors import EnsemblingError
 from ensembling.layers import depth, layer_of, parse_layers
-from ensembling.strategies import NO_TRANSFER, get_strategy
+from ensembling.strategies import DEFAULT, NO_TRANSFER, get_strategy
 from ensembling.strategies.auto import CANDIDATES
 from ensembling.strategies.base import Weighting
 from ensembling.strategies.guarded import INNER
 from hub import Hub, load_dataset
+from hub.datasets import Dataset, write_dataset
 
 TARGET = Target("wn-synonym-noun-target", "synonymy")
 BUDGET = 6  # cross-validation's training steps per fold
@@ -269,17 +270,32 @@ def registry(small_registry, tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "registry", target
 
 
-def test_ensemble_defaults_to_auto_which_records_its_choice_in_the_provenance(registry):
+def test_ensemble_defaults_to_guarded_which_records_its_choice_in_the_provenance(registry):
     path, target = registry
     result = cli("ensemble", str(target), "--score-examples", "8", "--steps", "2", "--json", "--registry", str(path))
     assert result.exit_code == 0, result.output
     made = json.loads(result.output)
-    assert made["strategy"] == "auto" and made["chosen"] in (NO_TRANSFER, *CANDIDATES) and made["rationale"]
+    assert made["strategy"] == DEFAULT and made["chosen"] in (NO_TRANSFER, INNER) and made["rationale"]
     with Hub(path) as hub:
         provenance = hub.show(made["module_id"]).provenance
-    assert (provenance.strategy, provenance.chosen, provenance.rationale) == ("auto", made["chosen"], made["rationale"])
+    assert (provenance.strategy, provenance.chosen, provenance.rationale) == (DEFAULT, made["chosen"], made["rationale"])
     shown = cli("show", str(made["module_id"]), "--registry", str(path))
     assert "init choice" in shown.output and made["rationale"][:40] in " ".join(shown.output.split())
+
+
+def test_the_default_on_data_too_small_to_hold_anything_out_says_what_it_did_and_trains_without_registering(registry, tmp_path):
+    path, target = registry
+    # One train example per label and no dev split: nothing to compare the composed init with the default init on.
+    data = load_dataset(target)
+    rows = {label: next(example for example in data.split("train") if example.label == label) for label in sorted({e.label for e in data.split("train")})}
+    small = tmp_path / "small"
+    write_dataset(Dataset(data.card, {"train": tuple(rows.values())}), small)
+    before = snapshot(path)
+    result = cli("train", str(small), "--max-steps", "2", "--score-examples", "2", "--registry", str(path), "--init", DEFAULT)
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if line.startswith(f"{DEFAULT}: ")]
+    assert len(said) == 1 and "nothing to compare on" in said[0] and f"kept {INNER}'s init unchecked" in said[0], result.output
+    assert snapshot(path) == before
 
 
 def test_train_init_auto_prints_its_choice_in_one_line(registry):

@@ -147,6 +147,7 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
         "lorahub",
         "retrieval",
         "auto",
+        "guarded",
     ]
     assert bench.main([*common, "--out", str(tmp_path / "arms"), "--targets", "toy-animal", "--strategies", *every]) == 0
 
