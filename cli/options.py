@@ -93,6 +93,23 @@ StepsOption = Annotated[
         help="Step cap of every training on the target: auto's cross-validation, the reference θ_t (kl, weight-cos), each tuned source (euclidean, performance); the best dev checkpoint is kept (train: by default its --max-steps).",
     ),
 ]
+# The training budget: of `train`'s own training, and of every training a strategy runs on the target (guarded's
+# two, auto's cross-validation, θ_t), so that `ensemble` decides under the budget `train` will train with.
+EpochsOption = Annotated[int, typer.Option("--epochs", callback=at_least(1), help="Most epochs; early stopping on dev accuracy may end sooner.")]
+MaxStepsOption = Annotated[int | None, typer.Option("--max-steps", callback=at_least(1), help="Stop after this many optimizer steps.")]
+LrOption = Annotated[float, typer.Option("--lr", callback=positive, help="Learning rate (the paper: 5e-4).")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", callback=at_least(1), help="Examples per step (the paper: 8).")]
+PatienceOption = Annotated[int, typer.Option("--patience", callback=at_least(1), help="Dev evaluations without a better dev score before stopping.")]
+EvalEveryOption = Annotated[int | None, typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: once an epoch).")]
+MinStepsOption = Annotated[
+    int,
+    typer.Option(
+        "--min-steps",
+        callback=at_least(0),
+        help="Steps before patience may stop a training: a default init that starts slowly is not cut short (the step cap still ends it).",
+    ),
+]
+MIN_STEPS = 60  # the transfer benchmark's converged budget: patience counts only after 60 steps
 SkipCorruptOption = Annotated[bool, typer.Option("--skip-corrupt", help="Ensemble without candidates whose blobs fail their digest check.")]
 SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the default init, the few-shot sample and any training.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")]

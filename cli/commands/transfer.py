@@ -16,18 +16,26 @@ from cli.errors import fail, opened
 from cli.options import (
     DEFAULT_DEVICE,
     DEFAULT_METHOD,
+    MIN_STEPS,
     BaseModelFilter,
     BaseModelOption,
+    BatchSizeOption,
     BlobsOption,
     CandidatesOption,
     CategoryFilter,
     DeviceOption,
+    EpochsOption,
+    EvalEveryOption,
     JsonOption,
     LayersOption,
+    LrOption,
+    MaxStepsOption,
     MethodFilter,
     MethodOption,
     MethodOptionsOption,
+    MinStepsOption,
     OutOption,
+    PatienceOption,
     RegistryOption,
     ScoreExamplesOption,
     SeedOption,
@@ -40,7 +48,6 @@ from cli.options import (
     ZnormOption,
     at_least,
     parse_method_options,
-    positive,
 )
 from hub import DEFAULT_STRATEGY, NO_TRANSFER, load_dataset
 from hub.strategies import SCORE_EXAMPLES
@@ -88,6 +95,13 @@ def ensemble(
     seed: SeedOption = 0,
     device: DeviceOption = DEFAULT_DEVICE,
     skip_corrupt: SkipCorruptOption = False,
+    epochs: EpochsOption = 10,
+    max_steps: MaxStepsOption = None,
+    lr: LrOption = 5e-4,
+    batch_size: BatchSizeOption = 8,
+    patience: PatienceOption = 3,
+    eval_every: EvalEveryOption = None,
+    min_steps: MinStepsOption = MIN_STEPS,
     out: OutOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a bar chart of the weights (PNG).")] = None,
     registry: RegistryOption = None,
@@ -98,7 +112,7 @@ def ensemble(
     refuse_used_folder(out)
     if plot is not None and not plot.parent.resolve().is_dir():
         fail(f"--plot {plot}: folder {plot.parent} does not exist")
-    step_options = {} if steps is None else {"reference_steps": steps, "tune_steps": steps}
+    config = training_config(epochs, max_steps, lr, batch_size, patience, eval_every, min_steps, seed, device, as_json)
     method_options = parse_method_options(method_option)
     with opened(registry, blobs) as hub, render.counted_progress("scoring candidates", disable=as_json) as progress:
         # The init is built (and registered) for the k-shot sample when asked, as `train --shots` trains on it.
@@ -106,7 +120,7 @@ def ensemble(
         result = hub.ensemble(
             target, base_model=base_model, method=method, method_options=method_options, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
             candidates=candidates, layers=layers, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
-            progress=progress, **step_options,
+            progress=progress, tuning=config, **step_budget(steps, max_steps),
         )  # fmt: skip
         if out is not None:
             result.save(out)
@@ -152,14 +166,13 @@ def train(
     seed: SeedOption = 0,
     device: DeviceOption = DEFAULT_DEVICE,
     skip_corrupt: SkipCorruptOption = False,
-    epochs: Annotated[int, typer.Option("--epochs", callback=at_least(1), help="Most epochs; early stopping on dev accuracy may end sooner.")] = 10,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", callback=at_least(1), help="Stop after this many optimizer steps.")] = None,
-    lr: Annotated[float, typer.Option("--lr", callback=positive, help="Learning rate (the paper: 5e-4).")] = 5e-4,
-    batch_size: Annotated[int, typer.Option("--batch-size", callback=at_least(1), help="Examples per step (the paper: 8).")] = 8,
-    patience: Annotated[int, typer.Option("--patience", callback=at_least(1), help="Dev evaluations without a better dev score before stopping.")] = 3,
-    eval_every: Annotated[
-        int | None, typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: once an epoch).")
-    ] = None,
+    epochs: EpochsOption = 10,
+    max_steps: MaxStepsOption = None,
+    lr: LrOption = 5e-4,
+    batch_size: BatchSizeOption = 8,
+    patience: PatienceOption = 3,
+    eval_every: EvalEveryOption = None,
+    min_steps: MinStepsOption = MIN_STEPS,
     push_module: Annotated[bool, typer.Option("--push", help="Register the trained module with its metrics and its init's provenance.")] = False,
     out: OutOption = None,
     registry: RegistryOption = None,
@@ -167,38 +180,28 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train a module for a task from an init (random, a registry module, or a strategy's ensemble)."""
-    from hub.training import TrainConfig, resolve_device
+    from hub.training import resolve_device
 
     refuse_used_folder(out)
     method_options = parse_method_options(method_option)
-    config = TrainConfig(
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        patience=patience,
-        max_steps=max_steps,
-        eval_every=eval_every,
-        progress=not as_json,
-    )
+    config = training_config(epochs, max_steps, lr, batch_size, patience, eval_every, min_steps, seed, device, as_json)
     with opened(registry, blobs) as hub:
         resolve_device(device)
         data = load_dataset(dataset)
         data.split("train")
         if shots is not None:
             data = data.few_shot(shots, seed)
-        # A strategy that trains on the target (auto's cross-validation, θ_t, tuned sources) does so under the target's own step cap.
-        cap = steps if steps is not None else max_steps
-        budget = {} if cap is None else {"reference_steps": cap, "tune_steps": cap}
         module = hub.init_module(
             init, base_model, data, method=method, method_options=method_options, top_k=top_k, temperature=temperature, znorm=znorm,
             candidates=candidates, layers=layers, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
-            tuning=config, **budget,
+            tuning=config, **step_budget(steps, max_steps),
         )  # fmt: skip
         decision = module.transfer.decision if module.transfer is not None else None
         if decision is not None and not as_json:
             render.console.print(f"{init}: {decision.reason}", highlight=False, soft_wrap=True)
+        elif module.origin is not None and module.origin.rationale and not as_json:
+            # A composed init loaded by id: say how it was made, as when it was composed.
+            render.console.print(f"init {init} ({module.origin.strategy}): {module.origin.rationale}", highlight=False, soft_wrap=True)
         result = hub.train(module, data, config, push=push_module)
         if out is not None:
             module.save(out)
@@ -217,6 +220,24 @@ def train(
             render.print_json(summary)
         else:
             render.console.print(render.training_table(summary))
+
+
+def training_config(
+    epochs: int, max_steps: int | None, lr: float, batch_size: int, patience: int, eval_every: int | None, min_steps: int, seed: int, device: str, quiet: bool
+):
+    """The training budget the options give, for `train`'s own training and every training a strategy runs on the target."""
+    from hub.training import TrainConfig
+
+    return TrainConfig(
+        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, patience=patience, max_steps=max_steps, eval_every=eval_every,
+        min_steps=min_steps, progress=not quiet,
+    )  # fmt: skip
+
+
+def step_budget(steps: int | None, max_steps: int | None) -> dict[str, int]:
+    """The step cap of a strategy's trainings on the target: --steps, else the target's own --max-steps."""
+    cap = steps if steps is not None else max_steps
+    return {} if cap is None else {"reference_steps": cap, "tune_steps": cap}
 
 
 def refuse_used_folder(out: Path | None) -> None:
