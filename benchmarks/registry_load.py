@@ -5,6 +5,7 @@
     python benchmarks/registry_load.py --postgres postgresql+psycopg://USER:PW@HOST/DB   # an existing server (superuser: makes databases)
     python benchmarks/registry_load.py --via http --processes 1 8     # through `adapters serve` (SQLite, PostgreSQL behind it)
     python benchmarks/registry_load.py --via direct http              # both, one table
+    python benchmarks/registry_load.py --backends postgresql --via http --blobs-at local s3 --servers 1 2 --kill-one
 
 Each process opens the registry, pushes `--pushes` synthetic LoRA modules
 (real safetensors blobs, rows, index updates; tests/synthetic.py) and then runs
@@ -23,6 +24,13 @@ pushed module is counted by blob digest: `lost` (pushed, acknowledged, absent),
 `dup` (more than one row) and missing blob files must all be 0.
 The server's faults (killed client, killed server, bad tokens, oversized and
 corrupt uploads) are measured by benchmarks/server_faults.py.
+
+`--blobs-at s3` keeps the blobs in a bucket of an S3-protocol server (moto's standalone
+server, started as tests/s3.py starts it, on a loopback port) instead of a directory.
+`--servers 2` runs two `adapters serve` processes on the one registry (and bucket), each
+client talking to one of them (client i to server i mod 2). `--kill-one` SIGKILLs the first
+server once a third of the pushes are in: its clients retry the push that failed on the
+other server (a retried push must make no duplicate), and the counts must still be 0 lost.
 """
 
 from __future__ import annotations
@@ -49,20 +57,37 @@ def worker(args: dict) -> None:
     import numpy as np
     import synthetic
 
+    from store.errors import StoreError
     from store.registry import Registry
 
-    if args.get("token"):
-        from store.remote import RemoteRegistry
+    urls = args["urls"]
+    server = args["worker"] % len(urls)  # a client talks to one server; when it dies, to the next
 
-        registry = RemoteRegistry(args["url"], args["token"])
-    else:
-        registry = Registry.open(args["url"], args.get("blobs"))
-    push_latencies, search_latencies, digests = [], [], []
+    def connect():
+        if args.get("token"):
+            from store.remote import RemoteRegistry
+
+            return RemoteRegistry(urls[server], args["token"])
+        return Registry.open(urls[server], args.get("blobs"))
+
+    registry = connect()
+    push_latencies, search_latencies, digests, failovers = [], [], [], 0
     start = time.perf_counter()
     for i in range(args["pushes"]):
         seed = args["worker"] * 1_000_000 + i
         t0 = time.perf_counter()
-        record, _created = synthetic.push(registry, seed)
+        while True:
+            try:
+                record, _created = synthetic.push(registry, seed)
+                break
+            except StoreError:
+                if len(urls) == 1 or failovers >= 3:
+                    raise
+                # The server died under the push: the same push again, through the other server.
+                failovers += 1
+                registry.close()
+                server = (server + 1) % len(urls)
+                registry = connect()
         push_latencies.append(time.perf_counter() - t0)
         digests.append(record.blob_digest)
     push_time = time.perf_counter() - start
@@ -80,7 +105,17 @@ def worker(args: dict) -> None:
     registry.close()
     stats = getattr(registry.indexes, "stats", None)  # a client of the server has no index of its own
     print(
-        json.dumps({"push": push_latencies, "search": search_latencies, "push_time": push_time, "search_time": search_time, "stats": stats, "digests": digests})
+        json.dumps(
+            {
+                "push": push_latencies,
+                "search": search_latencies,
+                "push_time": push_time,
+                "search_time": search_time,
+                "stats": stats,
+                "digests": digests,
+                "failovers": failovers,
+            }
+        )
     )
 
 
@@ -182,38 +217,69 @@ def count_pushed(url: str, blobs: str | None, expected: list[str]) -> dict:
 
 
 def run(
-    url: str, blobs: str | None, processes: int, pushes: int, searches: int, via: str = "direct", work: Path | None = None, server_workers: int = 2
+    url: str,
+    blobs: str | None,
+    processes: int,
+    pushes: int,
+    searches: int,
+    via: str = "direct",
+    work: Path | None = None,
+    server_workers: int = 2,
+    servers: int = 1,
+    kill_one: bool = False,
 ) -> dict:
     from store.registry import Registry
 
     Registry.open(url, blobs).close()  # schema once, as `adapters db upgrade` would
-    server, token, target = None, None, url
-    if via == "http":
-        token = make_token(url, blobs, "load", "write")
-        assert work is not None
-        server = LabServer(url, blobs, work / f"serve-{free_port()}.log", workers=server_workers).start()
-        target = server.url
+    lab: list[LabServer] = []
+    token, targets = None, [url]
     try:
-        return _run_workers(target, url, blobs, token, processes, pushes, searches)
+        if via == "http":
+            token = make_token(url, blobs, "load", "write")
+            assert work is not None
+            lab = [LabServer(url, blobs, work / f"serve-{free_port()}.log", workers=server_workers).start() for _ in range(servers)]
+            targets = [server.url for server in lab]
+        return _run_workers(targets, url, blobs, token, processes, pushes, searches, lab[0] if kill_one and len(lab) > 1 else None)
     finally:
-        if server is not None:
+        for server in lab:
             server.stop()
 
 
-def _run_workers(target: str, url: str, blobs: str | None, token: str | None, processes: int, pushes: int, searches: int) -> dict:
+def _kill_when(server: LabServer, url: str, blobs: str | None, rows: int) -> None:
+    """SIGKILL `server` once the registry holds `rows` modules (a push through it is then most likely in flight)."""
+    from store.registry import Registry
+
+    registry = Registry.open(url, blobs)
+    try:
+        while server.proc is not None and len(registry.catalog.blob_digests()) < rows:
+            time.sleep(0.05)
+    finally:
+        registry.close()
+    server.kill()
+
+
+def _run_workers(
+    targets: list[str], url: str, blobs: str | None, token: str | None, processes: int, pushes: int, searches: int, victim: LabServer | None = None
+) -> dict:
     procs = [
         subprocess.Popen(
             [
                 sys.executable,
                 __file__,
                 "--worker",
-                json.dumps({"url": target, "blobs": blobs, "token": token, "worker": w, "pushes": pushes, "searches": searches}),
+                json.dumps({"urls": targets, "blobs": blobs, "token": token, "worker": w, "pushes": pushes, "searches": searches}),
             ],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
         for w in range(processes)
     ]
+    killer = None
+    if victim is not None:
+        import threading
+
+        killer = threading.Thread(target=_kill_when, args=(victim, url, blobs, max(1, processes * pushes // 3)), daemon=True)
+        killer.start()
     results = []
     for proc in procs:
         out, _ = proc.communicate()
@@ -236,6 +302,8 @@ def _run_workers(target: str, url: str, blobs: str | None, token: str | None, pr
         "search_p50": float(np.percentile(searches_all, 50)),
         "search_p99": float(np.percentile(searches_all, 99)),
         "rebuilds": sum(r["stats"]["rebuilt"] for r in results) if all(r["stats"] for r in results) else None,
+        "failovers": sum(r["failovers"] for r in results),
+        "killed": victim is not None and killer is not None and not killer.is_alive() and victim.proc is None,
     }
 
 
@@ -263,6 +331,9 @@ def main() -> None:
         "--via", nargs="+", choices=["direct", "http"], default=["direct"], help="processes open the registry (direct) or go through `adapters serve` (http)"
     )
     parser.add_argument("--server-workers", type=int, default=2, help="`adapters serve --workers` for --via http")
+    parser.add_argument("--blobs-at", nargs="+", choices=["local", "s3"], default=["local"], help="blobs in a directory, or in a bucket (moto's S3 server)")
+    parser.add_argument("--servers", type=int, nargs="+", default=[1], help="`adapters serve` processes on the one registry (--via http)")
+    parser.add_argument("--kill-one", action="store_true", help="with 2+ servers: SIGKILL the first a third of the way through the pushes")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -270,33 +341,47 @@ def main() -> None:
         return
 
     server = None
+    bucket_server = None
     rows = []
     work = Path(tempfile.mkdtemp(prefix="deltahub-load-"))
     try:
+        if "s3" in args.blobs_at:
+            import s3
+
+            bucket_server = s3.start_server()
+            os.environ.update(bucket_server.env())  # the servers and clients started from here read them as the AWS SDK does
         for backend in args.backends:
             if backend == "postgresql":
                 server = start_postgres(args.postgres)
                 if server is None:
                     continue
-            for via in args.via:
+            layouts = [(via, at, servers) for via in args.via for at in args.blobs_at for servers in (args.servers if via == "http" else [1])]
+            for via, at, servers in layouts:
                 for n in args.processes:
-                    if backend == "sqlite":
-                        url, blobs = str(work / f"sqlite-{via}-{n}"), None
+                    name = f"{backend}-{via}-{at}-{servers}-{n}"
+                    url = str(work / name) if backend == "sqlite" else server.create_database()
+                    if at == "s3":
+                        blobs = f"s3://{bucket_server.create_bucket()}/load"
+                    elif backend == "sqlite":
+                        blobs = None
                     else:
-                        url = server.create_database()
-                        blobs = str(work / f"pg-blobs-{via}-{n}")
+                        blobs = str(work / f"blobs-{name}")
                         Path(blobs).mkdir()
-                    result = run(url, blobs, n, args.pushes, args.searches, via, work, args.server_workers)
-                    rows.append((backend, via, n, result))
+                    kill = args.kill_one and servers > 1
+                    result = run(url, blobs, n, args.pushes, args.searches, via, work, args.server_workers, servers, kill)
+                    rows.append((backend, via, at, servers, n, result))
                     print(
-                        f"{backend:10s} {via:6s} N={n}: {result['pushes_per_s']:7.1f} pushes/s (p99 {result['push_p99']:6.1f} ms), "
+                        f"{backend:10s} {via:6s} {at:5s} servers={servers} N={n}: {result['pushes_per_s']:7.1f} pushes/s (p99 {result['push_p99']:6.1f} ms), "
                         f"{result['searches_per_s']:8.1f} searches/s (p99 {result['search_p99']:6.1f} ms), "
-                        f"{result['lost']} lost, {result['duplicated']} duplicated",
+                        f"{result['lost']} lost, {result['duplicated']} duplicated"
+                        + (f", one server killed, {result['failovers']} pushes retried" if kill else ""),
                         flush=True,
                     )
     finally:
         if server is not None:
             server.stop()
+        if bucket_server is not None:
+            bucket_server.stop()
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
@@ -304,13 +389,16 @@ def main() -> None:
     print()
     server_note = f"; http: `adapters serve --workers {args.server_workers}` on the same machine" if "http" in args.via else ""
     print(f"{args.pushes} pushes then {args.searches} searches per process; {os.cpu_count()} CPUs{server_note}")
-    print("| backend | via | N | pushes/s | push p50 ms | push p99 ms | searches/s | search p50 ms | search p99 ms | index rebuilds | lost | dup |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for backend, via, n, r in rows:
+    print(
+        "| backend | via | blobs | servers | N | pushes/s | push p50 ms | push p99 ms | searches/s | search p50 ms | search p99 ms | index rebuilds | lost | dup | killed, retried |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for backend, via, at, servers, n, r in rows:
         rebuilds = "-" if r["rebuilds"] is None else r["rebuilds"]
+        killed = f"yes, {r['failovers']}" if r["killed"] else "-"
         print(
-            f"| {backend} | {via} | {n} | {r['pushes_per_s']:.1f} | {r['push_p50']:.1f} | {r['push_p99']:.1f} | "
-            f"{r['searches_per_s']:.0f} | {r['search_p50']:.2f} | {r['search_p99']:.2f} | {rebuilds} | {r['lost']} | {r['duplicated']} |"
+            f"| {backend} | {via} | {at} | {servers} | {n} | {r['pushes_per_s']:.1f} | {r['push_p50']:.1f} | {r['push_p99']:.1f} | "
+            f"{r['searches_per_s']:.0f} | {r['search_p50']:.2f} | {r['search_p99']:.2f} | {rebuilds} | {r['lost']} | {r['duplicated']} | {killed} |"
         )
 
 

@@ -15,7 +15,7 @@ from typing import NoReturn
 import typer
 
 from cli import render
-from hub import USER_ERRORS, Hub, NotFound
+from hub import USER_ERRORS, Hub, NeedsUpgrade, NotFound
 
 DEBUG_ENV = "ADAPTERS_DEBUG"
 
@@ -36,6 +36,8 @@ def opened(registry: str | None, blobs: str | None) -> Iterator[Hub]:
             yield hub
     except NotFound as error:
         fail(f"{error}; `adapters list` shows the ids")
+    except NeedsUpgrade as error:
+        fail(f"{error}: `adapters db upgrade`")
     except USER_ERRORS as error:
         fail(str(error))
     except KeyboardInterrupt:

@@ -39,7 +39,12 @@ RegistryOption = Annotated[
     str | None,
     typer.Option("--registry", "-r", envvar="ADAPTERS_REGISTRY", help="Registry directory or database URL (default: the user data dir)."),
 ]
-BlobsOption = Annotated[str | None, typer.Option("--blobs", envvar="ADAPTERS_BLOBS", help="Blob directory of a server registry (PostgreSQL).")]
+BlobsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--blobs", envvar="ADAPTERS_BLOBS", help="Blob location: a directory, or s3://BUCKET/PREFIX (endpoint and credentials as the AWS SDK reads them)."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 BaseModelFilter = Annotated[str | None, typer.Option("--base-model", help="Only modules of this base model ('minilm', a path or a cached Hub id).")]
 MethodFilter = Annotated[str | None, typer.Option("--method", help="Only modules of this method (lora, prefix, adapter, …).")]

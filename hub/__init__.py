@@ -21,6 +21,7 @@ _EXPORTS = {
     "SearchHit": "hub.search",
     "ModuleRecord": "store.records",
     "NotFound": "store.errors",
+    "NeedsUpgrade": "store.errors",
     "BrokenModule": "store.maintenance",
     "IndexFinding": "store.maintenance",
     "VerifyReport": "store.maintenance",
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from hub.search import SearchHit
     from hub.strategies import DEFAULT_STRATEGY, NO_TRANSFER, strategy_summaries
     from store.blobs import GcReport
-    from store.errors import NotFound
+    from store.errors import NeedsUpgrade, NotFound
     from store.maintenance import BrokenModule, IndexFinding, VerifyReport
     from store.records import ModuleRecord
     from store.tokens import TokenRecord
@@ -63,6 +64,7 @@ __all__ = [
     "IndexFinding",
     "ModuleRecord",
     "NO_TRANSFER",
+    "NeedsUpgrade",
     "NotFound",
     "SearchHit",
     "TokenRecord",

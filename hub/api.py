@@ -15,7 +15,7 @@ from hub.errors import USER_ERRORS, BaseModelMismatch, HubError
 from hub.search import SearchHit
 from store.backend import RegistryBackend
 from store.blobs import GC_GRACE_S, GcReport
-from store.maintenance import VerifyReport, collect_garbage
+from store.maintenance import CopyReport, VerifyReport, collect_garbage, copy_blobs
 from store.maintenance import verify as verify_registry
 from store.records import UNKNOWN_FORMAT, BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo, check_name
 from store.registry import Registry, open_registry, resolve_location, upgrade_registry
@@ -596,6 +596,10 @@ class Hub:
     def gc(self, grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport:
         """Delete blobs no module references that are older than the grace period (default one hour)."""
         return collect_garbage(self._local("gc"), grace_s, dry_run)
+
+    def copy_blobs(self, to: str) -> CopyReport:
+        """Copy the registry's blobs to a directory or s3://BUCKET/PREFIX, verify each there, then switch the registry over."""
+        return copy_blobs(self._local("blobs copy"), to)
 
     def verify(self, repair: bool = False) -> VerifyReport:
         """Re-hash blobs, check rows and indexes; with `repair`, rebuild the indexes (never deletes modules)."""

@@ -6,10 +6,11 @@ embeddings and scores on their own machines and send the results (see store.remo
 
 from __future__ import annotations
 
-import io
 import os
+import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,24 +80,32 @@ class RegistryService:
     def rebuild_indexes(self) -> dict[str, int]:
         return self.hub.rebuild_indexes()
 
-    def blob_path(self, digest: str) -> Path | None:
-        path = self.registry.blobs.path(digest)
-        return path if path.is_file() else None
+    def read_blob(self, digest: str) -> Iterator[bytes] | None:
+        """A blob's bytes in pieces (the client re-hashes them), from a directory or a bucket; None when absent."""
+        return self.registry.blobs.read(digest)
 
     def receive_blob(self, digest: str, max_bytes: int) -> BlobUpload:
         return self.registry.blobs.receive(digest, max_bytes)
 
-    def export_zip(self, module_id: int) -> tuple[str, bytes]:
-        """The module as `adapters export` writes it (PEFT files and model card), zipped; (file name, bytes)."""
+    def export_zip(self, module_id: int) -> tuple[str, Path]:
+        """The module as `adapters export` writes it (PEFT files and model card), zipped into a file in a scratch
+        directory of its own, so the answer streams from disk however big the module; (file name, path).
+
+        The caller removes the scratch directory (`path.parent`) once the file is sent.
+        """
         name = f"module-{module_id}"
-        with tempfile.TemporaryDirectory(prefix="deltahub-export-") as scratch:
-            folder = self.hub.export(module_id, Path(scratch) / name)
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        scratch = Path(tempfile.mkdtemp(prefix="deltahub-export-"))
+        try:
+            folder = self.hub.export(module_id, scratch / name)
+            archive_path = scratch / f"{name}.zip"
+            with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_DEFLATED) as archive:
                 for path in sorted(folder.rglob("*")):
                     if path.is_file():
                         archive.write(path, f"{name}/{path.relative_to(folder)}")
-        return f"{name}.zip", buffer.getvalue()
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return archive_path.name, archive_path
 
     def authenticate(self, secret: str) -> TokenRecord | None:
         return self.registry.tokens.authenticate(secret)

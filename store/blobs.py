@@ -11,18 +11,24 @@ after writing the blob, so a push in flight is safe as long as it finishes
 within the grace period; the hour also covers clock skew between machines on
 a shared (NFS) blob directory. The directory carries the id of the registry it
 belongs to (file REGISTRY), so a mixed-up blob directory is refused on open.
+
+`Blobs` is what the rest of the store asks of a blob store; `open_blobs` picks the
+directory store here or the object-storage one (store.s3blobs, for s3://BUCKET/PREFIX).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from store.errors import BlobCorrupt, StoreError, UploadTooLarge
 from store.files import atomic_write, fsync_dir
@@ -34,6 +40,8 @@ MARKER = "REGISTRY"
 GC_GRACE_S = 3600.0
 _CHUNK = 1 << 20
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# safetensors refuses headers past 100 MB; bytes announcing more are not a safetensors file.
+_HEADER_MAX = 100 << 20
 
 
 def _umask() -> int:
@@ -57,15 +65,113 @@ class GcReport:
     referenced: int = 0
 
 
+@dataclass(frozen=True)
+class BlobFacts:
+    """One stored blob as `verify` sees it: its address, the sha256 of its bytes, its size and its safetensors header (None: unreadable)."""
+
+    digest: str
+    actual: str
+    size: int
+    header: dict | None
+
+
+class Blobs(Protocol):
+    """A content-addressed blob store: a directory here (BlobStore) or a bucket (store.s3blobs.S3Blobs)."""
+
+    @property
+    def where(self) -> str: ...
+
+    def exists(self, digest: str) -> bool: ...
+
+    def put(self, data: bytes) -> str: ...
+
+    def touch(self, digest: str) -> bool: ...
+
+    def receive(self, digest: str, max_bytes: int) -> BlobUpload: ...
+
+    def adopt(self, temp: Path, digest: str) -> None: ...
+
+    def get(self, digest: str, owner: str = "") -> bytes: ...
+
+    def read(self, digest: str) -> Iterator[bytes] | None: ...
+
+    def digests(self) -> Iterator[str]: ...
+
+    def scan(self) -> Iterator[BlobFacts]: ...
+
+    def leftovers(self) -> int: ...
+
+    def registry_id(self) -> str | None: ...
+
+    def claim(self, registry_id: str, database: str) -> None: ...
+
+    def collect_garbage(self, referenced: Callable[[], set[str]], grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport: ...
+
+
+def open_blobs(spec: str | os.PathLike[str]) -> Blobs:
+    """The blob store at a directory or at s3://BUCKET/PREFIX."""
+    text = str(spec)
+    if text.startswith("s3://"):
+        from store.s3blobs import S3Blobs  # boto3 costs ~0.4 s to import: only registries on a bucket pay it
+
+        return S3Blobs.from_url(text)
+    if "://" in text:
+        raise StoreError(f"blob location {text} is neither a directory nor s3://BUCKET/PREFIX")
+    return BlobStore(Path(text).expanduser().resolve())
+
+
+def check_digest(digest: str) -> str:
+    # Every blob address comes from a digest; one that is not 64 hex digits could name something elsewhere.
+    if not _HEX64.fullmatch(digest):
+        raise StoreError(f"{digest[:70]!r} is not a sha256 digest (64 hex digits)")
+    return digest
+
+
+def relative_key(digest: str) -> str:
+    """Where a blob lives under a store's root: sha256/ab/abcd….safetensors (a directory and a bucket alike)."""
+    return f"sha256/{digest[:2]}/{check_digest(digest)}{SUFFIX}"
+
+
+def hash_chunks(chunks: Iterable[bytes]) -> tuple[str, int, dict | None]:
+    """(sha256, size, safetensors header or None) of bytes read once, in pieces."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        # Keep the prefix until the header it announces is whole (its length is the first 8 bytes).
+        if len(head) < 8 or len(head) < 8 + min(struct.unpack("<Q", head[:8])[0], _HEADER_MAX):
+            head += chunk
+    return digest.hexdigest(), size, _header(head, size)
+
+
+def _header(head: bytes, size: int) -> dict | None:
+    if len(head) < 8:
+        return None
+    (length,) = struct.unpack("<Q", head[:8])
+    # Other bytes read as a header size can be anything: never read past the blob.
+    if length > size - 8 or len(head) < 8 + length:
+        return None
+    try:
+        header = json.loads(head[8 : 8 + length])
+    except ValueError:
+        return None
+    return header if isinstance(header, dict) else None
+
+
 class BlobStore:
+    """Blobs in a directory (local, or shared over NFS by the machines of a lab)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @property
+    def where(self) -> str:
+        return str(self.root)
+
     def path(self, digest: str) -> Path:
-        # Every blob path comes from a digest; one that is not 64 hex digits could name a file elsewhere.
-        if not _HEX64.fullmatch(digest):
-            raise StoreError(f"{digest[:70]!r} is not a sha256 digest (64 hex digits)")
-        return self.root / "sha256" / digest[:2] / f"{digest}{SUFFIX}"
+        return self.root / relative_key(digest)
 
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
@@ -87,7 +193,7 @@ class BlobStore:
         except OSError as error:
             raise StoreError(f"cannot write blobs under {self.root}: {error.strerror}; check the blob directory") from None
         if not self.root.is_dir():
-            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or pass the right --blobs")
+            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or name the right blob location")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(target, lambda out: out.write(data), prefix=TEMP_PREFIX, suffix=SUFFIX, mode=BLOB_MODE)
@@ -108,8 +214,18 @@ class BlobStore:
     def receive(self, digest: str, max_bytes: int) -> BlobUpload:
         """Start writing a blob that arrives in pieces (an upload to the registry server)."""
         if not self.root.is_dir():
-            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or pass the right --blobs")
-        return BlobUpload(self, digest, max_bytes)
+            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or name the right blob location")
+        target = self.path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return BlobUpload(self, digest, max_bytes, target.parent)
+
+    def adopt(self, temp: Path, digest: str) -> None:
+        """Put a received, verified temp file (beside its place) in place, or drop it when the blob is already there."""
+        if self.touch(digest):
+            temp.unlink(missing_ok=True)
+            return
+        os.replace(temp, self.path(digest))
+        fsync_dir(temp.parent)
 
     def get(self, digest: str, owner: str = "") -> bytes:
         """Read a blob and verify it; `owner` names what the blob belongs to in errors."""
@@ -117,10 +233,18 @@ class BlobStore:
         try:
             data = self.path(digest).read_bytes()
         except FileNotFoundError:
-            raise BlobCorrupt(f"blob {digest[:12]}{what} is missing from {self.root}; run `adapters verify`") from None
+            raise BlobCorrupt(f"blob {digest[:12]}{what} is missing from {self.root}; the registry's verify finds every such module") from None
         if hashlib.sha256(data).hexdigest() != digest:
             raise BlobCorrupt(f"blob {digest[:12]}{what} fails its sha256 check; it is corrupt or from another registry")
         return data
+
+    def read(self, digest: str) -> Iterator[bytes] | None:
+        """A blob's bytes in pieces, unverified (the reader checks them against the digest); None when absent."""
+        try:
+            handle = self.path(digest).open("rb")
+        except FileNotFoundError:
+            return None
+        return _pieces(handle)
 
     def digests(self) -> Iterator[str]:
         for path in self.files():
@@ -132,12 +256,19 @@ class BlobStore:
             if not path.name.startswith("."):
                 yield path
 
-    def hash_file(self, path: Path) -> str:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()
+    def scan(self) -> Iterator[BlobFacts]:
+        """Every blob re-hashed (a blob removed meanwhile by a concurrent gc is skipped)."""
+        for path in self.files():
+            try:
+                handle = path.open("rb")
+            except FileNotFoundError:
+                continue
+            yield BlobFacts(path.name.removesuffix(SUFFIX), *hash_chunks(_pieces(handle)))
+
+    def leftovers(self) -> int:
+        """Temp files of writes in flight or killed, and blobs a killed gc left set aside."""
+        sha = self.root / "sha256"
+        return sum(1 for _ in sha.glob(f"*/{TEMP_PREFIX}*")) + sum(1 for _ in sha.glob(f"*/{QUARANTINE_PREFIX}*"))
 
     # --- which registry this directory belongs to
 
@@ -154,7 +285,7 @@ class BlobStore:
         if not registry_id:
             return
         if not self.root.is_dir():
-            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or pass the right --blobs")
+            raise StoreError(f"blob directory {self.root} does not exist; create or mount it, or name the right blob location")
         found = self.registry_id()
         if found is None:
             try:
@@ -165,7 +296,7 @@ class BlobStore:
         if found != registry_id:
             raise StoreError(
                 f"blob directory {self.root} belongs to registry {found}, but database {database} is registry {registry_id}; "
-                "pass the blob directory of this registry (--blobs / ADAPTERS_BLOBS)"
+                "name the blob directory of this registry"
             )
 
     # --- garbage collection
@@ -234,22 +365,27 @@ class BlobStore:
         return report
 
 
-class BlobUpload:
-    """A blob arriving in pieces: hashed as it is written to a temp file, put in place only whole and matching its digest.
+def _pieces(handle) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
 
-    A writer killed midway leaves a temp file, which `collect_garbage` removes after the grace period;
-    `abort` (a client that went away) removes it at once.
+
+class BlobUpload:
+    """A blob arriving in pieces: hashed as it is written to a temp file, handed to its store only whole and matching its digest.
+
+    The temp file lies in `directory` (beside the blob's place for a directory store). A writer killed
+    midway leaves it there, and `collect_garbage` removes it after the grace period; `abort` (a client
+    that went away) removes it at once.
     """
 
-    def __init__(self, store: BlobStore, digest: str, max_bytes: int) -> None:
+    def __init__(self, store: Blobs, digest: str, max_bytes: int, directory: Path | None) -> None:
         self.store = store
-        self.digest = digest
+        self.digest = check_digest(digest)
         self.max_bytes = max_bytes
         self.size = 0
         self._hash = hashlib.sha256()
-        target = store.path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=SUFFIX)
+        handle, temp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=SUFFIX)
         os.fchmod(handle, BLOB_MODE)
         self._temp = Path(temp)
         self._out = os.fdopen(handle, "wb")
@@ -270,11 +406,10 @@ class BlobUpload:
         self._out.flush()
         os.fsync(self._out.fileno())
         self._out.close()
-        if self.store.touch(self.digest):
+        try:
+            self.store.adopt(self._temp, self.digest)
+        finally:
             self._temp.unlink(missing_ok=True)
-            return
-        os.replace(self._temp, self.store.path(self.digest))
-        fsync_dir(self._temp.parent)
 
     def abort(self) -> None:
         self._out.close()

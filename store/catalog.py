@@ -47,6 +47,19 @@ class Catalog:
         with self.session() as session:
             return queries.registry_id(session)
 
+    def blob_location(self) -> str:
+        """Where `blobs copy` moved the blobs; "" when the opener names them."""
+        with self.session() as session:
+            return queries.blob_location(session)
+
+    def switch_blob_location(self, where: str, present: set[str]) -> set[str]:
+        """Record `where` as the blob location if it holds every blob a row references; else return those it lacks.
+
+        The check and the switch are one write transaction, so no push commits a row in between.
+        """
+        missing, _generation = self._writes.run(lambda session: writes.switch_blob_location(session, where, present))
+        return missing
+
     def dataset_embedding(self, fingerprint: str) -> np.ndarray | None:
         with self.session() as session:
             return queries.dataset_embedding(session, fingerprint)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
 import migrations
-from store.errors import DatabaseBusy, StoreError
+from store.errors import DatabaseBusy, NeedsUpgrade, StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # An unreachable host fails after this many seconds instead of the OS's minutes.
@@ -165,7 +165,7 @@ def check_schema(engine: Engine, create: bool) -> None:
     if current == head:
         return
     _refuse_newer(engine)
-    raise StoreError(f"the registry schema is at revision {current or 'none'}, this deltahub needs {head}; run `adapters db upgrade`")
+    raise NeedsUpgrade(f"the registry schema is at revision {current or 'none'}, this deltahub needs {head}; upgrade the registry's database")
 
 
 def _refuse_newer(engine: Engine) -> None:

@@ -16,6 +16,10 @@ class NotFound(StoreError):
         self.module_id = module_id
 
 
+class NeedsUpgrade(StoreError):
+    """A registry whose schema is behind this deltahub's, or not made yet: upgrading its database (creating it) is the fix."""
+
+
 class DatabaseBusy(StoreError):
     """A transient conflict between writers (lock timeout, deadlock, serialization failure); a retry may succeed."""
 

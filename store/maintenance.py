@@ -10,16 +10,18 @@ Both return reports of plain facts; the CLI words them (cli/render.py).
 
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from store import queries
-from store.blobs import QUARANTINE_PREFIX, SUFFIX, TEMP_PREFIX, GcReport
+from store.blobs import GcReport
+from store.db import display_url
+from store.errors import StoreError
 from store.indexes import DATASETS
-from store.registry import Registry
+from store.registry import Registry, reach_blobs
+
+# A push that lands while the blobs are copied adds a blob the copy has not seen: copy again, this often.
+COPY_ROUNDS = 5
 
 # safetensors dtype codes -> the names the catalog's tensor schemas use.
 DTYPES = {
@@ -70,7 +72,7 @@ class IndexFinding:
 class VerifyReport:
     """What `verify` counted and found; `healthy` is its verdict."""
 
-    blob_root: Path
+    blob_root: str  # a directory or s3://BUCKET/PREFIX
     blobs: int = 0
     blob_bytes: int = 0
     modules: int = 0
@@ -91,21 +93,17 @@ class VerifyReport:
 
 def verify(registry: Registry, repair: bool = False) -> VerifyReport:
     blobs = registry.blobs
-    report = VerifyReport(blobs.root)
+    report = VerifyReport(blobs.where)
     hashes: dict[str, str] = {}
-    for path in blobs.files():
-        address = path.name.removesuffix(SUFFIX)
-        try:
-            actual = blobs.hash_file(path)
-            report.blob_bytes += path.stat().st_size
-        except FileNotFoundError:
-            continue  # removed by a concurrent gc
+    headers: dict[str, dict | None] = {}
+    for facts in blobs.scan():
         report.blobs += 1
-        hashes[address] = actual
-        if actual != address:
-            report.corrupt_blobs.append((address, actual))
-    sha = blobs.root / "sha256"
-    report.temp_files = sum(1 for _ in sha.glob(f"*/{TEMP_PREFIX}*")) + sum(1 for _ in sha.glob(f"*/{QUARANTINE_PREFIX}*"))
+        report.blob_bytes += facts.size
+        hashes[facts.digest] = facts.actual
+        headers[facts.digest] = facts.header
+        if facts.actual != facts.digest:
+            report.corrupt_blobs.append((facts.digest, facts.actual))
+    report.temp_files = blobs.leftovers()
 
     referenced: set[str] = set()
     for module_id, task, digest, schema in registry.catalog.module_blobs():
@@ -116,7 +114,7 @@ def verify(registry: Registry, repair: bool = False) -> VerifyReport:
         elif hashes[digest] != digest:
             report.broken_modules.append(BrokenModule(module_id, task, digest, "digest-mismatch"))
         else:
-            broken = _schema_problem(blobs.path(digest), schema)
+            broken = _schema_problem(headers[digest], schema)
             if broken is not None:
                 report.broken_modules.append(BrokenModule(module_id, task, digest, *broken))
     report.unreferenced_blobs = len(set(hashes) - referenced)
@@ -132,19 +130,48 @@ def collect_garbage(registry: Registry, grace_s: float, dry_run: bool = False) -
     return registry.blobs.collect_garbage(registry.catalog.blob_digests, grace_s=grace_s, dry_run=dry_run)
 
 
-def _schema_problem(path: Path, schema: list) -> tuple[Literal["unreadable", "schema-mismatch"], SchemaMismatch | None] | None:
-    """None when the blob is a safetensors file with exactly the tensors the row declares."""
-    try:
-        with path.open("rb") as handle:
-            (size,) = struct.unpack("<Q", handle.read(8))
-            # Other bytes read as a header size can be anything: never read past the file.
-            if size > path.stat().st_size - 8:
-                return "unreadable", None
-            header = json.loads(handle.read(size))
-    except (OSError, ValueError, struct.error):
+@dataclass
+class CopyReport:
+    """What `copy_blobs` copied (and verified) to `target`, the registry's blob location from then on."""
+
+    target: str
+    copied: int = 0
+    copied_bytes: int = 0
+
+
+def copy_blobs(registry: Registry, to: str) -> CopyReport:
+    """Copy every blob a module references to `to` (a directory or s3://BUCKET/PREFIX), read each back and re-hash it
+    there, then record `to` as the registry's blob location; nothing switches unless every referenced blob is there.
+
+    Orphan blobs (gc's to remove) stay behind. The old location is left as it was.
+    """
+    target = reach_blobs(to, create=True)
+    if target.where == registry.blobs.where:
+        raise StoreError(f"the registry's blobs are already at {target.where}")
+    target.claim(registry.registry_id, display_url(registry.engine))
+    report = CopyReport(target.where)
+    present: set[str] = set()
+    for _round in range(COPY_ROUNDS):
+        for digest in sorted(registry.catalog.blob_digests() - present):
+            data = registry.blobs.get(digest, owner="the registry")  # a blob that went bad here is not copied as good bytes
+            target.put(data)
+            target.get(digest, owner=f"the copy at {target.where}")
+            present.add(digest)
+            report.copied += 1
+            report.copied_bytes += len(data)
+        if not registry.catalog.switch_blob_location(target.where, present):
+            return report
+    raise StoreError(f"modules kept arriving while their blobs were copied to {target.where}; the registry was not switched, run the copy again")
+
+
+def _schema_problem(header: dict | None, schema: list) -> tuple[Literal["unreadable", "schema-mismatch"], SchemaMismatch | None] | None:
+    """None when the blob's safetensors header (None: not safetensors) declares exactly the tensors the row declares."""
+    if header is None:
         return "unreadable", None
-    header.pop("__metadata__", None)
-    found = {name: (list(info["shape"]), DTYPES.get(info["dtype"], info["dtype"])) for name, info in header.items()}
+    try:
+        found = {name: (list(info["shape"]), DTYPES.get(info["dtype"], info["dtype"])) for name, info in header.items() if name != "__metadata__"}
+    except (KeyError, TypeError):
+        return "unreadable", None
     declared = {entry[0]: (list(entry[1]), str(entry[2])) for entry in schema}
     if found == declared:
         return None

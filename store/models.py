@@ -179,6 +179,8 @@ class RegistryStateRow(Base):
     Every write transaction bumps it first, so the row lock serializes writers (on
     SQLite, BEGIN IMMEDIATE does the same). `registry_id` names the registry; its
     blob directory carries the same id, so a mixed-up blob directory is refused.
+    `blob_location` is where `blobs copy` moved the blobs (a directory or s3://BUCKET/PREFIX);
+    empty while the opener names them (or a directory registry keeps them in its blobs/).
     """
 
     __tablename__ = "registry_state"
@@ -186,6 +188,7 @@ class RegistryStateRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     registry_id: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    blob_location: Mapped[str] = mapped_column(String(1024), default="", server_default="")
 
 
 class TokenRow(Base):

@@ -27,6 +27,10 @@ def registry_id(session: Session) -> str:
     return str(session.scalar(select(RegistryStateRow.registry_id).where(RegistryStateRow.id == 1)) or "")
 
 
+def blob_location(session: Session) -> str:
+    return str(session.scalar(select(RegistryStateRow.blob_location).where(RegistryStateRow.id == 1)) or "")
+
+
 def get_module(session: Session, module_id: int) -> ModuleRecord:
     row = session.scalar(_modules().where(ModuleRow.id == module_id))
     if row is None:

@@ -1,4 +1,4 @@
-"""Where a registry lives and opening it: database URL, blob directory, index cache."""
+"""Where a registry lives and opening it: database URL, blob location (a directory or a bucket), index cache."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import numpy as np
 import platformdirs
 
 from store.backend import RegistryBackend
-from store.blobs import BlobStore
+from store.blobs import Blobs, BlobStore, open_blobs
 from store.catalog import Catalog
 from store.db import check_schema, current_revision, display_url, head_revision, make_engine, parse_url, upgrade
-from store.errors import StoreError
+from store.errors import NeedsUpgrade, StoreError
 from store.indexes import IndexSet
 from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
 from store.tokens import TokenStore
@@ -28,10 +28,10 @@ DATABASE_FILE = "registry.db"
 
 @dataclass(frozen=True)
 class Location:
-    """A registry's database URL, blob directory and local index cache directory."""
+    """A registry's database URL, the blob location its opener names (None: the recorded one, else the directory's blobs/), and local index cache directory."""
 
     url: str
-    blobs: Path
+    blobs: str | None
     indexes: Path
     directory: Path | None
 
@@ -45,24 +45,23 @@ def default_directory() -> Path:
 
 
 def resolve_location(spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> Location:
-    """A directory (embedded SQLite), sqlite:///FILE, or a server URL with a blob directory."""
+    """A directory (embedded SQLite), sqlite:///FILE, or a server URL; blobs in a directory or at s3://BUCKET/PREFIX."""
     spec = spec if spec is not None else os.environ.get(REGISTRY_ENV) or default_directory()
-    blobs = blobs if blobs is not None else os.environ.get(BLOBS_ENV)
+    blobs = blobs if blobs is not None else os.environ.get(BLOBS_ENV) or None
+    named = str(blobs) if blobs else None
     text = str(spec)
     if text.startswith(("http://", "https://")):
         raise StoreError(f"{text} is a registry server; run this on the server's machine with its registry directory or database URL")
     if "://" not in text:
         directory = Path(text).expanduser().resolve()
-        return Location(f"sqlite:///{directory / DATABASE_FILE}", Path(blobs) if blobs else directory / "blobs", directory / "indexes", directory)
+        return Location(f"sqlite:///{directory / DATABASE_FILE}", named, directory / "indexes", directory)
     url = parse_url(text)
     if url.get_backend_name() == "sqlite":
         directory = Path(url.database or ".").expanduser().resolve().parent
-        return Location(text, Path(blobs) if blobs else directory / "blobs", directory / "indexes", directory)
-    if not blobs:
-        raise StoreError(f"a {url.get_backend_name()} registry needs a shared blob directory; pass --blobs DIR or set {BLOBS_ENV}")
+        return Location(text, named, directory / "indexes", directory)
     # Index caches are per machine; the password never reaches the cache path.
     key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
-    return Location(text, Path(blobs).expanduser().resolve(), Path(platformdirs.user_cache_dir("deltahub")) / "indexes" / key, None)
+    return Location(text, named, Path(platformdirs.user_cache_dir("deltahub")) / "indexes" / key, None)
 
 
 def open_registry(spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> RegistryBackend:
@@ -70,7 +69,7 @@ def open_registry(spec: str | os.PathLike[str] | None = None, blobs: str | os.Pa
     spec = spec if spec is not None else os.environ.get(REGISTRY_ENV) or None
     if isinstance(spec, str) and spec.startswith(("http://", "https://")):
         if blobs is not None:
-            raise StoreError("a registry server keeps its own blobs; drop --blobs / ADAPTERS_BLOBS when --registry is its URL")
+            raise StoreError(f"a registry server keeps its own blobs; name no blob location ({BLOBS_ENV}) with a server's URL")
         from store.remote import RemoteRegistry  # httpx is imported only by commands that reach a server
 
         return RemoteRegistry(spec)
@@ -82,16 +81,20 @@ class Registry:
 
     def __init__(self, location: Location, create: bool = True) -> None:
         self.location = location
+        # Named blobs are reached before anything is made: a missing bucket leaves no new registry behind.
+        new = _new_sqlite_registry(location)
+        named = reach_blobs(location.blobs, create and new) if location.blobs else None
         if location.directory is not None:
             _ensure_directory(location.directory, create)
-        # A new directory registry makes its own blob directory; an existing or shared (server) one must have it.
-        _ensure_directory(location.blobs, create=create and _new_sqlite_registry(location), what="blob directory")
+            # A new directory registry makes its own blob directory; an existing one must have it.
+            if named is None and new:
+                named = reach_blobs(str(location.directory / "blobs"), create)
         self.engine = make_engine(location.url)
         try:
             check_schema(self.engine, create=create)
             self.catalog = Catalog(self.engine)
             self.tokens = TokenStore(self.engine)
-            self.blobs = BlobStore(location.blobs)
+            self.blobs: Blobs = _chosen_blobs(location, named, self.catalog.blob_location())
             self.registry_id = self.catalog.registry_id()
             self.blobs.claim(self.registry_id, display_url(self.engine))
         except BaseException:
@@ -158,14 +161,41 @@ def upgrade_registry(location: Location) -> tuple[str | None, str]:
     engine = make_engine(location.url)
     try:
         before = current_revision(engine)
-        # A new registry gets its blob directory; an existing one must find its own.
-        _ensure_directory(location.blobs, create=before is None, what="blob directory")
+        # A new registry gets its blob directory; an existing one must find its own. A database
+        # registry upgraded without a blob location claims its blobs when it is first opened with them.
+        spec = location.blobs or (str(location.directory / "blobs") if location.directory is not None and before is None else None)
+        named = reach_blobs(spec, create=before is None) if spec else None
         upgrade(engine)
         catalog = Catalog(engine)
-        BlobStore(location.blobs).claim(catalog.registry_id(), display_url(engine))
+        recorded = catalog.blob_location()
+        if named is not None or recorded or location.directory is not None:
+            _chosen_blobs(location, named, recorded).claim(catalog.registry_id(), display_url(engine))
         return before, head_revision()
     finally:
         engine.dispose()
+
+
+def reach_blobs(spec: str, create: bool) -> Blobs:
+    """The blob store at `spec`, checked: a directory exists and is writable (made when `create`), a bucket answers."""
+    blobs = open_blobs(spec)
+    if isinstance(blobs, BlobStore):
+        _ensure_directory(blobs.root, create=create, what="blob directory")
+    else:
+        blobs.registry_id()  # a missing bucket or refused credentials fail here, before anything is written
+    return blobs
+
+
+def _chosen_blobs(location: Location, named: Blobs | None, recorded: str) -> Blobs:
+    """The named blob location, else the recorded one, else a directory registry's blobs/; a named one must be the recorded one."""
+    if named is not None and recorded and named.where != recorded:
+        raise StoreError(f"this registry's blobs were moved to {recorded}, not {named.where}; name that location, or none")
+    if named is not None:
+        return named
+    if recorded:
+        return reach_blobs(recorded, create=False)
+    if location.directory is not None:
+        return reach_blobs(str(location.directory / "blobs"), create=False)
+    raise StoreError(f"a {parse_url(location.url).get_backend_name()} registry needs a shared blob location (a directory or s3://BUCKET/PREFIX) in {BLOBS_ENV}")
 
 
 def _check_embeddings(module: NewModule, dataset: DatasetInfo | None) -> None:
@@ -192,7 +222,7 @@ def _ensure_directory(directory: Path, create: bool, what: str = "registry") -> 
         probe.unlink()
     except FileNotFoundError:
         if what == "registry":
-            raise StoreError(f"registry {directory} does not exist; run `adapters db upgrade --registry {directory}` to create it") from None
-        raise StoreError(f"{what} {directory} does not exist; create or mount it, or pass the right --blobs / {BLOBS_ENV}") from None
+            raise NeedsUpgrade(f"registry {directory} does not exist; upgrading its database creates it") from None
+        raise StoreError(f"{what} {directory} does not exist; create or mount it, or name the right one ({BLOBS_ENV})") from None
     except OSError as error:
         raise StoreError(f"{what} {directory} is not writable ({error.strerror}); fix its permissions or choose another one") from None

@@ -55,7 +55,7 @@ class RemoteRegistry:
         token = (token if token is not None else os.environ.get(TOKEN_ENV) or "").strip() or None
         # A character a header cannot hold would make the HTTP library quote the header, secret and all, in its error.
         if token is not None and not _TOKEN.fullmatch(token):
-            raise AccessDenied(f"{TOKEN_ENV} holds characters a token never has; set it to the secret `adapters token create` printed")
+            raise AccessDenied(f"{TOKEN_ENV} holds characters a token never has; set it to a token's secret as it was printed when the token was made")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=url + API, headers=headers, timeout=timeout_s)
         try:
@@ -107,7 +107,7 @@ class RemoteRegistry:
             if isinstance(error, httpx.TransportError) and not isinstance(error, httpx.ProtocolError) and str(error)
             else type(error).__name__
         )
-        return StoreError(f"cannot reach the registry server {self.location.url} ({reason}); check the URL and that `adapters serve` runs there")
+        return StoreError(f"cannot reach the registry server {self.location.url} ({reason}); check the URL and that the registry server runs there")
 
     def add_module(
         self, data: bytes, module: NewModule, task: TaskInfo, dataset: DatasetInfo | None, base_model: BaseModelInfo, provenance: Provenance | None = None
@@ -116,7 +116,9 @@ class RemoteRegistry:
         if hashlib.sha256(data).hexdigest() != module.blob_digest:
             raise StoreError(f"module bytes do not hash to the declared {module.blob_digest[:12]}; nothing was registered")
         if len(data) > self.max_upload:
-            raise UploadTooLarge(f"the module is {len(data)} bytes, over the server's upload limit of {self.max_upload}; ask its admin to raise --max-upload")
+            raise UploadTooLarge(
+                f"the module is {len(data)} bytes, over the server's upload limit of {self.max_upload}; ask its admin to raise the server's upload limit"
+            )
         if not module.created_host:
             module = replace(module, created_host=socket.gethostname())
         self.request("PUT", f"/blobs/{module.blob_digest}", content=data, headers={"Content-Type": "application/octet-stream"})
@@ -179,7 +181,7 @@ class RemoteBlobs:
         if hasher.hexdigest() != digest:
             what = f" of {owner}" if owner else ""
             raise BlobCorrupt(
-                f"blob {digest[:12]}{what} arrived from {self.registry.location.url} with other bytes; retry, or ask the server's admin to run `adapters verify`"
+                f"blob {digest[:12]}{what} arrived from {self.registry.location.url} with other bytes; retry, or ask the server's admin to verify the registry"
             )
         return b"".join(chunks)
 

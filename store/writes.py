@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import queries
 from store.db import WRITE_OPTION, database_errors, display_url, is_sqlite
 from store.errors import DatabaseBusy, NotFound, StoreError
 from store.models import (
@@ -116,6 +117,14 @@ def remove_module(session: Session, module_id: int) -> None:
     if row is None:
         raise NotFound(module_id)
     session.delete(row)
+
+
+def switch_blob_location(session: Session, where: str, present: set[str]) -> set[str]:
+    """The referenced digests not in `present`; when there are none, `where` becomes the recorded blob location."""
+    missing = queries.blob_digests(session) - present
+    if not missing:
+        session.execute(update(RegistryStateRow).where(RegistryStateRow.id == 1).values(blob_location=where))
+    return missing
 
 
 def _bump(session: Session) -> int:

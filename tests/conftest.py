@@ -112,3 +112,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# --- Blobs on object storage: a real S3-protocol server (tests/s3.py) -------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3 server, a separate process on a loopback port, for the session."""
+    from s3 import start_server
+
+    try:
+        server = start_server()
+    except RuntimeError as error:
+        pytest.skip(f"object-storage tests skipped: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """s3://BUCKET/PREFIX of a fresh bucket, with this process's AWS settings pointing at the test server."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_server.create_bucket()}/lab"

@@ -32,6 +32,8 @@ def _die() -> None:
 
 
 def run_push(args: dict) -> None:
+    # `start_at`: every worker opens the registry at that instant (a brand-new registry created by all at once).
+    time.sleep(max(0.0, args.get("start_at", 0.0) - time.time()))
     registry = Registry.open(args["url"], args.get("blobs"))
     pushed, misses, latencies = [], 0, []
     shared = list(args.get("shared", []))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import synthetic
+from conftest import make_registry_spec
 
 from store.maintenance import verify
 
@@ -18,11 +20,11 @@ SHARED = [900_000 + i for i in range(5)]  # pushed by every worker: exactly one 
 WORKER = Path(__file__).with_name("registry_worker.py")
 
 
-def start_workers(spec, seeds_of, extras_of=lambda w: [], shared=()) -> list[dict]:
+def start_workers(spec, seeds_of, extras_of=lambda w: [], shared=(), start_at: float = 0.0) -> list[dict]:
     procs = []
     for worker in range(WORKERS):
         payload = {"url": spec.url, "blobs": str(spec.blobs) if spec.blobs else None, "worker": worker,
-                   "seeds": seeds_of(worker), "shared": list(shared), "extras": extras_of(worker)}  # fmt: skip
+                   "seeds": seeds_of(worker), "shared": list(shared), "extras": extras_of(worker), "start_at": start_at}  # fmt: skip
         procs.append(subprocess.Popen([sys.executable, str(WORKER), "push", json.dumps(payload)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = []
     for proc in procs:
@@ -30,6 +32,18 @@ def start_workers(spec, seeds_of, extras_of=lambda w: [], shared=()) -> list[dic
         assert proc.returncode == 0, err[-3000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+def test_eight_processes_create_a_brand_new_sqlite_registry_at_once(tmp_path: Path) -> None:
+    """No process is told "database is locked": they take turns making the schema, and all then push."""
+    spec = make_registry_spec("sqlite", tmp_path, None)
+    # Every worker opens the registry at the same instant, a few seconds out (their imports take about one).
+    start_workers(spec, seeds_of=lambda w: [w], start_at=time.time() + 8)  # each worker exits 0 or the test fails
+    registry = spec.open()
+    try:
+        assert len(registry.catalog.list_modules()) == WORKERS
+    finally:
+        registry.close()
 
 
 def test_eight_processes_push_fifty_modules_each(registry_url) -> None:

@@ -1,4 +1,4 @@
-"""Registry maintenance: the database schema (db), the faiss indexes (index), verify and gc."""
+"""Registry maintenance: the database schema (db), the faiss indexes (index), the blob location (blobs), verify and gc."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ index_app = typer.Typer(help="The faiss indexes (caches of the database).", no_a
 db_app = typer.Typer(help="The registry database schema.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(db_app, name="db")
+blobs_app = typer.Typer(help="The registry's blobs (a directory or an S3-compatible bucket).", no_args_is_help=True)
+app.add_typer(blobs_app, name="blobs")
 
 
 @index_app.command("rebuild")
@@ -67,6 +69,18 @@ def gc(
             render.print_json(render.gc_json(report, dry_run))
         else:
             render.console.print(render.gc_summary(report, grace, dry_run))
+
+
+@blobs_app.command("copy")
+def blobs_copy(
+    to: Annotated[str, typer.Option("--to", help="Where the blobs go: s3://BUCKET/PREFIX or a directory.")],
+    registry: RegistryOption = None,
+    blobs: BlobsOption = None,
+) -> None:
+    """Copy every module's blob to a bucket (or directory), verify each there, then switch the registry over to it."""
+    with opened(registry, blobs) as hub:
+        report = hub.copy_blobs(to)
+    render.console.print(f"{report.copied} blobs ({report.copied_bytes:,} bytes) copied and verified; the registry's blobs are now at {report.target}")
 
 
 @app.command()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from cli.server.auth import ServerSettings, require
@@ -83,13 +85,18 @@ def add_module(payload: dict[str, Any], service: Service) -> dict[str, Any]:
 @router.get(
     "/modules/{module_id}/export",
     dependencies=[Read],
-    response_class=Response,
+    response_class=FileResponse,
     responses={200: {"content": {"application/zip": {}}}},
     summary="The module as a Hub-ready folder (PEFT files and model card), zipped",
 )
-def export_module(module_id: ModuleId, service: Service) -> Response:
-    name, data = service.export_zip(module_id)
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+def export_module(module_id: ModuleId, service: Service) -> FileResponse:
+    return export_response(service, module_id)
+
+
+def export_response(service: RegistryService, module_id: int) -> FileResponse:
+    """The export's zip, streamed from its scratch file, which goes once it is sent."""
+    name, path = service.export_zip(module_id)
+    return FileResponse(path, media_type="application/zip", filename=name, background=BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True))
 
 
 @router.get("/datasets/{fingerprint}/embedding", dependencies=[Read], summary="A known dataset's embedding (null when unknown)")
@@ -115,15 +122,15 @@ def rebuild_indexes(service: Service) -> dict[str, int]:
 @router.get(
     "/blobs/{digest}",
     dependencies=[Read],
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
     summary="A blob's bytes; the client checks them against the digest",
 )
-def get_blob(digest: Digest, service: Service) -> FileResponse:
-    path = service.blob_path(digest)
-    if path is None:
+def get_blob(digest: Digest, service: Service) -> StreamingResponse:
+    pieces = service.read_blob(digest)
+    if pieces is None:
         raise BlobCorrupt(f"blob {digest[:12]} is not on the registry server; its admin can run `adapters verify`")
-    return FileResponse(path, media_type="application/octet-stream", headers={"X-Content-SHA256": digest})
+    return StreamingResponse(pieces, media_type="application/octet-stream", headers={"X-Content-SHA256": digest})
 
 
 @router.put(

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from cli.server.api import export_response
 from cli.server.auth import COOKIE, Denied, authorize, presented_secret
 from hub.serving import NotFound, RegistryService
 
@@ -143,10 +144,9 @@ def download(request: Request, module_id: ModuleId) -> Response:
     if denied is not None:
         return denied
     try:
-        name, data = _service(request).export_zip(module_id)
+        return export_response(_service(request), module_id)
     except NotFound:
         return _not_found(request, f"No module {module_id} in this registry.")
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/login", response_class=HTMLResponse)
