@@ -12,8 +12,8 @@ within the grace period; the hour also covers clock skew between machines on
 a shared (NFS) blob directory. The directory carries the id of the registry it
 belongs to (file REGISTRY), so a mixed-up blob directory is refused on open.
 
-`Blobs` is what the rest of the store asks of a blob store; `open_blobs` picks the
-directory store here or the object-storage one (store.s3blobs, for s3://BUCKET/PREFIX).
+`Blobs` is what the rest of the store asks of a blob store: the directory store here,
+or the object-storage one (store.s3blobs, for s3://BUCKET/PREFIX); store.registry.open_blobs picks.
 """
 
 from __future__ import annotations
@@ -106,18 +106,6 @@ class Blobs(Protocol):
     def claim(self, registry_id: str, database: str) -> None: ...
 
     def collect_garbage(self, referenced: Callable[[], set[str]], grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport: ...
-
-
-def open_blobs(spec: str | os.PathLike[str]) -> Blobs:
-    """The blob store at a directory or at s3://BUCKET/PREFIX."""
-    text = str(spec)
-    if text.startswith("s3://"):
-        from store.s3blobs import S3Blobs  # boto3 costs ~0.4 s to import: only registries on a bucket pay it
-
-        return S3Blobs.from_url(text)
-    if "://" in text:
-        raise StoreError(f"blob location {text} is neither a directory nor s3://BUCKET/PREFIX")
-    return BlobStore(Path(text).expanduser().resolve())
 
 
 def check_digest(digest: str) -> str:

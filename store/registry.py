@@ -13,7 +13,7 @@ import numpy as np
 import platformdirs
 
 from store.backend import RegistryBackend
-from store.blobs import Blobs, BlobStore, open_blobs
+from store.blobs import Blobs, BlobStore
 from store.catalog import Catalog
 from store.db import check_schema, current_revision, display_url, head_revision, make_engine, parse_url, upgrade
 from store.errors import NeedsUpgrade, StoreError
@@ -173,6 +173,18 @@ def upgrade_registry(location: Location) -> tuple[str | None, str]:
         return before, head_revision()
     finally:
         engine.dispose()
+
+
+def open_blobs(spec: str | os.PathLike[str]) -> Blobs:
+    """The blob store at a directory or at s3://BUCKET/PREFIX."""
+    text = str(spec)
+    if text.startswith("s3://"):
+        from store.s3blobs import S3Blobs  # boto3 costs ~0.4 s to import: only registries on a bucket pay it
+
+        return S3Blobs.from_url(text)
+    if "://" in text:
+        raise StoreError(f"blob location {text} is neither a directory nor s3://BUCKET/PREFIX")
+    return BlobStore(Path(text).expanduser().resolve())
 
 
 def reach_blobs(spec: str, create: bool) -> Blobs:

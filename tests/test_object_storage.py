@@ -21,9 +21,9 @@ import synthetic
 from cli_helpers import cli, one_line_error
 from test_server import make_tokens, start, stop
 
-from store.blobs import GC_GRACE_S, open_blobs, relative_key
+from store.blobs import GC_GRACE_S, relative_key
 from store.errors import BlobCorrupt, StoreError
-from store.registry import Registry
+from store.registry import Registry, open_blobs
 from store.remote import RemoteRegistry
 from store.s3blobs import S3Blobs
 

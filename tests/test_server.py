@@ -7,11 +7,13 @@ the client is the real CLI and `Hub` with `--registry http://…`.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -404,3 +406,13 @@ def test_reads_through_the_server_change_no_module_row_or_blob(served: Served):
         for path in ("/modules", "/modules/1", "/modules/1/export"):
             assert client.get(path).status_code == 200
     assert snapshot(Path(served.registry)) == before
+
+
+def test_the_export_zip_is_streamed_from_a_file_with_its_length(served: Served):
+    """The export is zipped to a scratch file and sent from it (a declared length, not a body built in memory)."""
+    with served.http("read") as client:
+        response = client.get("/modules/1/export")
+    assert response.status_code == 200 and int(response.headers["content-length"]) == len(response.content)
+    assert 'filename="module-1.zip"' in response.headers["content-disposition"]
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert {"module-1/adapter_config.json", "module-1/adapter_model.safetensors", "module-1/README.md"} <= set(names)
