@@ -144,8 +144,7 @@ class S3Blobs:
         for digest, _size, _modified in self._listing():
             pieces = self.read(digest)
             if pieces is not None:
-                with self._errors():
-                    yield BlobFacts(digest, *hash_chunks(pieces))
+                yield BlobFacts(digest, *hash_chunks(pieces))
 
     def leftovers(self) -> int:
         """Multipart uploads begun and never completed (a killed writer's parts; no object exists for them)."""
@@ -158,7 +157,7 @@ class S3Blobs:
             try:
                 body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + MARKER)["Body"]
             except ClientError as error:
-                if _code(error) in _MISSING and error.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                if _code(error) in _MISSING:  # no marker yet; a missing bucket is NoSuchBucket, raised as such
                     return None
                 raise
             return body.read().decode().strip() or None

@@ -120,6 +120,26 @@ def test_a_missing_bucket_or_refused_credentials_is_one_line_and_changes_nothing
     assert len(bucket_keys(s3_server, bucket)) == 2  # the module's blob and the REGISTRY marker
 
 
+def test_an_object_store_that_goes_away_fails_a_push_in_one_line_and_registers_nothing(tmp_path: Path, monkeypatch) -> None:
+    from s3 import start_server
+
+    own = start_server()  # a server of this test's own, to stop
+    try:
+        for name, value in own.env().items():
+            monkeypatch.setenv(name, value)
+        location = f"s3://{own.create_bucket()}/lab"
+        registry = Registry.open(tmp_path / "registry", location)
+        own.stop()
+        try:
+            with pytest.raises(StoreError, match=f"cannot reach {own.endpoint} for {location}") as failed:
+                synthetic.push(registry, 0)
+            assert "\n" not in str(failed.value) and registry.catalog.list_modules() == []
+        finally:
+            registry.close()
+    finally:
+        own.stop()
+
+
 def test_a_registry_server_killed_mid_upload_leaves_no_object_and_no_row(s3_server, bucket: str, tmp_path: Path, monkeypatch) -> None:
     registry_dir = tmp_path / "registry"
     registry = Registry.open(registry_dir, bucket)
