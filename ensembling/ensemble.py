@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ensembling.candidates import Candidate, Evaluator, Target
 from ensembling.errors import EnsemblingError
 from ensembling.layers import depth, parse_layers, restrict
+from ensembling.operators import LINEAR, Operator, check_operator, parse_operator
 from ensembling.strategies import Composition, Context, Strategy, Weighted, Weighting, get_strategy
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS, Decision, Progress
 from ensembling.weights import check_temperature, check_top_k
@@ -25,7 +26,8 @@ class Options:
     `reference_steps` / `tune_steps` cap the training of θ_t and of each tuned source (both
     keep their best k-shot dev checkpoint; auto's cross-validation trains under `reference_steps`);
     `pool_size` is random-pool's and retrieval's number of sources; `layers` (`upper`, `lower`,
-    or indices such as 0,4-5) composes only those layers and keeps the default init in the others.
+    or indices such as 0,4-5) composes only those layers and keeps the default init in the others;
+    `combine` is the composition operator (`linear`, `svd`, `ties:0.5`, …; see ensembling.operators).
     """
 
     temperature: float | None = None
@@ -36,6 +38,11 @@ class Options:
     tune_steps: int = TUNE_STEPS
     pool_size: int = 3
     layers: str | None = None
+    combine: str = LINEAR
+
+    @property
+    def operator(self) -> Operator:
+        return parse_operator(self.combine)
 
     def check(self) -> Options:
         if self.temperature is not None:
@@ -45,6 +52,7 @@ class Options:
             raise EnsemblingError("--steps must be at least 1")
         if self.pool_size < 1:
             raise EnsemblingError(f"--pool-size must be at least 1, got {self.pool_size}")
+        parse_operator(self.combine)
         return self
 
 
@@ -83,6 +91,7 @@ class Ensemble:
     tuning_steps: int = 0  # optimizer steps spent on the target before its training (tuned sources, auto's cross-validation)
     decision: Decision | None = None  # what auto chose and why
     layers: str | None = None  # the layers composed (None: every layer)
+    combine: str = LINEAR  # the composition operator, as recorded (`svd`, `ties:0.2`)
 
     @property
     def weights(self) -> dict[int, float]:
@@ -105,7 +114,9 @@ def resolve(strategy: str | Strategy, options: Options) -> tuple[Strategy, Weigh
 
 
 def context_for(target: Target, evaluator: Evaluator | None, options: Options, memo: dict[str, object] | None = None) -> Context:
-    return Context(target, evaluator, options.seed, options.reference_steps, options.tune_steps, options.pool_size, {} if memo is None else memo)
+    return Context(
+        target, evaluator, options.seed, options.reference_steps, options.tune_steps, options.pool_size, {} if memo is None else memo, operator=options.operator
+    )
 
 
 def run(
@@ -131,6 +142,11 @@ def run(
     ]
     if own:
         raise EnsemblingError(f"{own[0].label} belongs to the target task; the target's own modules are never sources")
+    operator = options.operator
+    if chosen.composition is Composition.DEFAULT_INIT and operator.name != LINEAR:
+        raise EnsemblingError(f"--combine {operator.label} does not apply to strategy {chosen.name}: it composes nothing (the default init); drop --combine")
+    # Checked before any scoring, like --layers: an operator the modules do not support should not cost a run.
+    check_operator(operator, candidates)
     if (chosen.composition is Composition.DEFAULT_INIT or options.layers is not None) and evaluator is None:
         raise EnsemblingError(f"strategy {chosen.name}{' with --layers' if options.layers else ''} needs the model's default init")
     if options.layers is not None:
@@ -140,11 +156,11 @@ def run(
         weighted = Weighted([], [], [])
     else:
         weighted = chosen.weigh(context_for(target, evaluator, options, memo), candidates, weighting, progress)
-    tensors = weighted.tensors(chosen.composition, lambda: evaluator.default_tensors())
+    tensors = weighted.tensors(chosen.composition, lambda: evaluator.default_tensors(), operator, options.seed)
     if options.layers is not None and weighted.sources:
         tensors = restrict(tensors, evaluator.default_tensors(), options.layers)
     ranked = tuple(SourceWeight(source, score, weight) for source, score, weight in zip(weighted.sources, weighted.scores, weighted.weights))
     return Ensemble(
         chosen.label, weighting.temperature, options.top_k, weighting.znorm, ranked, tensors, time.perf_counter() - started, weighted.tuning_steps,
-        weighted.decision, options.layers,
+        weighted.decision, options.layers, operator.label,
     )  # fmt: skip

@@ -63,7 +63,8 @@ class Auto(Strategy):
                     refused[name] = str(error)
                     results.pop(name, None)
             for name, (weighted, composition) in inits.items():
-                validation = evaluator.validate(index, weighted.tensors(composition, evaluator.default_tensors), context.reference_steps, context.seed)
+                init = weighted.tensors(composition, evaluator.default_tensors, context.operator, context.seed)
+                validation = evaluator.validate(index, init, context.reference_steps, context.seed)
                 results.setdefault(name, []).append(validation)
                 steps += weighted.tuning_steps + validation.steps
         trials = [

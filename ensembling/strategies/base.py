@@ -15,8 +15,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
 from ensembling.candidates import Candidate, Evaluator, Rows, Target, Tensors
-from ensembling.compose import check_compatible, compose
+from ensembling.compose import check_compatible
 from ensembling.errors import EnsemblingError
+from ensembling.operators import Operator, combine
 from ensembling.weights import scores_to_weights, uniform_weights
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class Context:
     pool_size: int = 3
     memo: dict[str, object] = field(default_factory=dict)
     state: dict[str, object] = field(default_factory=dict)
+    operator: Operator = Operator()  # how the sources' tensors become an init (`--combine`)
 
     def need_evaluator(self, strategy: str) -> Evaluator:
         if self.evaluator is None:
@@ -127,13 +129,15 @@ class Weighted:
         """These weights as the outcome of a strategy that chose them (`decision`), having spent `steps` more training steps."""
         return Weighted(self.sources, self.scores, self.weights, self.tuning_steps + steps, decision)
 
-    def tensors(self, composition: Composition, default: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        """The composed init: the default init, Σ w_i θ_i with normalized weights, or with fitted ones as they are."""
+    def tensors(
+        self, composition: Composition, default: Callable[[], dict[str, torch.Tensor]], operator: Operator = Operator(), seed: int = 0
+    ) -> dict[str, torch.Tensor]:
+        """The composed init: the default init, or the sources under `operator` (normalized weights, or fitted ones as they are)."""
         if self.decision is not None:
             composition = self.decision.composition
         if composition is Composition.DEFAULT_INIT:
             return default()
-        return compose(self.sources, self.weights, normalized=composition is not Composition.FITTED)
+        return combine(self.sources, self.weights, operator, normalized=composition is not Composition.FITTED, seed=seed)
 
 
 class Strategy:

@@ -41,7 +41,7 @@ class Guarded(Strategy):
         composed = context.memo.get(inner.label)
         if composed is None:
             composed = inner.weigh(context, candidates, Weighting(inner.temperature, inner.znorm, weighting.top_k), progress)
-        tensors = composed.tensors(inner.composition, evaluator.default_tensors)
+        tensors = composed.tensors(inner.composition, evaluator.default_tensors, context.operator, context.seed)
         if evaluator.holds_dev():
             reference = evaluator.reference(context.reference_steps, context.seed)
             evaluator.apply(reference.tensors)
