@@ -31,7 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.transferbench import report  # noqa: E402
 from benchmarks.transferbench.runs import RunStore  # noqa: E402
-from benchmarks.transferbench.settings import BUDGETS, QUICK, STANDARD, Settings  # noqa: E402
+from benchmarks.transferbench.settings import BUDGETS, QUICK, STANDARD, Settings, split_arm  # noqa: E402
 from benchmarks.transferbench.stats import is_single  # noqa: E402
 
 
@@ -226,11 +226,11 @@ def parse(argv: Sequence[str]) -> Settings:
 
 def check(settings: Settings, suite: dict) -> tuple[list[str], list[str]]:
     from ensembling.errors import EnsemblingError
-    from ensembling.strategies import NO_TRANSFER, get_strategy
+    from ensembling.strategies import NO_TRANSFER
 
     for name in settings.strategies:
         try:
-            get_strategy(name)
+            split_arm(name)
         except EnsemblingError as error:
             raise SystemExit(f"error: --strategies: {error}") from None
     if NO_TRANSFER not in settings.strategies:
@@ -266,7 +266,6 @@ def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[s
     """The stored runs the report can use, and one line per kind it cannot (an arm no strategy of this deltahub runs; the oracle's
     arms without --oracle)."""
     from ensembling.errors import EnsemblingError
-    from ensembling.strategies import get_strategy
 
     runs, unknown, singles = [], Counter(), 0
     for row in rows:
@@ -276,7 +275,7 @@ def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[s
             singles += 1
             continue
         try:
-            get_strategy(row["arm"])
+            split_arm(row["arm"])
         except EnsemblingError:
             unknown[row["arm"]] += 1
             continue

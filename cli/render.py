@@ -103,6 +103,7 @@ def module_details(record: ModuleRecord) -> Table:
         sources = ", ".join(f"{source.module_id or source.digest[:8]}:{source.weight:.3f}" for source in provenance.sources)
         layers = f" layers={provenance.layers}" if provenance.layers else ""
         rows.append(("init", f"{provenance.strategy} τ={provenance.temperature:g} top-k={provenance.top_k or 'all'}{layers}; {sources}"))
+        rows.append(("combine", provenance.combine))
         if provenance.rationale:
             rows.append(("init choice", provenance.rationale))
     for field, value in rows:
@@ -113,7 +114,7 @@ def module_details(record: ModuleRecord) -> Table:
 def weights_table(result) -> Table:
     """Sources of an ensemble (a hub.transfer.TransferResult), heaviest first."""
     strategy = result.strategy if result.decision is None else f"{result.strategy} → {result.decision.chosen}"
-    title = f"{strategy} init for {result.target} (τ={result.temperature:g}, top-k={result.top_k or 'all'})"
+    title = f"{strategy} init for {result.target} (τ={result.temperature:g}, top-k={result.top_k or 'all'}, combine={result.ensemble.combine})"
     table = Table(title=title)
     for column in ("source", "task", "category", "score", "weight"):
         table.add_column(column, justify="right" if column in ("source", "score", "weight") else "left")
@@ -144,6 +145,7 @@ def ensemble_json(result) -> dict[str, Any]:
         "chosen": result.decision.chosen if result.decision else None,
         "rationale": result.decision.reason if result.decision else None,
         "layers": result.ensemble.layers,
+        "combine": result.ensemble.combine,
         "skipped": list(result.skipped),
     }
 

@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ensembling.errors import EnsemblingError
+from ensembling.operators import LINEAR, parse_operator
 from hub.errors import HubError
 from hub.families import family_named
 from hub.folders import peft_loads
@@ -169,10 +171,14 @@ def _read_provenance(path: Path, value: object) -> Provenance:
     top_k = block.get("top_k")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise bad(f"has top_k {top_k!r}, not a positive whole number or null")
-    texts = {name: block.get(name) for name in ("chosen", "rationale", "layers", "target_fingerprint")}
+    texts = {name: block.get(name) for name in ("chosen", "rationale", "layers", "target_fingerprint", "combine")}
     for name, text in texts.items():
         if text is not None and not isinstance(text, str):
             raise bad(f"has {name} {text!r}, not text")
+    try:
+        combine = parse_operator(texts["combine"]).label  # absent in a card written before operators existed: linear
+    except EnsemblingError as error:
+        raise bad(f"has combine {texts['combine']!r} ({error})") from None
     sources = block.get("sources")
     if not isinstance(sources, list):
         raise bad("has no list of sources")
@@ -197,6 +203,7 @@ def _read_provenance(path: Path, value: object) -> Provenance:
         chosen=texts["chosen"],
         rationale=texts["rationale"] or "",
         layers=texts["layers"],
+        combine=combine,
     )
 
 
@@ -237,6 +244,7 @@ def _provenance_data(provenance: Provenance, sources: Mapping[int, str]) -> dict
         "chosen": provenance.chosen,
         "rationale": provenance.rationale,
         "layers": provenance.layers,
+        "combine": provenance.combine,
         "target_fingerprint": provenance.target_fingerprint,
         "sources": [
             {
@@ -300,8 +308,8 @@ def _provenance_lines(provenance: Provenance, composed: bool) -> list[str]:
     lines = [
         "## Provenance",
         "",
-        f"{what} the weighted sum θ = Σ wᵢ θᵢ of {len(provenance.sources)} registry modules, weighted by strategy `{provenance.strategy}` "
-        f"(temperature {provenance.temperature:g}, top-k {top_k}, layers {provenance.layers or 'all'}).",
+        f"{what} {_composition(provenance.combine)} of {len(provenance.sources)} registry modules, weighted by strategy `{provenance.strategy}` "
+        f"(temperature {provenance.temperature:g}, top-k {top_k}, layers {provenance.layers or 'all'}, operator `{provenance.combine}`).",
         "",
     ]
     if provenance.chosen is not None:
@@ -312,6 +320,15 @@ def _provenance_lines(provenance: Provenance, composed: bool) -> list[str]:
         lines.append(f"| {source.module_id} | `{source.digest[:16]}…` | {score} | {source.weight:.4f} |")
     lines.append("")
     return lines
+
+
+def _composition(combine: str) -> str:
+    operator = parse_operator(combine)
+    if operator.name == LINEAR:
+        return "the weighted sum θ = Σ wᵢ θᵢ"
+    if operator.in_update_space:
+        return "the rank-r projection of the merged LoRA updates BᵢAᵢ"
+    return "a merge of the LoRA factors"
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

@@ -31,6 +31,7 @@ import torch
 from ensembling.candidates import Candidate, Target, Tuned
 from ensembling.ensemble import Ensemble, Options, resolve, run
 from ensembling.errors import EnsemblingError
+from ensembling.operators import LINEAR
 from ensembling.strategies import Composition, Needs, Strategy
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS
 from hub.backbones import BaseModelRef, formulation_for, resolve_base_model
@@ -87,6 +88,7 @@ class TransferService:
         reference_steps: int = REFERENCE_STEPS,
         tune_steps: int = TUNE_STEPS,
         layers: str | None = None,
+        combine: str = LINEAR,
         tuning: TrainConfig | None = None,
         seed: int = 0,
         skip_corrupt: bool = False,
@@ -98,8 +100,9 @@ class TransferService:
 
         `method_options` (e.g. {"r": 4}) pick the sources whose config has them, and configure the default init.
         `layers` (`upper`, `lower`, or indices such as 0,4-5) composes only those layers; the others keep the default init.
+        `combine` is the composition operator (`linear`, `svd`, `ties:0.5`, …: ensembling.operators); any but `linear` needs LoRA.
         """
-        options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps, layers=layers)
+        options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps, layers=layers, combine=combine)
         chosen, weighting = resolve(strategy, options)
         if candidates is not None and candidates < 1:
             raise EnsemblingError(f"--candidates must be at least 1, got {candidates}")
@@ -139,6 +142,7 @@ class TransferService:
             chosen=result.decision.chosen if result.decision else None,
             rationale=result.decision.reason if result.decision else "",
             layers=layers,
+            combine=result.combine,
         )
         outcome = TransferResult(result, method_obj, config, provenance, backbone.ref.name, data.card.name, skipped=tuple(skipped))
         if register:

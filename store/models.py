@@ -140,7 +140,7 @@ class ModuleTagRow(Base):
 
 
 class EnsembleRow(Base):
-    """Provenance of a composed init: for which target, with which strategy (what auto chose, and why), temperature and layers."""
+    """Provenance of a composed init: for which target, with which strategy (what auto chose, and why), temperature, layers and operator."""
 
     __tablename__ = "ensembles"
 
@@ -154,6 +154,7 @@ class EnsembleRow(Base):
     chosen: Mapped[str | None] = mapped_column(String(64), nullable=True)
     rationale: Mapped[str] = mapped_column(Text, default="", server_default="")
     layers: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    combine: Mapped[str] = mapped_column(String(64), default="linear", server_default="linear")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     target_dataset: Mapped[DatasetRow] = relationship()

@@ -184,6 +184,7 @@ def _provenance(ensemble: EnsembleRow) -> Provenance:
         chosen=ensemble.chosen,
         rationale=ensemble.rationale,
         layers=ensemble.layers,
+        combine=ensemble.combine,
     )
 
 

@@ -89,7 +89,7 @@ class SourceWeight:
 
 @dataclass(frozen=True)
 class Provenance:
-    """How a composed init came to be: target dataset, strategy (and what auto chose, and why), temperature, sources and weights."""
+    """How a composed init came to be: target dataset, strategy (and what auto chose, and why), temperature, sources and weights, operator."""
 
     strategy: str
     temperature: float
@@ -99,6 +99,7 @@ class Provenance:
     chosen: str | None = None  # the strategy whose init a choosing strategy (auto) kept
     rationale: str = ""  # why, in one line
     layers: str | None = None  # the layers composed (None: every layer)
+    combine: str = "linear"  # the composition operator (`svd`, `ties:0.2`; ensembling.operators)
 
 
 @dataclass(frozen=True)

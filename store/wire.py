@@ -36,6 +36,7 @@ def provenance_to_json(provenance: Provenance) -> dict[str, Any]:
         "chosen": provenance.chosen,
         "rationale": provenance.rationale,
         "layers": provenance.layers,
+        "combine": provenance.combine,
     }
 
 
@@ -52,6 +53,7 @@ def provenance_from_json(data: dict[str, Any]) -> Provenance:
         chosen=data.get("chosen"),
         rationale=str(data.get("rationale", "")),
         layers=data.get("layers"),
+        combine=str(data.get("combine", "linear")),
     )
 
 

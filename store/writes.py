@@ -177,5 +177,5 @@ def _ensemble(provenance: Provenance, target: DatasetRow) -> EnsembleRow:
     ]
     return EnsembleRow(
         target_dataset=target, strategy=provenance.strategy, temperature=provenance.temperature, top_k=provenance.top_k,
-        chosen=provenance.chosen, rationale=provenance.rationale, layers=provenance.layers, sources=sources,
+        chosen=provenance.chosen, rationale=provenance.rationale, layers=provenance.layers, combine=provenance.combine, sources=sources,
     )  # fmt: skip

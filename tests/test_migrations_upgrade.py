@@ -153,6 +153,7 @@ def test_db_upgrade_keeps_every_module_embedding_and_provenance_row(registry_url
         assert [s.module_id for s in provenance.sources] == sources
         assert [s.digest for s in provenance.sources] == [expected["modules"][s][1] for s in sources]
         assert [round(s.weight, 6) for s in provenance.sources] == [0.7, 0.3]
+        assert provenance.combine == "linear"  # made before operators existed: composed linearly
         # The upgraded registry has its id, and its blob directory carries it.
         assert hub.registry.registry_id and (blobs / "REGISTRY").read_text().strip() == hub.registry.registry_id
         # And it takes new pushes.

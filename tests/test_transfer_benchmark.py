@@ -148,6 +148,11 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
         "retrieval",
         "auto",
         "guarded",
+        # composition operators (`<strategy>+<operator>`): the same sample, another way to compose the same weights
+        "loss+svd",
+        "group-average+ties",
+        "retrieval+dare_ties",
+        "average+magnitude_prune_svd",
     ]
     assert bench.main([*common, "--out", str(tmp_path / "arms"), "--targets", "toy-animal", "--strategies", *every]) == 0
 
@@ -185,3 +190,21 @@ def test_leave_one_target_out_never_picks_a_strategy_by_its_result_on_the_held_o
     # Had t3's own results entered the choice, sharp's mean (+40 + 40 - 50) / 3 = +10 would have lost to steady's +15.
     assert picks == {"t1": "skipped", "t2": "skipped", "t3": "sharp"}
     assert gains == pytest.approx({("t1", 0): 50, ("t1", 1): 50, ("t2", 0): 50, ("t2", 1): 50, ("t3", 0): -50, ("t3", 1): -50})
+
+
+@pytest.mark.parametrize(
+    ("arm", "message"),
+    [
+        ("loss+cat", "cat concatenates ranks"),
+        ("loss+mean", "unknown --combine 'mean'"),
+        ("random+svd", "random composes nothing, so it takes no operator"),
+        ("nearest+svd", "unknown strategy 'nearest'"),
+    ],
+)
+def test_a_bad_operator_arm_is_refused_before_any_work(tmp_path, arm, message):
+    bench = load_benchmark()
+    suite = tmp_path / "suite"
+    write_toy_suite(suite)
+    with pytest.raises(SystemExit, match=message):
+        bench.main(["--suite", str(suite), "--out", str(tmp_path / "out"), *TINY, "--strategies", "random", arm])
+    assert not (tmp_path / "out" / "registry").exists()  # no source was trained

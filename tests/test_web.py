@@ -55,7 +55,7 @@ def lab(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     registry, target = build_small_registry(suite, root)
     with Hub(registry) as hub:
         result = hub.ensemble(
-            target, base_model="minilm", method="lora", strategy="el2n", score_examples=8, temperature=0.002
+            target, base_model="minilm", method="lora", strategy="el2n", score_examples=8, temperature=0.002, combine="svd"
         )  # a low T: bars of visibly different lengths
         _, secret = hub.registry.tokens.create("browser", "read")
         weights = dict(result.weights)
@@ -210,7 +210,7 @@ def test_init_page_shows_lineage_chart_and_downloads(browser, server, lab, downl
     wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "lineage")))
     assert browser.find_element(By.TAG_NAME, "h1").text == f"Module {lab['init']}: {TARGET}"
     lineage = browser.find_element(By.ID, "lineage").text
-    assert "el2n" in lineage and "0.002" in lineage
+    assert "el2n" in lineage and "0.002" in lineage and "Operator\nsvd" in lineage
     assert "taxonomy" in browser.find_element(By.ID, "h-dataset").find_element(By.XPATH, "..").text
     assert '"r": 4' in browser.find_element(By.CSS_SELECTOR, "pre.config").text
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from benchmarks.transferbench.runs import RunStore
-from benchmarks.transferbench.settings import Settings
+from benchmarks.transferbench.settings import Settings, split_arm
 
 
 def target_config(settings: Settings, seed: int):
@@ -58,6 +58,8 @@ def run_cell(
     hub, suite: dict, target: str, method: str, shots: int, seed: int, sources: dict, settings: Settings, store: RunStore, log: Callable[[str], None]
 ) -> None:
     """Every missing arm of one (target, shots, seed), each run appended to `store` as it ends."""
+    from dataclasses import replace
+
     from ensembling.candidates import Tuned
     from ensembling.ensemble import Options
     from ensembling.errors import EnsemblingError
@@ -99,7 +101,8 @@ def run_cell(
             continue
         started = time.perf_counter()
         try:
-            init = compose_init(arm, candidates, sample, evaluator, options, settings.score_examples, memo=memo)
+            strategy, combine = split_arm(arm)
+            init = compose_init(strategy, candidates, sample, evaluator, replace(options, combine=combine), settings.score_examples, memo=memo)
         except EnsemblingError as error:
             log(f"skip {arm} for {target} ({shots}-shot, seed {seed}): {error}")
             store.add_skip(target, method, shots, seed, arm, str(error))

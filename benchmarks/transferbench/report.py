@@ -9,7 +9,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from benchmarks.transferbench.settings import DESIGN_TARGETS, Settings
+from benchmarks.transferbench.settings import DESIGN_TARGETS, Settings, split_arm
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import (
     accuracies,
@@ -25,20 +25,27 @@ from benchmarks.transferbench.stats import (
     spearman,
     steps_to_reach,
 )  # fmt: skip
-from ensembling.strategies import DEFAULT, NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, get_strategy, shuffled_of
+from ensembling.operators import LINEAR
+from ensembling.strategies import DEFAULT, NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, Strategy, get_strategy, shuffled_of
 
 GOAL_POINTS = 5.0
 ORACLE_GOAL_PERCENT = 80.0
 AUTO_WORST_POINTS = -1.0
 AUTO_GAP_POINTS = 1.0
+OPERATOR_GOAL_POINTS = 2.0  # issue 24: an operator replaces linear as the default only if it gains this much over it
+
+
+def strategy_of(arm: str) -> Strategy:
+    """The strategy of an arm (`loss+svd` is loss's, composed with svd)."""
+    return get_strategy(split_arm(arm)[0])
 
 
 def family_of(arm: str) -> str:
-    return get_strategy(arm).family.value
+    return strategy_of(arm).family.value
 
 
 def scored(arms: list[str]) -> list[str]:
-    return [arm for arm in arms if get_strategy(arm).composition is Composition.SCORED and get_strategy(arm).family is not Family.CONTROL]
+    return [arm for arm in arms if strategy_of(arm).composition is Composition.SCORED and strategy_of(arm).family is not Family.CONTROL]
 
 
 def mean(values) -> float:
@@ -134,7 +141,7 @@ def related_or_sharp(runs: list[dict], cells: list[dict], method: str, arms: lis
         "| strategy | weight on same-category sources | uniform share | ρ(weight, same category) | ρ(weight, source confidence) | ρ(weight, source zero-shot acc) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    uniform = [arm for arm in arms if get_strategy(arm).composition is Composition.UNIFORM and arm != UNIFORM]
+    uniform = [arm for arm in arms if strategy_of(arm).composition is Composition.UNIFORM and arm != UNIFORM]
     for arm in scored(arms) + uniform:
         share, uniform, weights, same, confidence, zero_shot = [], [], [], [], [], []
         for run in runs:
@@ -222,15 +229,34 @@ def goal_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
     return lines
 
 
+def operator_lines(runs: list[dict], method: str, shots: int, arms: list[str]) -> list[str]:
+    """Each `<strategy>+<operator>` arm against its strategy composed linearly: paired Δ, worst target, init seconds; the goal's verdict."""
+    lines = [
+        f"| arm | Δ vs linear [95 % CI] | worst target Δ | init s (linear) | goal: ≥ {OPERATOR_GOAL_POINTS:g} points, interval excluding 0 |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for arm in arms:
+        strategy, operator = split_arm(arm)
+        delta = paired_delta(runs, method, shots, arm, strategy)
+        if operator == LINEAR or delta.units == 0:
+            continue
+        targets = per_target_delta(runs, method, shots, arm, strategy)
+        worst = min(targets, key=targets.get)
+        seconds = [mean(run["init_s"] for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == name) for name in (arm, strategy)]
+        met = delta.mean >= OPERATOR_GOAL_POINTS and delta.excludes_zero
+        lines.append(f"| {arm} | {delta.text()} | {targets[worst]:+.1f} ({worst}) | {seconds[0]:.1f} ({seconds[1]:.1f}) | {'MET' if met else 'not met'} |")
+    return lines if len(lines) > 2 else []
+
+
 def fixed(arms: list[str]) -> list[str]:
     """The arms a user could pick by name to transfer: not the default init, a control, the oracle, or auto."""
-    return [arm for arm in arms if arm != NO_TRANSFER and get_strategy(arm).family not in (Family.CONTROL, Family.ORACLE, Family.AUTO)]
+    return [arm for arm in arms if arm != NO_TRANSFER and strategy_of(arm).family not in (Family.CONTROL, Family.ORACLE, Family.AUTO)]
 
 
 def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[str]) -> list[str]:
     """auto's goal per shot count: worst target ≥ −1 point vs random, mean within 1 point of the best fixed strategy; what it chose."""
     lines = []
-    for arm in [arm for arm in arms if get_strategy(arm).family is Family.AUTO]:
+    for arm in [arm for arm in arms if strategy_of(arm).family is Family.AUTO]:
         for shots in shots_list:
             # Every figure below on the units that this arm, random and every fixed strategy ran, so that an
             # interrupted arm is never ranked on units of its own.
@@ -351,7 +377,7 @@ def auto_check_lines(runs: list[dict], method: str, shots: int, arms: list[str])
     mine = [run for run in runs if run["method"] == method and run["shots"] == shots]
     test = {(run["target"], run["seed"], run["arm"]): 100 * run["test_acc"] for run in mine}
     lines: list[str] = []
-    for arm in [arm for arm in arms if get_strategy(arm).family is Family.AUTO]:
+    for arm in [arm for arm in arms if strategy_of(arm).family is Family.AUTO]:
         rows, picked_best, regret, ceiling, rhos, sizes = [], 0, [], {}, [], set()
         for run in sorted((run for run in mine if run["arm"] == arm), key=lambda run: (run["target"], run["seed"])):
             unit = (run["target"], run["seed"])
@@ -522,6 +548,9 @@ def render(
                 *budget_lines(runs, method, shots, arms),
                 "",
             ]
+            operators = operator_lines(runs, method, shots, arms)
+            if operators:
+                parts += [f"### Composition operators ({method}, {shots}-shot): each against its strategy composed linearly", "", *operators, ""]
             oracle = oracle_lines(runs, cells, method, shots, arms)
             if oracle:
                 parts += [f"### The oracle ({method}, {shots}-shot; goal: the best strategy ≥ {ORACLE_GOAL_PERCENT:.0f} % of it)", "", *oracle, ""]

@@ -7,8 +7,12 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ensembling.strategies import RANDOM_POOL, STRATEGIES, Family, Needs, of_family, shuffled_of
+from ensembling.errors import EnsemblingError
+from ensembling.operators import LINEAR, parse_operator
+from ensembling.strategies import NO_TRANSFER, RANDOM_POOL, STRATEGIES, Family, Needs, get_strategy, of_family, shuffled_of
 from hub.devices import AUTO_DEVICE
+
+OPERATOR_MARK = "+"  # an arm `<strategy>+<operator>` (loss+svd) composes the strategy's weights with that operator (--combine)
 
 BASELINES = tuple(of_family(Family.BASELINE))
 PAPER = tuple(of_family(Family.PAPER))
@@ -29,6 +33,21 @@ STANDARD_SOURCES = (
     "wn-supersense-noun-a", "wn-supersense-noun-b", "wn-supersense-verb-a", "wn-definition-adv", "wn-definition-noun",
     "wn-term-noun", "wn-cloze-noun", "wn-cloze-verb", "wn-antonym-adj", "wn-antonym-noun", "wn-isa-animal", "wn-synonym-noun",
 )  # fmt: skip
+
+
+def split_arm(arm: str) -> tuple[str, str]:
+    """An arm's strategy and composition operator: `loss` is (loss, linear), `loss+svd` (loss, svd); refused in one line.
+
+    The one place an arm name is read: the protocol composes with it and the run's check refuses a bad arm before any work.
+    """
+    strategy, mark, operator = arm.rpartition(OPERATOR_MARK)
+    if not mark:
+        strategy, operator = arm, LINEAR
+    get_strategy(strategy)
+    parse_operator(operator)
+    if operator != LINEAR and strategy == NO_TRANSFER:
+        raise EnsemblingError(f"arm {arm}: {NO_TRANSFER} composes nothing, so it takes no operator; name it {NO_TRANSFER}")
+    return strategy, operator
 
 
 @dataclass(frozen=True)
