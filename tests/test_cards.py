@@ -134,6 +134,7 @@ def test_push_of_an_export_brings_back_its_tags_and_metrics_and_flags_win(regist
         ("deltahub:\n  provenance: [average]", "`deltahub.provenance` is not a mapping"),
         ("deltahub:\n  provenance: {strategy: average, temperature: hot, sources: []}", "`deltahub.provenance` has temperature 'hot', not a positive number"),
         ("deltahub:\n  provenance: {strategy: average, temperature: 1}", "`deltahub.provenance` has no list of sources"),
+        ("deltahub:\n  provenance: {strategy: average, temperature: 1, combine: mean, sources: []}", "has combine 'mean' (unknown --combine 'mean'"),
         (
             "deltahub:\n  provenance: {strategy: average, temperature: 1, sources: [{digest: abc, weight: 1}]}",
             "source 1 has digest 'abc', not a blob's sha256 (64 hex digits)",
@@ -189,6 +190,7 @@ def composed_init(hub: Hub, target: Path, sources: list) -> tuple:
         chosen="el2n",
         rationale="auto: chose el2n: cross-validated accuracy 0.688 vs 0.531 for the default init; 2 folds",
         layers="upper",
+        combine="ties_svd:0.5",
     )
     data = load_dataset(target)
     return hub.register(module.method, module.config, tensors, data, module.backbone, origin="ensemble", provenance=provenance, tags=("init:auto",))
@@ -225,7 +227,7 @@ def test_push_of_an_exported_init_restores_its_origin_and_provenance_with_source
         restored = there.show(again["id"]).provenance
     expected = init.provenance
     assert (restored.strategy, restored.temperature, restored.top_k) == ("auto", 0.1, 3)
-    assert (restored.chosen, restored.rationale, restored.layers) == (expected.chosen, expected.rationale, "upper")
+    assert (restored.chosen, restored.rationale, restored.layers, restored.combine) == (expected.chosen, expected.rationale, "upper", "ties_svd:0.5")
     assert restored.target_fingerprint == expected.target_fingerprint
     assert [(s.digest, s.score, s.weight) for s in restored.sources] == [(s.digest, s.score, s.weight) for s in expected.sources]
     assert [s.module_id for s in restored.sources] == [ids[r.blob_digest] for r in sources]
@@ -244,7 +246,7 @@ def test_push_of_an_exported_init_restores_its_origin_and_provenance_with_source
     assert [(s["module_id"], s["digest"], s["weight"]) for s in alone["provenance"]["sources"]] == [
         (0, r.blob_digest, w) for r, w in zip(sources, (0.6, 0.3, 0.1), strict=True)
     ]
-    assert (alone["provenance"]["chosen"], alone["provenance"]["layers"]) == ("el2n", "upper")
+    assert (alone["provenance"]["chosen"], alone["provenance"]["layers"], alone["provenance"]["combine"]) == ("el2n", "upper", "ties_svd:0.5")
     shown = cli("show", str(alone["id"]), "--registry", str(empty))
     assert f"{sources[0].blob_digest[:8]}:0.600" in shown.output
 
