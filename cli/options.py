@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from cli.errors import fail
-from hub import strategy_summaries
+from hub import COMBINE_OPERATORS, DEFAULT_COMBINE, strategy_summaries
 from hub.devices import AUTO_DEVICE
 
 
@@ -85,6 +85,14 @@ ShotsOption = Annotated[
 LayersOption = Annotated[
     str | None,
     typer.Option("--layers", help="Ensemble: compose only these layers (upper, lower, or indices such as 0,4-5); the others keep the default init."),
+]
+CombineOption = Annotated[
+    str,
+    typer.Option(
+        "--combine",
+        help=f"Ensemble: how the weighted sources become the init: {', '.join(COMBINE_OPERATORS)} (the pruning ones take a density, e.g. ties:0.5); "
+        f"any but {DEFAULT_COMBINE} merges LoRA factor pairs.",
+    ),
 ]
 ZnormOption = Annotated[bool | None, typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")]
 ScoreExamplesOption = Annotated[

@@ -27,6 +27,8 @@ _EXPORTS = {
     "VerifyReport": "store.maintenance",
     "GcReport": "store.blobs",
     "TokenRecord": "store.tokens",
+    "COMBINE_OPERATORS": "hub.strategies",
+    "DEFAULT_COMBINE": "hub.strategies",
     "DEFAULT_STRATEGY": "hub.strategies",
     "NO_TRANSFER": "hub.strategies",
     "strategy_summaries": "hub.strategies",
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from hub.datasets import Dataset, Example, TaskCard, from_records, load_dataset
     from hub.errors import USER_ERRORS, HubError
     from hub.search import SearchHit
-    from hub.strategies import DEFAULT_STRATEGY, NO_TRANSFER, strategy_summaries
+    from hub.strategies import COMBINE_OPERATORS, DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, strategy_summaries
     from store.blobs import GcReport
     from store.errors import NeedsUpgrade, NotFound
     from store.maintenance import BrokenModule, IndexFinding, VerifyReport
@@ -55,6 +57,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BrokenModule",
+    "COMBINE_OPERATORS",
+    "DEFAULT_COMBINE",
     "DEFAULT_STRATEGY",
     "Dataset",
     "Example",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from hub.datasets import Dataset, load_dataset
 from hub.errors import USER_ERRORS, BaseModelMismatch, HubError
 from hub.search import SearchHit
+from hub.strategies import DEFAULT_COMBINE
 from store.backend import RegistryBackend
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import CopyReport, VerifyReport, collect_garbage, copy_blobs
@@ -590,6 +591,8 @@ class Hub:
                 raise HubError(f"--method-option does not apply to --init {init}: a registry module keeps its own config")
             if options.get("layers") is not None:
                 raise HubError(f"--layers does not apply to --init {init}: a registry module is loaded whole")
+            if options.get("combine", DEFAULT_COMBINE) != DEFAULT_COMBINE:
+                raise HubError(f"--combine does not apply to --init {init}: a registry module is loaded whole, not composed")
             return self.load_module(int(init), base_model=base_model, method=method)
         return self.transfer_init(base_model, dataset, strategy=init, method=method, method_options=method_options, register=False, **options)
 

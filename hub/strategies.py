@@ -5,6 +5,8 @@ Light on purpose (no model library is imported), so the CLI can build its help f
 
 from __future__ import annotations
 
+from ensembling.operators import LINEAR as DEFAULT_COMBINE
+from ensembling.operators import OPERATORS as COMBINE_OPERATORS
 from ensembling.strategies import DEFAULT as DEFAULT_STRATEGY
 from ensembling.strategies import NO_TRANSFER, STRATEGIES, known
 
@@ -16,4 +18,4 @@ def strategy_summaries() -> list[tuple[str, str]]:
     return [(name, STRATEGIES[name.partition(":")[0]].summary) for name in known()]
 
 
-__all__ = ["DEFAULT_STRATEGY", "NO_TRANSFER", "SCORE_EXAMPLES", "strategy_summaries"]
+__all__ = ["COMBINE_OPERATORS", "DEFAULT_COMBINE", "DEFAULT_STRATEGY", "NO_TRANSFER", "SCORE_EXAMPLES", "strategy_summaries"]

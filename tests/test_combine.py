@@ -3,18 +3,19 @@ registered with its operator, exported, and loaded by PEFT; modules without LoRA
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import snapshot
+from cli_helpers import cli, one_line_error, snapshot
 from huggingface_hub import ModelCard
 from peft import PeftModel, get_peft_model_state_dict
 from test_transfer import SOURCES, TARGET, build_small_registry, tiny
 
 from ensembling.errors import EnsemblingError
-from ensembling.operators import OPERATORS, parse_operator
+from ensembling.operators import DEFAULT_DENSITY, OPERATORS, parse_operator
 from hub import Hub, load_dataset
 from hub.backbones import load_base_model, resolve_base_model
 
@@ -67,6 +68,18 @@ def test_svd_init_applies_the_best_rank_r_approximation_of_the_weighted_updates(
             assert torch.allclose(result.tensors[b_key].double() @ result.tensors[a_key].double(), best, atol=1e-5)
 
 
+def test_cli_ensemble_combine_shows_and_records_the_operator(registry):
+    path, target = registry
+    made = cli("ensemble", str(target), "--strategy", "average", "--combine", "ties", "--json", "--registry", str(path))
+    assert made.exit_code == 0, made.output
+    answer = json.loads(made.output)
+    assert answer["combine"] == f"ties:{DEFAULT_DENSITY:g}"
+    shown = cli("show", str(answer["module_id"]), "--registry", str(path))
+    assert shown.exit_code == 0 and f"ties:{DEFAULT_DENSITY:g}" in shown.output
+    as_json = json.loads(cli("show", str(answer["module_id"]), "--json", "--registry", str(path)).output)
+    assert as_json["provenance"]["combine"] == f"ties:{DEFAULT_DENSITY:g}"
+
+
 @pytest.fixture
 def ia3_registry(suite: Path, tmp_path: Path) -> tuple[Path, Path]:
     """Two IA³ sources with random vectors and the tiny target."""
@@ -85,6 +98,30 @@ def ia3_registry(suite: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_modules_without_factor_pairs_refuse_every_operator_but_linear(ia3_registry, name):
     path, target = ia3_registry
     before = snapshot(path)
+    result = cli("ensemble", str(target), "--method", "ia3", "--strategy", "loss", "--combine", name, "--registry", str(path))
+    assert "merges LoRA factor pairs (lora_A/lora_B) and these modules have none" in one_line_error(result)
+    assert result.exit_code == 1 and snapshot(path) == before
     with Hub(path) as hub, pytest.raises(EnsemblingError, match="compose with --combine linear only"):
         hub.ensemble(target, method="ia3", strategy="loss", combine=name)
+    assert snapshot(path) == before
+
+
+@pytest.mark.parametrize(
+    ("combine", "message"),
+    [("cat", "cat concatenates ranks"), ("mean", "unknown --combine 'mean'"), ("ties:2", "density must be in (0, 1)")],
+)
+def test_cli_bad_operators_are_refused_in_one_line(registry, combine, message):
+    path, target = registry
+    before = snapshot(path)
+    for command in (("ensemble", str(target)), ("train", str(target), "--init", "average", "--push")):
+        result = cli(*command, "--combine", combine, "--registry", str(path))
+        assert message in one_line_error(result), command
+    assert snapshot(path) == before
+
+
+def test_train_from_a_registry_module_takes_no_operator(registry):
+    path, target = registry
+    before = snapshot(path)
+    result = cli("train", str(target), "--init", "1", "--combine", "svd", "--registry", str(path))
+    assert "--combine does not apply to --init 1: a registry module is loaded whole" in one_line_error(result)
     assert snapshot(path) == before

@@ -23,6 +23,7 @@ from cli.options import (
     BlobsOption,
     CandidatesOption,
     CategoryFilter,
+    CombineOption,
     DeviceOption,
     EpochsOption,
     EvalEveryOption,
@@ -49,7 +50,7 @@ from cli.options import (
     at_least,
     parse_method_options,
 )
-from hub import DEFAULT_STRATEGY, NO_TRANSFER, load_dataset
+from hub import DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, load_dataset
 from hub.strategies import SCORE_EXAMPLES
 
 app = typer.Typer()
@@ -89,6 +90,7 @@ def ensemble(
     znorm: ZnormOption = None,
     candidates: CandidatesOption = None,
     layers: LayersOption = None,
+    combine: CombineOption = DEFAULT_COMBINE,
     shots: ShotsOption = None,
     score_examples: ScoreExamplesOption = SCORE_EXAMPLES,
     steps: StepsOption = None,
@@ -119,7 +121,7 @@ def ensemble(
         target = dataset if shots is None else load_dataset(dataset).few_shot(shots, seed)
         result = hub.ensemble(
             target, base_model=base_model, method=method, method_options=method_options, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
-            candidates=candidates, layers=layers, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
+            candidates=candidates, layers=layers, combine=combine, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
             progress=progress, tuning=config, **step_budget(steps, max_steps),
         )  # fmt: skip
         if out is not None:
@@ -160,6 +162,7 @@ def train(
     znorm: ZnormOption = None,
     candidates: CandidatesOption = None,
     layers: LayersOption = None,
+    combine: CombineOption = DEFAULT_COMBINE,
     shots: ShotsOption = None,
     score_examples: ScoreExamplesOption = SCORE_EXAMPLES,
     steps: StepsOption = None,
@@ -193,7 +196,7 @@ def train(
             data = data.few_shot(shots, seed)
         module = hub.init_module(
             init, base_model, data, method=method, method_options=method_options, top_k=top_k, temperature=temperature, znorm=znorm,
-            candidates=candidates, layers=layers, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
+            candidates=candidates, layers=layers, combine=combine, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
             tuning=config, **step_budget(steps, max_steps),
         )  # fmt: skip
         decision = module.transfer.decision if module.transfer is not None else None
