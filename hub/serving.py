@@ -37,6 +37,7 @@ class RegistryService:
         self.hub = Hub(registry, blobs)
         assert isinstance(self.hub.registry, Registry)
         self.registry: Registry = self.hub.registry
+        self.registry.blobs  # noqa: B018 (reached now: a missing bucket or refused credentials fail before the port opens)
 
     def close(self) -> None:
         self.hub.close()

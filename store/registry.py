@@ -81,26 +81,43 @@ class Registry:
 
     def __init__(self, location: Location, create: bool = True) -> None:
         self.location = location
-        # Named blobs are reached before anything is made: a missing bucket leaves no new registry behind.
+        # Blobs named for a registry this open creates are reached first: a missing bucket leaves nothing behind.
+        # Otherwise a bucket is reached when first used: boto3's import and client cost ~0.7 s, which
+        # the verbs that read only the catalog (list, show, search) need not pay.
         new = _new_sqlite_registry(location)
-        named = reach_blobs(location.blobs, create and new) if location.blobs else None
+        named = reach_blobs(location.blobs, create and new) if location.blobs and (new or not is_bucket(location.blobs)) else None
         if location.directory is not None:
             _ensure_directory(location.directory, create)
             # A new directory registry makes its own blob directory; an existing one must have it.
-            if named is None and new:
+            if named is None and new and not location.blobs:
                 named = reach_blobs(str(location.directory / "blobs"), create)
         self.engine = make_engine(location.url)
         try:
+            if named is None and location.blobs and create and current_revision(self.engine) is None:
+                named = reach_blobs(location.blobs, create=True)  # a database registry made by this open
             check_schema(self.engine, create=create)
             self.catalog = Catalog(self.engine)
             self.tokens = TokenStore(self.engine)
-            self.blobs: Blobs = _chosen_blobs(location, named, self.catalog.blob_location())
             self.registry_id = self.catalog.registry_id()
-            self.blobs.claim(self.registry_id, display_url(self.engine))
+            self._blobs: Blobs | None = None
+            if named is not None or not is_bucket(location.blobs or self.catalog.blob_location()):
+                self._blobs = self._claimed_blobs(named)
         except BaseException:
             self.engine.dispose()
             raise
         self.indexes = IndexSet(location.indexes, self.catalog, self.registry_id)
+
+    @property
+    def blobs(self) -> Blobs:
+        """The blob store (a bucket is reached on first use; see __init__)."""
+        if self._blobs is None:
+            self._blobs = self._claimed_blobs(None)
+        return self._blobs
+
+    def _claimed_blobs(self, named: Blobs | None) -> Blobs:
+        blobs = _chosen_blobs(self.location, named, self.catalog.blob_location())
+        blobs.claim(self.registry_id, display_url(self.engine))
+        return blobs
 
     @classmethod
     def open(cls, spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> Registry:
@@ -178,7 +195,7 @@ def upgrade_registry(location: Location) -> tuple[str | None, str]:
 def open_blobs(spec: str | os.PathLike[str]) -> Blobs:
     """The blob store at a directory or at s3://BUCKET/PREFIX."""
     text = str(spec)
-    if text.startswith("s3://"):
+    if is_bucket(text):
         from store.s3blobs import S3Blobs  # boto3 costs ~0.4 s to import: only registries on a bucket pay it
 
         return S3Blobs.from_url(text)
@@ -197,8 +214,14 @@ def reach_blobs(spec: str, create: bool) -> Blobs:
     return blobs
 
 
+def is_bucket(spec: str) -> bool:
+    return spec.startswith("s3://")
+
+
 def _chosen_blobs(location: Location, named: Blobs | None, recorded: str) -> Blobs:
     """The named blob location, else the recorded one, else a directory registry's blobs/; a named one must be the recorded one."""
+    if named is None and location.blobs:
+        named = reach_blobs(location.blobs, create=False)
     if named is not None and recorded and named.where != recorded:
         raise StoreError(f"this registry's blobs were moved to {recorded}, not {named.where}; name that location, or none")
     if named is not None:
