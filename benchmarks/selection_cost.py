@@ -37,6 +37,7 @@ def measure(
 ) -> list[dict]:
     """One row per (target, pool size, candidates, strategy), written to `out` as measured."""
     from ensembling.ensemble import Options
+    from ensembling.strategies import get_strategy
     from hub import Hub
     from hub.backbones import resolve_base_model
     from hub.methods import get_method
@@ -74,7 +75,7 @@ def measure(
                     for strategy in strategies:
                         begun = time.perf_counter()
                         evaluator = make_evaluator(backbone, method, dict(records[0].config), sample, device=settings.device, seed=0)
-                        init = compose_init(strategy, loaded, sample, evaluator, Options(seed=0), settings.score_examples)
+                        init = compose_init(get_strategy(strategy), loaded, sample, evaluator, Options(seed=0))
                         done = time.perf_counter()
                         row = {
                             "target": target, "pool": size or len(members), "candidates": n or "all", "strategy": strategy, "scored": len(loaded),

@@ -11,7 +11,7 @@ from ensembling.candidates import Candidate, Evaluator, Target
 from ensembling.errors import EnsemblingError
 from ensembling.layers import depth, parse_layers, restrict
 from ensembling.operators import LINEAR, Operator, check_operator, parse_operator
-from ensembling.strategies import Composition, Context, Strategy, Weighted, Weighting, get_strategy
+from ensembling.strategies import Composition, Context, Strategy, Weighted, Weighting
 from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS, Decision, Progress
 from ensembling.weights import check_temperature, check_top_k
 
@@ -44,7 +44,8 @@ class Options:
     def operator(self) -> Operator:
         return parse_operator(self.combine)
 
-    def check(self) -> Options:
+    def __post_init__(self) -> None:
+        # Checked where options are made, so a bad value is refused before any work.
         if self.temperature is not None:
             check_temperature(self.temperature)
         check_top_k(self.top_k)
@@ -53,7 +54,6 @@ class Options:
         if self.pool_size < 1:
             raise EnsemblingError(f"--pool-size must be at least 1, got {self.pool_size}")
         parse_operator(self.combine)
-        return self
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,11 @@ class Ensemble:
         return sum(abs(source.weight) for source in self.sources) ** 2 / total if total > 0 else 0.0
 
 
-def resolve(strategy: str | Strategy, options: Options) -> tuple[Strategy, Weighting]:
-    """The strategy object with the weighting it will use; errors before any work."""
-    chosen = get_strategy(strategy) if isinstance(strategy, str) else strategy
-    options.check()
-    temperature = chosen.temperature if options.temperature is None else float(options.temperature)
-    znorm = chosen.znorm if options.znorm is None else bool(options.znorm)
-    return chosen, Weighting(temperature, znorm, options.top_k)
+def weighting_of(strategy: Strategy, options: Options) -> Weighting:
+    """The weighting `strategy` uses under `options`: the temperature and znorm asked for, else its own."""
+    temperature = strategy.temperature if options.temperature is None else float(options.temperature)
+    znorm = strategy.znorm if options.znorm is None else bool(options.znorm)
+    return Weighting(temperature, znorm, options.top_k)
 
 
 def context_for(target: Target, evaluator: Evaluator | None, options: Options, memo: dict[str, object] | None = None) -> Context:
@@ -120,7 +118,7 @@ def context_for(target: Target, evaluator: Evaluator | None, options: Options, m
 
 
 def run(
-    strategy: str | Strategy,
+    strategy: Strategy,
     candidates: Sequence[Candidate],
     target: Target,
     evaluator: Evaluator | None,
@@ -130,11 +128,12 @@ def run(
 ) -> Ensemble:
     """Weight and compose. `candidates` must already exclude the target's own modules.
 
+    `strategy` is the object `get_strategy` makes of a name (the name is resolved once, by the caller).
     Pass the same `memo` to the runs of several strategies on one target and evaluator:
     a control then permutes the weights its strategy already found instead of scoring again.
     """
     started = time.perf_counter()
-    chosen, weighting = resolve(strategy, options)
+    weighting = weighting_of(strategy, options)
     own = [
         candidate
         for candidate in candidates
@@ -143,24 +142,24 @@ def run(
     if own:
         raise EnsemblingError(f"{own[0].label} belongs to the target task; the target's own modules are never sources")
     operator = options.operator
-    if chosen.composition is Composition.DEFAULT_INIT and operator.name != LINEAR:
-        raise EnsemblingError(f"--combine {operator.label} does not apply to strategy {chosen.name}: it composes nothing (the default init); drop --combine")
+    if strategy.composition is Composition.DEFAULT_INIT and operator.name != LINEAR:
+        raise EnsemblingError(f"--combine {operator.label} does not apply to strategy {strategy.name}: it composes nothing (the default init); drop --combine")
     # Checked before any scoring, like --layers: an operator the modules do not support should not cost a run.
     check_operator(operator, candidates)
-    if (chosen.composition is Composition.DEFAULT_INIT or options.layers is not None) and evaluator is None:
-        raise EnsemblingError(f"strategy {chosen.name}{' with --layers' if options.layers else ''} needs the model's default init")
+    if (strategy.composition is Composition.DEFAULT_INIT or options.layers is not None) and evaluator is None:
+        raise EnsemblingError(f"strategy {strategy.name}{' with --layers' if options.layers else ''} needs the model's default init")
     if options.layers is not None:
         # Checked before any scoring: a misnamed layer should not cost a run.
         parse_layers(options.layers, depth(candidates[0].tensors if candidates else evaluator.default_tensors()))
-    if chosen.composition is Composition.DEFAULT_INIT:
+    if strategy.composition is Composition.DEFAULT_INIT:
         weighted = Weighted([], [], [])
     else:
-        weighted = chosen.weigh(context_for(target, evaluator, options, memo), candidates, weighting, progress)
-    tensors = weighted.tensors(chosen.composition, lambda: evaluator.default_tensors(), operator, options.seed)
+        weighted = strategy.weigh(context_for(target, evaluator, options, memo), candidates, weighting, progress)
+    tensors = weighted.tensors(strategy.composition, lambda: evaluator.default_tensors(), operator, options.seed)
     if options.layers is not None and weighted.sources:
         tensors = restrict(tensors, evaluator.default_tensors(), options.layers)
     ranked = tuple(SourceWeight(source, score, weight) for source, score, weight in zip(weighted.sources, weighted.scores, weighted.weights))
     return Ensemble(
-        chosen.label, weighting.temperature, options.top_k, weighting.znorm, ranked, tensors, time.perf_counter() - started, weighted.tuning_steps,
+        strategy.label, weighting.temperature, options.top_k, weighting.znorm, ranked, tensors, time.perf_counter() - started, weighted.tuning_steps,
         weighted.decision, options.layers, operator.label,
     )  # fmt: skip

@@ -31,6 +31,8 @@ _EXPORTS = {
     "DEFAULT_COMBINE": "hub.strategies",
     "DEFAULT_STRATEGY": "hub.strategies",
     "NO_TRANSFER": "hub.strategies",
+    "SCORE_EXAMPLES": "hub.transfer_options",
+    "TransferOptions": "hub.transfer_options",
     "strategy_summaries": "hub.strategies",
 }
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from hub.errors import USER_ERRORS, HubError
     from hub.search import SearchHit
     from hub.strategies import COMBINE_OPERATORS, DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, strategy_summaries
+    from hub.transfer_options import SCORE_EXAMPLES, TransferOptions
     from store.blobs import GcReport
     from store.errors import NeedsUpgrade, NotFound
     from store.maintenance import BrokenModule, IndexFinding, VerifyReport
@@ -70,9 +73,11 @@ __all__ = [
     "NO_TRANSFER",
     "NeedsUpgrade",
     "NotFound",
+    "SCORE_EXAMPLES",
     "SearchHit",
     "TokenRecord",
     "TaskCard",
+    "TransferOptions",
     "USER_ERRORS",
     "VerifyReport",
     "from_records",

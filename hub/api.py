@@ -14,6 +14,7 @@ from hub.datasets import Dataset, load_dataset
 from hub.errors import USER_ERRORS, BaseModelMismatch, HubError
 from hub.search import SearchHit
 from hub.strategies import DEFAULT_COMBINE
+from hub.transfer_options import TransferOptions
 from store.backend import RegistryBackend
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import CopyReport, VerifyReport, collect_garbage, copy_blobs
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from ensembling.candidates import Candidate
     from hub.backbones import BaseModelRef
     from hub.embeddings import DatasetEncoder
     from hub.imports import ImportOutcome
@@ -35,7 +37,13 @@ if TYPE_CHECKING:
 
 
 class Hub:
-    """A registry of modules: push, search, list, show, remove, export; later ensemble and train."""
+    """A registry of modules and the one facade over it: push, pull, import, search, list, show, remove, export,
+    publish; ensemble and transfer inits; train; verify and gc.
+
+    `Hub(registry, blobs)` opens a registry: a directory (an SQLite file and blobs in it), a database URL
+    (PostgreSQL, with `blobs` the shared blob directory) or a server's http(s) URL; None is
+    ADAPTERS_REGISTRY, else the user data directory. Use it as a context manager, or `close()` it.
+    """
 
     def __init__(self, registry: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> None:
         self.registry: RegistryBackend = open_registry(registry, blobs)
@@ -44,6 +52,7 @@ class Hub:
         self._expected: dict[tuple[str, str, str, str], dict[str, tuple[int, ...]]] = {}
 
     def close(self) -> None:
+        """Close the registry (its database connections and index files). Writes nothing."""
         self.registry.close()
 
     def __enter__(self) -> Hub:
@@ -54,11 +63,15 @@ class Hub:
 
     @staticmethod
     def upgrade(registry: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
-        """Create or upgrade a registry's schema to the newest migration."""
+        """Create or upgrade a registry's schema to the newest migration; (revision before, revision after).
+
+        `registry`, `blobs`: as for `Hub`. Writes: the schema (Alembic migrations), creating the registry when new.
+        """
         return upgrade_registry(resolve_location(registry, blobs))
 
     @property
     def encoder(self) -> DatasetEncoder:
+        """The dataset encoder (the packaged MiniLM), loaded on first use and kept. Writes nothing."""
         from hub.embeddings import DatasetEncoder
 
         if self._encoder is None:
@@ -66,7 +79,7 @@ class Hub:
         return self._encoder
 
     def backbone(self, ref: BaseModelRef) -> Backbone:
-        """The base model, loaded once per Hub."""
+        """The base model `ref` names, loaded once per Hub and kept. Writes nothing."""
         from hub.backbones import architecture_hash, load_base_model
         from hub.trainable import Backbone
 
@@ -83,8 +96,15 @@ class Hub:
         method_options: Mapping[str, object] | None = None,
         seed: int = 0,
     ) -> TrainableModule:
-        """A fresh module (the method's default init under `seed`, the same as `transfer_init(strategy="random", seed=seed)`)
-        on a copy of the base model; `method_options` set its hyperparameters (e.g. {"r": 4})."""
+        """A fresh module on a copy of the base model: the method's default init under `seed`.
+
+        The same init as `transfer_init(dataset, TransferOptions(strategy="random", seed=seed))`.
+        - `base_model`: 'minilm' (the default), a local model folder or a cached Hub id ORG/NAME[@REVISION].
+        - `method`: the PET method (lora, prefix, prompt, ia3, adapter).
+        - `method_options`: its hyperparameters (e.g. {"r": 4}).
+        - `seed`: the seed of the default init.
+        Writes nothing.
+        """
         from hub.backbones import formulation_for, resolve_base_model
         from hub.methods import get_method
         from hub.trainable import TrainableModule
@@ -104,10 +124,14 @@ class Hub:
         push: bool = False,
         tags: Iterable[str] = (),
     ) -> TrainResult:
-        """Train on the train split keeping the best dev epoch, report test accuracy, and optionally push.
+        """Train `module` on the train split keeping the best dev checkpoint, and report dev and test accuracy.
 
-        A pushed module records its init's provenance. Nothing is pushed when training
-        fails or is interrupted.
+        - `module`: from `new_module`, `transfer_init`, `init_module` or `load_module` (trained in place).
+        - `dataset`: a Dataset or a dataset folder (train split; dev for early stopping; test scored at the end).
+        - `config`: epochs, step caps, learning rate, batch size, patience, seed, device (default: `TrainConfig()`).
+        - `push`: register the trained module, with its dev/test accuracy as metrics and its init's provenance.
+        - `tags`: tags of the pushed module.
+        Writes: with `push`, one module row and its blob; nothing when training fails or is interrupted.
         """
         from hub.training import TrainConfig, train
 
@@ -130,6 +154,7 @@ class Hub:
         return result
 
     def dataset_embedding(self, dataset: Dataset) -> np.ndarray:
+        """`dataset`'s embedding: the registry's, when a dataset of the same fingerprint is registered, else computed. Writes nothing."""
         known = self.registry.catalog.dataset_embedding(dataset.fingerprint)
         return known if known is not None else self.encoder.embed(dataset)
 
@@ -152,7 +177,8 @@ class Hub:
         added to the card's and `metrics` override the card's values of the same name. Without a
         dataset, the module's task and category come from `task`/`category`, else from its card; it
         then has no dataset embedding (dataset search leaves it out; parameter search and ensembles keep it).
-        `source` says where the folder came from (e.g. hf://ORG/NAME@SHA).
+        `source` says where the folder came from (e.g. hf://ORG/NAME@SHA); `created_by` names who pushed it
+        (default: the user name); `base_model` overrides the config's.
 
         A card that declares the module a composed init (`deltahub: {origin: ensemble, provenance: ...}`, as
         `export` writes it) registers it as one, with its provenance: strategy, temperature, top-k, chosen,
@@ -163,6 +189,8 @@ class Hub:
         composed init must be pushed with `dataset` (its target; for an init built with --shots, the full
         dataset it was sampled from), and without one it is refused. A trained module's card may carry the
         provenance of its init too: kept with a dataset, left out without one (the module is still pushed).
+
+        Writes: the module's blob and row (with its task and dataset rows when new), and its index entries.
         """
         from hub.backbones import resolve_base_model
         from hub.cards import read_card
@@ -237,6 +265,7 @@ class Hub:
 
         The snapshot is read from the local cache when it is there, and downloaded only when it is not and
         HF_HUB_OFFLINE is unset. The module records the repo id and commit sha as its source.
+        `task`, `category`, `base_model`, `tags`: as for `push`. Writes: as `push` (and the download into the cache).
         """
         from hub.hf_cache import fetch_snapshot, parse_hub_id
 
@@ -263,7 +292,8 @@ class Hub:
         dataset, `task` and `category` name the task of every folder (else each card's `datasets:` and
         `deltahub.category`). A folder whose weights are already registered (on this base model) is
         reported as already there, not added again. `progress(done, total, folder)` is called after each
-        folder. Writes one module per imported folder; a refused folder writes nothing.
+        folder. `base_model` and `tags`: as for `push`. Writes one module per imported folder (as `push`);
+        a refused folder writes nothing.
         """
         from hub.imports import module_folders
 
@@ -285,6 +315,7 @@ class Hub:
         A repo whose card names no dataset gets its repo name (NAME of ORG/NAME) as task, unless `task`
         is given. Each module records its repo id and commit sha as its source; nothing is downloaded.
         A repo the cache scan finds corrupted comes back skipped, with the scan's reason.
+        Other arguments as `import_folders`. Writes: as `push`, once per imported repo revision.
         """
         from hub.imports import cached_adapters
 
@@ -350,9 +381,13 @@ class Hub:
     ) -> ModuleRecord:
         """Store checked tensors as a module: blob first, then the row, so a visible row always has its blob.
 
-        `dataset` is what the module was trained on, or only its task (a module pushed without a dataset).
-        `card` is the model card (README.md text) the module came with, which `export` keeps. The same
-        weights on the same base model and dataset are not stored twice: the module holding them comes back.
+        - `method`, `config`, `tensors`: the module as its method reads it (checked by the caller, e.g. `check_fits`).
+        - `dataset`: what the module was trained on, or only its task (a module pushed without a dataset).
+        - `backbone`: the base model it was trained on.
+        - `metrics`, `tags`, `created_by`, `source`: as for `push`; `origin`: trained or ensemble; `provenance`: its init's.
+        - `card`: the model card (README.md text) the module came with, which `export` keeps.
+        Writes: the blob, then the row (and task/dataset rows when new) and index entries; the same weights on the
+        same base model and dataset are not stored twice: the module holding them comes back, unchanged.
         """
         from hub.embeddings import parameter_sketch
         from hub.folders import trainable_config
@@ -393,7 +428,7 @@ class Hub:
         return record
 
     def check_fits(self, method: Method, config: dict, tensors: dict[str, torch.Tensor], backbone: Backbone) -> None:
-        """Refuse a module whose tensors are not exactly what the method builds on this base model."""
+        """Refuse (BaseModelMismatch) `tensors` that are not exactly the names and shapes `method` with `config` builds on `backbone`. Writes nothing."""
         expected = self._expected_shapes(method, config, backbone)
         missing = sorted(set(expected) - set(tensors))
         unexpected = sorted(set(tensors) - set(expected))
@@ -429,7 +464,12 @@ class Hub:
         method: str | None = None,
         category: str | None = None,
     ) -> list[SearchHit]:
-        """Modules closest to a dataset (by dataset embedding) or to a module (by parameter embedding)."""
+        """The `top_k` modules closest to a dataset (by dataset embedding) or to a module (by parameter embedding), closest first.
+
+        - `dataset`: a Dataset or a dataset folder; or `module`: a module id (exactly one of the two).
+        - `base_model`, `method`, `category`: only modules of these.
+        Writes nothing (a stale index is rebuilt in the cache, never in the database).
+        """
         if (dataset is None) == (module is None):
             raise HubError("search needs exactly one of a dataset or --module ID")
         if top_k < 1:
@@ -467,27 +507,33 @@ class Hub:
         return [SearchHit(record, hits[record.id]) for record in ranked[:top_k]]
 
     def list(self, *, base_model: str | None = None, method: str | None = None, category: str | None = None, task: str | None = None) -> list[ModuleRecord]:
+        """The registry's modules, oldest first; each filter given keeps only modules of that base model, method, category or task. Writes nothing."""
         return self.registry.catalog.list_modules(base_model=_base_name(base_model), method=method, category=category, task=task)
 
     def show(self, module_id: int) -> ModuleRecord:
+        """One module's record (task, method, schema, metrics, provenance); NotFound when there is none. Writes nothing."""
         return self.registry.catalog.get_module(module_id)
 
     def remove(self, module_id: int) -> ModuleRecord:
-        """Delete a module's row; its blob stays until `adapters gc`, since another row may share it."""
+        """Delete module `module_id`'s row and index entries; its record as it was.
+
+        Writes: the row is deleted; its blob stays until `gc`, since another row may share it.
+        """
         return self.registry.remove_module(module_id)
 
     def load_tensors(self, record: ModuleRecord) -> dict[str, torch.Tensor]:
+        """The module's tensors, read from its blob (the digest is verified). Writes nothing."""
         from store.tensors import from_bytes
 
         return from_bytes(self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}"))
 
     def export(self, module_id: int, out: str | os.PathLike[str]) -> Path:
-        """Write a module as a folder that `PeftModel.from_pretrained` (or deltahub) loads, with its model card (README.md).
+        """Write module `module_id` as a folder that `PeftModel.from_pretrained` (or `push`) loads, with its model card (README.md); the folder.
 
         The folder (`out`, new or empty) gets adapter_config.json (trainable: `inference_mode` off),
         adapter_model.safetensors (the blob's bytes, digest-checked) and README.md: the card the module
         was pushed with, if any, with deltahub's fields (base model, datasets, tags, scores, provenance)
-        set. Nothing in the registry changes. Writing files needs no model library, and loads none.
+        set. Writes only the folder: nothing in the registry changes. Writing files needs no model library, and loads none.
         """
         from hub.cards import CARD_FILE, model_card
         from hub.folders import WEIGHTS_FILE, write_config
@@ -511,7 +557,10 @@ class Hub:
         return target
 
     def publish(self, module_id: int, repo_id: str, *, private: bool = False) -> str:
-        """Export a module (PEFT files and model card) and upload it to the Hugging Face Hub as `repo_id`; the commit's URL."""
+        """Export module `module_id` (PEFT files and model card) and upload it to the Hugging Face Hub as `repo_id` (ORG/NAME); the commit's URL.
+
+        `private` creates a new repo private. Writes: the repo on the Hub (needs network and a token); the registry is unchanged.
+        """
         import tempfile
 
         from hub.hf_cache import parse_hub_id, upload
@@ -525,10 +574,10 @@ class Hub:
             return upload(folder, repo_id, private)
 
     def load_module(self, module_id: int, base_model: str | os.PathLike[str] | None = None, method: str | None = None) -> TrainableModule:
-        """A trainable copy of a registry module, refused unless it is for this base model and method.
+        """A trainable copy of module `module_id` on a copy of `base_model`, refused unless the module is for it (and for `method`, when given).
 
         The copy's origin (what a module trained from it records as its init's provenance) is the module
-        itself, or, for a composed init (origin ensemble), the provenance the init was registered with.
+        itself, or, for a composed init (origin ensemble), the provenance the init was registered with. Writes nothing.
         """
         from hub.backbones import formulation_for, resolve_base_model
         from hub.methods import get_method
@@ -555,6 +604,7 @@ class Hub:
         return module
 
     def rebuild_indexes(self) -> dict[str, int]:
+        """Rebuild every faiss index from the database; vectors per index. Writes: the index files (a cache)."""
         return self.registry.indexes.rebuild()
 
     @property
@@ -564,40 +614,60 @@ class Hub:
 
         return TransferService(self.registry.catalog, self.registry.blobs, self.backbone, self.search, self.register)
 
-    def ensemble(self, dataset: Dataset | str | os.PathLike[str], **options: object) -> TransferResult:
-        """Score compatible modules on `dataset` with a strategy, compose them and register the init (see hub.transfer)."""
-        return self.transfer.ensemble(dataset, **options)
-
-    def transfer_init(self, base_model: str | os.PathLike[str] | None, dataset: Dataset | str | os.PathLike[str], **options: object) -> TrainableModule:
-        """A TrainableModule (a PeftModel for PEFT methods) initialized from an ensemble; `random` gives the default init."""
-        return self.transfer.transfer_init(base_model, dataset, **options)
-
-    def init_module(
+    def ensemble(
         self,
-        init: str,
-        base_model: str | os.PathLike[str] | None,
         dataset: Dataset | str | os.PathLike[str],
+        options: TransferOptions | None = None,
         *,
-        method: str = "lora",
-        method_options: Mapping[str, object] | None = None,
-        **options: object,
-    ) -> TrainableModule:
+        register: bool = True,
+        progress: Callable[[int, int, Candidate], None] | None = None,
+    ) -> TransferResult:
+        """Score the registry's compatible modules on a target, weight them and compose the init.
+
+        - `dataset`: the target: a Dataset (e.g. its k-shot sample, `Dataset.few_shot`) or a dataset folder.
+        - `options`: the strategy and everything else that shapes the init (`TransferOptions`; default: its defaults).
+        - `register`: register the init as a module (origin ensemble) with its provenance: strategy,
+          temperature, top-k, layers, each source's score and weight, the target's fingerprint.
+        - `progress(done, total, candidate)`: called after each candidate is scored.
+
+        Writes: with `register`, one module row and its blob (none when a module holds the same weights
+        already: that one is returned). Nothing is written when a check fails.
+        """
+        return self.transfer.ensemble(dataset, options or TransferOptions(), register=register, progress=progress)
+
+    def transfer_init(self, dataset: Dataset | str | os.PathLike[str], options: TransferOptions | None = None, *, register: bool = True) -> TrainableModule:
+        """A TrainableModule (a PeftModel for PEFT methods) on a copy of the base model, holding the ensemble's init.
+
+        Arguments as `ensemble`; strategy `random` gives the method's default init under `options.seed`.
+        Writes: the init, registered as `ensemble` registers it, unless `register=False`.
+        """
+        return self.transfer.transfer_init(dataset, options or TransferOptions(), register=register)
+
+    def init_module(self, init: str, dataset: Dataset | str | os.PathLike[str], options: TransferOptions | None = None) -> TrainableModule:
         """The module a training starts from: a registry module by id ("12"), or `transfer_init` with `init` as the strategy.
 
-        Nothing is registered: the trained module is, if pushed, with this init as its provenance.
+        - `init`: a module id, or a strategy name (it takes the place of `options.strategy`).
+        - `dataset`, `options`: as `transfer_init`; for a module id only `options.base_model` and `options.method` apply
+          (method options, --layers and --combine are refused: a registry module is loaded whole).
+
+        Writes nothing: the trained module is registered (by `train(push=True)`) with this init as its provenance.
         """
+        options = options or TransferOptions()
         if init.isdigit():
-            if method_options:
+            if options.method_options:
                 raise HubError(f"--method-option does not apply to --init {init}: a registry module keeps its own config")
-            if options.get("layers") is not None:
+            if options.layers is not None:
                 raise HubError(f"--layers does not apply to --init {init}: a registry module is loaded whole")
-            if options.get("combine", DEFAULT_COMBINE) != DEFAULT_COMBINE:
+            if options.combine != DEFAULT_COMBINE:
                 raise HubError(f"--combine does not apply to --init {init}: a registry module is loaded whole, not composed")
-            return self.load_module(int(init), base_model=base_model, method=method)
-        return self.transfer_init(base_model, dataset, strategy=init, method=method, method_options=method_options, register=False, **options)
+            return self.load_module(int(init), base_model=options.base_model, method=options.method)
+        return self.transfer_init(dataset, replace(options, strategy=init), register=False)
 
     def gc(self, grace_s: float = GC_GRACE_S, dry_run: bool = False) -> GcReport:
-        """Delete blobs no module references that are older than the grace period (default one hour)."""
+        """Delete blobs no module references that are older than `grace_s` seconds (default one hour), and dead temp files.
+
+        With `dry_run` only report them. Writes: deletes those blob files (never a row). Local registries only.
+        """
         return collect_garbage(self._local("gc"), grace_s, dry_run)
 
     def copy_blobs(self, to: str) -> CopyReport:
@@ -605,7 +675,10 @@ class Hub:
         return copy_blobs(self._local("blobs copy"), to)
 
     def verify(self, repair: bool = False) -> VerifyReport:
-        """Re-hash blobs, check rows and indexes; with `repair`, rebuild the indexes (never deletes modules)."""
+        """Re-hash every blob, check every row and index entry; the report.
+
+        Writes: with `repair`, the rebuilt indexes; never deletes a module. Local registries only.
+        """
         return verify_registry(self._local("verify"), repair)
 
     def _local(self, verb: str) -> Registry:

@@ -10,12 +10,10 @@ from ensembling.operators import OPERATORS as COMBINE_OPERATORS
 from ensembling.strategies import DEFAULT as DEFAULT_STRATEGY
 from ensembling.strategies import NO_TRANSFER, STRATEGIES, known
 
-SCORE_EXAMPLES = 50  # the paper scores with one dev batch of up to 50 examples
-
 
 def strategy_summaries() -> list[tuple[str, str]]:
     """Every registered strategy as written on the command line, with its one-line summary."""
     return [(name, STRATEGIES[name.partition(":")[0]].summary) for name in known()]
 
 
-__all__ = ["COMBINE_OPERATORS", "DEFAULT_COMBINE", "DEFAULT_STRATEGY", "NO_TRANSFER", "SCORE_EXAMPLES", "strategy_summaries"]
+__all__ = ["COMBINE_OPERATORS", "DEFAULT_COMBINE", "DEFAULT_STRATEGY", "NO_TRANSFER", "strategy_summaries"]

@@ -22,27 +22,25 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
 
 from ensembling.candidates import Candidate, Target, Tuned
-from ensembling.ensemble import Ensemble, Options, resolve, run
+from ensembling.ensemble import Ensemble, Options, run
 from ensembling.errors import EnsemblingError
-from ensembling.operators import LINEAR
-from ensembling.strategies import Composition, Needs, Strategy
-from ensembling.strategies.base import REFERENCE_STEPS, TUNE_STEPS
+from ensembling.strategies import Composition, Needs, Strategy, get_strategy
 from hub.backbones import BaseModelRef, formulation_for, resolve_base_model
 from hub.datasets import Dataset, Example, deterministic_sample, load_dataset
 from hub.evaluation import ModelEvaluator
 from hub.inits import TransferResult
 from hub.methods import Method, get_method
 from hub.search import SearchHit
-from hub.strategies import DEFAULT_STRATEGY, SCORE_EXAMPLES
 from hub.trainable import Backbone, TrainableModule
 from hub.training import TrainConfig, resolve_device
+from hub.transfer_options import SCORE_EXAMPLES, TransferOptions
 from store.errors import BlobCorrupt
 from store.records import ModuleRecord, Provenance, SourceWeight
 from store.tensors import from_bytes
@@ -75,87 +73,74 @@ class TransferService:
     def ensemble(
         self,
         dataset: Dataset | str | os.PathLike[str],
+        options: TransferOptions = TransferOptions(),
         *,
-        base_model: str | os.PathLike[str] | None = None,
-        method: str = "lora",
-        method_options: Mapping[str, object] | None = None,
-        strategy: str = DEFAULT_STRATEGY,
-        top_k: int | None = None,
-        temperature: float | None = None,
-        znorm: bool | None = None,
-        candidates: int | None = None,
-        score_examples: int = SCORE_EXAMPLES,
-        reference_steps: int = REFERENCE_STEPS,
-        tune_steps: int = TUNE_STEPS,
-        layers: str | None = None,
-        combine: str = LINEAR,
-        tuning: TrainConfig | None = None,
-        seed: int = 0,
-        skip_corrupt: bool = False,
         register: bool = True,
-        device: str = "cpu",
         progress: Callable[[int, int, Candidate], None] | None = None,
     ) -> TransferResult:
         """Score the compatible modules on the target, weight them, compose and (by default) register the init.
 
-        `method_options` (e.g. {"r": 4}) pick the sources whose config has them, and configure the default init.
-        `layers` (`upper`, `lower`, or indices such as 0,4-5) composes only those layers; the others keep the default init.
-        `combine` is the composition operator (`linear`, `svd`, `ties:0.5`, …: ensembling.operators); any but `linear` needs LoRA.
+        The strategy is named once, in `options.strategy`, and made into its object here: every check
+        below and the composition read that object. Every check that can fail runs before anything is written.
         """
-        options = Options(temperature, top_k, znorm, seed, reference_steps, tune_steps, layers=layers, combine=combine)
-        chosen, weighting = resolve(strategy, options)
-        if candidates is not None and candidates < 1:
-            raise EnsemblingError(f"--candidates must be at least 1, got {candidates}")
+        strategy = get_strategy(options.strategy)
+        ensembling = ensembling_options(options)
+        if options.candidates is not None and options.candidates < 1:
+            raise EnsemblingError(f"--candidates must be at least 1, got {options.candidates}")
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-        check_needs(chosen, data, score_examples)
-        method_obj = get_method(method)
-        wanted = method_obj.parse_options(method_options)
-        backbone = self.backbones(resolve_base_model(base_model))
-        transfers = chosen.composition is not Composition.DEFAULT_INIT
+        check_needs(strategy, data, options.score_examples)
+        method = get_method(options.method)
+        wanted = method.parse_options(options.method_options)
+        backbone = self.backbones(resolve_base_model(options.base_model))
+        transfers = strategy.composition is not Composition.DEFAULT_INIT
 
-        records = self.compatible_records(data, backbone, method_obj, candidates)
-        config, records = choose_group(records, method_obj, backbone, wanted)
+        records = self.compatible_records(data, backbone, method, options.candidates)
+        config, records = choose_group(records, method, backbone, wanted)
         check_revisions(records, backbone)
         if transfers and not records:
             raise EnsemblingError(
-                f"no compatible candidates: the registry has no trained {method} modules on {backbone.ref.name} "
+                f"no compatible candidates: the registry has no trained {method.name} modules on {backbone.ref.name} "
                 f"(other than {data.card.name}'s own){_config_note(wanted)}; push some or choose another --method/--base-model"
             )
-        loaded, skipped = self.load_candidates([candidate_of(record) for record in records], skip_corrupt)
+        loaded, skipped = self.load_candidates([candidate_of(record) for record in records], options.skip_corrupt)
         if transfers and not loaded:
             raise EnsemblingError("every candidate's blob failed its digest check; nothing is left to ensemble")
-        if Needs.SIMILARITY in chosen.needs:
-            loaded = self.with_similarity(loaded, data, backbone, method_obj)
+        if Needs.SIMILARITY in strategy.needs:
+            loaded = self.with_similarity(loaded, data, backbone, method)
 
         evaluator = None
-        if chosen.needs_model or layers is not None:
-            evaluator = make_evaluator(backbone, method_obj, config, data, device=device, seed=seed, score_examples=score_examples, tuning=tuning)
-        result = compose_init(chosen, loaded, data, evaluator, options, score_examples, progress)
+        if strategy.needs_model or options.layers is not None:
+            evaluator = make_evaluator(
+                backbone, method, config, data, device=options.device, seed=options.seed, score_examples=options.score_examples, tuning=options.tuning
+            )
+        result = compose_init(strategy, loaded, data, evaluator, ensembling, progress)
 
         by_id = {record.id: record for record in records}
         provenance = Provenance(
             strategy=result.strategy,
-            temperature=weighting.temperature,
-            top_k=top_k,
+            temperature=result.temperature,
+            top_k=options.top_k,
             sources=tuple(SourceWeight(s.module_id, by_id[s.module_id].blob_digest, s.score, s.weight) for s in result.sources),
             target_fingerprint=data.fingerprint,
             chosen=result.decision.chosen if result.decision else None,
             rationale=result.decision.reason if result.decision else "",
-            layers=layers,
+            layers=options.layers,
             combine=result.combine,
         )
-        outcome = TransferResult(result, method_obj, config, provenance, backbone.ref.name, data.card.name, skipped=tuple(skipped))
+        outcome = TransferResult(result, method, config, provenance, backbone.ref.name, data.card.name, skipped=tuple(skipped))
         if register:
             outcome.record = self.register(
-                method_obj, config, result.tensors, data, backbone, origin="ensemble", provenance=provenance, tags=(f"init:{result.strategy}",)
+                method, config, result.tensors, data, backbone, origin="ensemble", provenance=provenance, tags=(f"init:{result.strategy}",)
             )
         return outcome
 
-    def transfer_init(self, base_model: str | os.PathLike[str] | None, dataset: Dataset | str | os.PathLike[str], **options: Any) -> TrainableModule:
+    def transfer_init(
+        self, dataset: Dataset | str | os.PathLike[str], options: TransferOptions = TransferOptions(), *, register: bool = True
+    ) -> TrainableModule:
         """A trainable model (a PeftModel for PEFT methods) holding the ensemble's init; `random` holds the default init."""
-        result = self.ensemble(dataset, base_model=base_model, **options)
-        backbone = self.backbones(resolve_base_model(base_model))
-        model = backbone.default_init(result.method, result.config, int(options.get("seed", 0)))
+        result = self.ensemble(dataset, options, register=register)
+        backbone = self.backbones(resolve_base_model(options.base_model))
+        model = backbone.default_init(result.method, result.config, options.seed)
         result.method.set_tensors(model, result.tensors)
         origin = result.provenance if result.provenance.sources else None
         return TrainableModule(model, result.method, result.config, formulation_for(backbone.ref), backbone, origin, result)
@@ -212,24 +197,30 @@ class TransferService:
         return loaded, skipped
 
 
+def ensembling_options(options: TransferOptions) -> Options:
+    """The part of `options` that ensembling reads (weighting, seeds, step caps, layers, operator); checked as it is made."""
+    return Options(
+        options.temperature, options.top_k, options.znorm, options.seed, options.reference_steps, options.tune_steps,
+        layers=options.layers, combine=options.combine,
+    )  # fmt: skip
+
+
 def compose_init(
-    strategy: str | Strategy,
+    strategy: Strategy,
     candidates: Sequence[Candidate],
     data: Dataset,
     evaluator: ModelEvaluator | None,
     options: Options,
-    score_examples: int = SCORE_EXAMPLES,
     progress: Callable[[int, int, Candidate], None] | None = None,
     memo: dict[str, object] | None = None,
 ) -> Ensemble:
-    """The one way an init is built: the strategy's needs checked against the target data, then weighted and composed.
+    """The one way an init is built: `strategy` weights the loaded `candidates` (never the target's own) on `data`, and they are composed.
 
-    `candidates` are loaded sources (never the target's own); `evaluator` holds the target's data
-    (`make_evaluator`); a shared `memo` lets controls reuse the weights their strategy found.
+    The caller has made `strategy` from its name (`get_strategy`) and checked the target data against its
+    needs (`check_needs`); `evaluator` holds the target's data (`make_evaluator`); a shared `memo` lets
+    controls reuse the weights their strategy found.
     """
-    chosen, _weighting = resolve(strategy, options)
-    check_needs(chosen, data, score_examples)
-    return run(chosen, candidates, Target(data.card.name, data.card.category, data.fingerprint), evaluator, options, progress, memo)
+    return run(strategy, candidates, Target(data.card.name, data.card.category, data.fingerprint), evaluator, options, progress, memo)
 
 
 def check_needs(strategy: Strategy, data: Dataset, score_examples: int = SCORE_EXAMPLES) -> None:

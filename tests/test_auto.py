@@ -76,7 +76,7 @@ def assert_reason_carries_the_trials(decision) -> None:
 def test_auto_keeps_the_init_with_the_best_cross_validated_accuracy_and_says_why(setting):
     evaluator, sources = setting
     memo: dict[str, object] = {}
-    result = run("auto", sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET), memo=memo)
+    result = run(get_strategy("auto"), sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET), memo=memo)
     decision = result.decision
     trials = {trial.strategy: trial for trial in decision.trials}
     assert list(trials) == [NO_TRANSFER, *CANDIDATES]
@@ -119,7 +119,7 @@ def test_auto_keeps_the_default_init_when_no_composed_init_differs_from_it(setti
     # Every source holds the default init itself: each composed init equals it, and a tie goes to the default.
     default = evaluator.default_tensors()
     copies = [Candidate(10 + i, f"copy-{i}", "synonymy", f"{i}" * 64, default, "minilm", similarity=0.5) for i in range(2)]
-    result = run("auto", copies, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
+    result = run(get_strategy("auto"), copies, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
     assert result.decision.chosen == NO_TRANSFER and result.sources == ()
     assert "kept the default init" in result.decision.reason
     assert_reason_carries_the_trials(result.decision)
@@ -147,7 +147,7 @@ def test_auto_without_dev_examples_halves_the_train_split_or_says_it_cannot_vali
         )
         for i in (1, 2)
     ]
-    result = run("auto", sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
+    result = run(get_strategy("auto"), sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
     assert result.decision.chosen == CANDIDATES[0] and "unvalidated" in result.decision.reason
     assert result.tuning_steps == 0
 
@@ -155,7 +155,7 @@ def test_auto_without_dev_examples_halves_the_train_split_or_says_it_cannot_vali
 def test_guarded_keeps_the_composed_init_only_when_trained_it_beats_the_trained_default_init(setting):
     evaluator, sources = setting
     memo: dict[str, object] = {}
-    result = run("guarded", sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET), memo=memo)
+    result = run(get_strategy("guarded"), sources, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET), memo=memo)
     decision = result.decision
     # Recomputed independently: loss's init and the default init, each tuned under the same budget, measured on the dev split.
     loss = get_strategy(INNER)
@@ -180,7 +180,7 @@ def test_guarded_keeps_the_default_init_on_an_exact_tie_and_costs_two_trainings(
     evaluator, _sources = setting
     default = evaluator.default_tensors()
     copies = [Candidate(10 + i, f"copy-{i}", "synonymy", f"{i}" * 64, default, "minilm") for i in range(2)]
-    result = run("guarded", copies, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
+    result = run(get_strategy("guarded"), copies, TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
     assert result.decision.chosen == NO_TRANSFER and "kept the default init" in result.decision.reason and result.sources == ()
     transfer, kept = result.decision.trials
     assert (transfer.accuracy, transfer.loss) == (kept.accuracy, kept.loss)
@@ -206,11 +206,11 @@ def test_guarded_without_dev_compares_on_halves_or_says_it_kept_the_init_uncheck
             for i in (1, 2)
         ]
 
-    result = run("guarded", noise(halved), TARGET, halved, Options(seed=0, reference_steps=BUDGET))
+    result = run(get_strategy("guarded"), noise(halved), TARGET, halved, Options(seed=0, reference_steps=BUDGET))
     assert "held-out half of the train split" in result.decision.reason and result.tuning_steps > 0
     one_each = [next(example for example in own if example.label == label) for label in sorted({example.label for example in own})]
     evaluator = evaluator_for(suite, {"train": one_each})
-    result = run("guarded", noise(evaluator), TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
+    result = run(get_strategy("guarded"), noise(evaluator), TARGET, evaluator, Options(seed=0, reference_steps=BUDGET))
     assert result.decision.chosen == INNER and "unchecked" in result.decision.reason and "\n" not in result.decision.reason
     assert result.tuning_steps == 0
 
@@ -218,8 +218,8 @@ def test_guarded_without_dev_compares_on_halves_or_says_it_kept_the_init_uncheck
 def test_layers_compose_only_the_chosen_layers_and_keep_the_default_init_elsewhere(setting):
     evaluator, sources = setting
     default = evaluator.default_tensors()
-    whole = run("average", sources, TARGET, evaluator, Options())
-    upper = run("average", sources, TARGET, evaluator, Options(layers="upper"))
+    whole = run(get_strategy("average"), sources, TARGET, evaluator, Options())
+    upper = run(get_strategy("average"), sources, TARGET, evaluator, Options(layers="upper"))
     assert depth(whole.tensors) == 6 and upper.layers == "upper"
     for name, tensor in upper.tensors.items():
         index = layer_of(name)
@@ -240,7 +240,7 @@ def test_layers_compose_only_the_chosen_layers_and_keep_the_default_init_elsewhe
 def test_layers_that_the_modules_do_not_have_are_refused_before_any_work(setting, spec, message):
     evaluator, sources = setting
     with pytest.raises(EnsemblingError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        run("el2n", sources, TARGET, evaluator, Options(layers=spec))
+        run(get_strategy("el2n"), sources, TARGET, evaluator, Options(layers=spec))
 
 
 def test_layers_on_modules_without_per_layer_tensors_is_an_error():

@@ -16,7 +16,7 @@ from test_transfer import SOURCES, TARGET, build_small_registry, tiny
 
 from ensembling.errors import EnsemblingError
 from ensembling.operators import DEFAULT_DENSITY, OPERATORS, parse_operator
-from hub import Hub, load_dataset
+from hub import Hub, TransferOptions, load_dataset
 from hub.backbones import load_base_model, resolve_base_model
 
 
@@ -39,7 +39,7 @@ def test_every_operator_registers_an_init_of_the_plain_schema_that_peft_loads(re
         plain = hub.new_module("minilm", "lora", {"r": 4})
         trained = sum(p.numel() for p in plain.model.parameters() if p.requires_grad)
         for name in OPERATORS:
-            result = hub.ensemble(target, base_model="minilm", strategy="average", combine=name, seed=1)
+            result = hub.ensemble(target, TransferOptions(base_model="minilm", strategy="average", combine=name, seed=1))
             record = hub.show(result.record.id)
             label = parse_operator(name).label
             assert record.provenance.combine == label and result.ensemble.combine == label
@@ -58,7 +58,7 @@ def test_every_operator_registers_an_init_of_the_plain_schema_that_peft_loads(re
 def test_svd_init_applies_the_best_rank_r_approximation_of_the_weighted_updates(registry):
     path, target = registry
     with Hub(path) as hub:
-        result = hub.ensemble(target, base_model="minilm", strategy="average", combine="svd", register=False)
+        result = hub.ensemble(target, TransferOptions(base_model="minilm", strategy="average", combine="svd"), register=False)
         sources = [hub.load_tensors(hub.show(row.module_id)) for row in result.sources]
         for a_key in (key for key in result.tensors if ".lora_A." in key):
             b_key = a_key.replace(".lora_A.", ".lora_B.")
@@ -102,7 +102,7 @@ def test_modules_without_factor_pairs_refuse_every_operator_but_linear(ia3_regis
     assert "merges LoRA factor pairs (lora_A/lora_B) and these modules have none" in one_line_error(result)
     assert result.exit_code == 1 and snapshot(path) == before
     with Hub(path) as hub, pytest.raises(EnsemblingError, match="compose with --combine linear only"):
-        hub.ensemble(target, method="ia3", strategy="loss", combine=name)
+        hub.ensemble(target, TransferOptions(method="ia3", strategy="loss", combine=name))
     assert snapshot(path) == before
 
 

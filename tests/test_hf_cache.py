@@ -22,7 +22,7 @@ from cli_helpers import cli, one_line_error, snapshot
 from huggingface_hub import constants
 from test_transfer import TARGET, tiny
 
-from hub import Hub
+from hub import Hub, TransferOptions
 from hub.backbones import packaged_minilm_path, resolve_base_model
 from hub.errors import HubError
 
@@ -234,7 +234,7 @@ def test_the_export_of_an_init_names_each_sources_repo(adapter_repos: dict[str, 
     with Hub(registry) as hub:
         carded = hub.pull(CARDED)
         plain = hub.pull(PLAIN, task="lab-plain", category="synonymy")
-        init = hub.ensemble(tiny(suite, TARGET, tmp_path / "data"), base_model=BASE, strategy="average").record
+        init = hub.ensemble(tiny(suite, TARGET, tmp_path / "data"), TransferOptions(base_model=BASE, strategy="average")).record
         hub.export(init.id, tmp_path / "out")
     own = ModelCard.load(tmp_path / "out" / "README.md").data.to_dict()["deltahub"]
     assert own["base_model_revision"] == SHA_MAIN and "source" not in own  # the init itself was composed here

@@ -16,7 +16,7 @@ import torch
 from cli_helpers import cli, one_line_error, snapshot
 from test_transfer import SOURCES, TARGET, random_module, tiny
 
-from hub import Hub, load_dataset
+from hub import Hub, TransferOptions, load_dataset
 
 NONE_LINE = "none (pushed without one; not in dataset search)"
 
@@ -121,15 +121,15 @@ def test_group_average_retrieval_and_candidates_with_a_module_without_a_dataset(
     path, target, folders = registry
     module_id = pushed(str(folders / "carded"), "--registry", str(path))["id"]  # category taxonomy, like the target
     with Hub(path) as hub:
-        group = hub.ensemble(target, strategy="group-average", register=False)
+        group = hub.ensemble(target, TransferOptions(strategy="group-average"), register=False)
         assert sorted(row.task for row in group.sources) == ["lab-isa-fish", "wn-isa-artifact", "wn-isa-plant"]
         # retrieval ranks it after every source with a dataset: with k = 3 of 4 ranked sources, it is not chosen.
-        retrieval = hub.ensemble(target, strategy="retrieval", register=False)
+        retrieval = hub.ensemble(target, TransferOptions(strategy="retrieval"), register=False)
         assert len(retrieval.sources) == 3 and module_id not in {row.module_id for row in retrieval.sources}
         # --candidates N: the N modules of the nearest datasets, and beside them every module without a dataset.
-        narrowed = hub.ensemble(target, strategy="average", candidates=2, register=False)
+        narrowed = hub.ensemble(target, TransferOptions(strategy="average", candidates=2), register=False)
         assert len(narrowed.sources) == 3 and module_id in {row.module_id for row in narrowed.sources}
-        everyone = hub.ensemble(target, strategy="retrieval", candidates=1, register=False)
+        everyone = hub.ensemble(target, TransferOptions(strategy="retrieval", candidates=1), register=False)
         assert [row.module_id for row in everyone.sources][-1] == module_id  # fewer than k ranked: it fills the pool, last
 
 

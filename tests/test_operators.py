@@ -16,6 +16,7 @@ from ensembling.candidates import Candidate, Target
 from ensembling.ensemble import Options, run
 from ensembling.errors import EnsemblingError
 from ensembling.operators import DEFAULT_DENSITY, OPERATORS, Operator, combine, parse_operator
+from ensembling.strategies import get_strategy
 
 A, B, HEAD = "layer.0.query.lora_A.weight", "layer.0.query.lora_B.weight", "classifier.weight"
 RANK, OUT, IN = 3, 7, 5
@@ -237,17 +238,17 @@ def test_modules_without_factor_pairs_are_refused_before_scoring():
 
     for name in OPERATORS[1:]:
         with pytest.raises(EnsemblingError, match=r"merges LoRA factor pairs .* compose with --combine linear only"):
-            run("loss", [ia3(1), ia3(2)], Target("target", "c"), Untouchable(), Options(combine=name))
-    assert run("average", [ia3(1), ia3(2)], Target("target", "c"), None, Options(combine="linear")).combine == "linear"
+            run(get_strategy("loss"), [ia3(1), ia3(2)], Target("target", "c"), Untouchable(), Options(combine=name))
+    assert run(get_strategy("average"), [ia3(1), ia3(2)], Target("target", "c"), None, Options(combine="linear")).combine == "linear"
 
 
 def test_the_default_init_takes_no_operator():
     with pytest.raises(EnsemblingError, match=r"--combine svd does not apply to strategy random"):
-        run("random", [source(1)], Target("target", "c"), None, Options(combine="svd"))
+        run(get_strategy("random"), [source(1)], Target("target", "c"), None, Options(combine="svd"))
 
 
 def test_the_ensemble_records_its_operator(sources):
-    result = run("average", sources, Target("target", "c"), None, Options(combine="dare_ties", seed=3))
+    result = run(get_strategy("average"), sources, Target("target", "c"), None, Options(combine="dare_ties", seed=3))
     assert result.combine == f"dare_ties:{DEFAULT_DENSITY:g}"
-    again = run("average", sources, Target("target", "c"), None, Options(combine="dare_ties", seed=3))
+    again = run(get_strategy("average"), sources, Target("target", "c"), None, Options(combine="dare_ties", seed=3))
     assert all(torch.equal(result.tensors[key], again.tensors[key]) for key in result.tensors)

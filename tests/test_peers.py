@@ -13,7 +13,8 @@ from ensembling.candidates import Candidate, Target
 from ensembling.compose import compose
 from ensembling.ensemble import Options, run
 from ensembling.errors import EnsemblingError
-from hub import Hub, load_dataset
+from ensembling.strategies import get_strategy
+from hub import Hub, TransferOptions, load_dataset
 from hub.datasets import Dataset, write_dataset
 
 TARGET = Target("wn-synonym-noun-target", "synonymy")
@@ -58,7 +59,7 @@ def train_loss(evaluator, sources, weights) -> float:
 def test_lorahub_weights_the_source_that_fits_the_target_and_lowers_the_train_loss(setting):
     evaluator, modules = setting
     sources = [modules["noise-a"], modules["own-data"], modules["noise-b"]]
-    result = run("lorahub", sources, TARGET, evaluator, Options(seed=0))
+    result = run(get_strategy("lorahub"), sources, TARGET, evaluator, Options(seed=0))
     weights = {source.task: source.weight for source in result.sources}
     assert weights["own-data"] > 0.5 and abs(weights["noise-a"]) < 0.1 and abs(weights["noise-b"]) < 0.1, weights
     assert all(source.score is None for source in result.sources)
@@ -69,7 +70,7 @@ def test_lorahub_weights_the_source_that_fits_the_target_and_lowers_the_train_lo
 
 def test_lorahub_weights_may_be_negative_and_are_composed_as_they_are(setting):
     evaluator, modules = setting
-    result = run("lorahub", [modules["negated"], modules["noise-a"]], TARGET, evaluator, Options(seed=0))
+    result = run(get_strategy("lorahub"), [modules["negated"], modules["noise-a"]], TARGET, evaluator, Options(seed=0))
     sources = [source.candidate for source in result.sources]
     weights = [source.weight for source in result.sources]
     assert dict(zip([source.task for source in sources], weights))["negated"] < -0.5, weights
@@ -83,15 +84,15 @@ def test_lorahub_weights_may_be_negative_and_are_composed_as_they_are(setting):
 def test_lorahub_refuses_fewer_than_two_sources_top_k_and_sources_that_cannot_help(setting):
     evaluator, modules = setting
     with pytest.raises(EnsemblingError, match="at least 2 source modules but has 1") as error:
-        run("lorahub", [modules["own-data"]], TARGET, evaluator)
+        run(get_strategy("lorahub"), [modules["own-data"]], TARGET, evaluator)
     assert "\n" not in str(error.value)
     with pytest.raises(EnsemblingError, match="drop --top-k"):
-        run("lorahub", [modules["own-data"], modules["noise-a"]], TARGET, evaluator, Options(top_k=1))
+        run(get_strategy("lorahub"), [modules["own-data"], modules["noise-a"]], TARGET, evaluator, Options(top_k=1))
     # Zero modules predict uniformly under any weights: only the penalty moves, so every weight stays 0.
     zeros = {name: torch.zeros_like(tensor) for name, tensor in modules["own-data"].tensors.items()}
     blank = [Candidate(i, f"blank-{i}", "synonymy", f"{i:064d}", zeros, "minilm") for i in (5, 6)]
     with pytest.raises(EnsemblingError, match="kept every weight at 0") as error:
-        run("lorahub", blank, TARGET, evaluator)
+        run(get_strategy("lorahub"), blank, TARGET, evaluator)
     assert "\n" not in str(error.value)
 
 
@@ -113,14 +114,14 @@ def ranked(i: int, similarity: float | None) -> Candidate:
 
 def test_retrieval_composes_the_k_most_similar_sources_uniformly():
     candidates = [ranked(1, 0.1), ranked(2, 0.9), ranked(3, 0.5), ranked(4, 0.7), ranked(5, 0.9)]
-    result = run("retrieval", candidates, Target("target", "c"), None, Options(pool_size=3))  # reads no model
+    result = run(get_strategy("retrieval"), candidates, Target("target", "c"), None, Options(pool_size=3))  # reads no model
     assert [source.module_id for source in result.sources] == [2, 5, 4]  # ties: the older module first
     assert [source.weight for source in result.sources] == pytest.approx([1 / 3] * 3)
     assert torch.allclose(result.tensors["w"], torch.tensor([11 / 3, 0.0]))
-    assert [source.module_id for source in run("retrieval", candidates, Target("target", "c"), None).sources] == [2, 5, 4]  # k = 3 by default
+    assert [source.module_id for source in run(get_strategy("retrieval"), candidates, Target("target", "c"), None).sources] == [2, 5, 4]  # k = 3 by default
     # A source without a dataset embedding (pushed without a dataset) ranks after every source that has one.
     unranked = [ranked(6, None), ranked(1, 0.2), ranked(3, None), ranked(2, 0.1)]
-    assert [source.module_id for source in run("retrieval", unranked, Target("target", "c"), None).sources] == [1, 2, 3]
+    assert [source.module_id for source in run(get_strategy("retrieval"), unranked, Target("target", "c"), None).sources] == [1, 2, 3]
 
 
 def tiny(suite: Path, task: str, out: Path) -> Path:
@@ -139,7 +140,7 @@ def test_retrieval_through_the_hub_ranks_sources_by_their_datasets_embeddings(su
             generator = torch.Generator().manual_seed(seed)
             tensors = {name: torch.randn(tensor.shape, generator=generator) * 0.05 for name, tensor in module.tensors().items()}
             hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone)
-        result = hub.ensemble(target, strategy="retrieval", register=False)
+        result = hub.ensemble(target, TransferOptions(strategy="retrieval"), register=False)
 
         embedding = hub.dataset_embedding(load_dataset(target))
         cosine = {task: float(np.dot(embedding, hub.dataset_embedding(load_dataset(data / task)))) for task in sources}

@@ -168,27 +168,27 @@ def fake(i, w, task=None, category="c"):
 def test_run_is_deterministic_and_weights_sum_to_one():
     candidates = [fake(1, [2.0, 0.0]), fake(2, [0.0, 2.0]), fake(3, [0.5, 0.0])]
     target = Target("target", "c")
-    first = run("loss", candidates, target, FakeEvaluator(), Options(seed=3))
-    second = run("loss", candidates, target, FakeEvaluator(), Options(seed=3))
+    first = run(get_strategy("loss"), candidates, target, FakeEvaluator(), Options(seed=3))
+    second = run(get_strategy("loss"), candidates, target, FakeEvaluator(), Options(seed=3))
     assert [s.weight for s in first.sources] == [s.weight for s in second.sources]
     assert math.fsum(s.weight for s in first.sources) == pytest.approx(1.0)
     assert max(first.sources, key=lambda s: s.weight).candidate.id == 1  # lowest loss
     assert min(first.sources, key=lambda s: s.weight).candidate.id == 2
-    top = run("loss", candidates, target, FakeEvaluator(), Options(top_k=1))
+    top = run(get_strategy("loss"), candidates, target, FakeEvaluator(), Options(top_k=1))
     assert torch.equal(top.tensors["w"], candidates[0].tensors["w"])
 
 
 def test_run_refuses_the_targets_own_modules_and_handles_baselines():
     target = Target("target", "c")
     with pytest.raises(EnsemblingError, match="target task"):
-        run("loss", [fake(1, [1.0, 0.0], task="target")], target, FakeEvaluator())
+        run(get_strategy("loss"), [fake(1, [1.0, 0.0], task="target")], target, FakeEvaluator())
     candidates = [fake(1, [1.0, 0.0]), fake(2, [0.0, 1.0], category="other")]
-    average = run("average", candidates, target, None)
+    average = run(get_strategy("average"), candidates, target, None)
     assert [s.weight for s in average.sources] == [0.5, 0.5]
     assert torch.allclose(average.tensors["w"], torch.tensor([0.5, 0.5]))
-    group = run("group-average", candidates, target, None)
+    group = run(get_strategy("group-average"), candidates, target, None)
     assert [s.candidate.id for s in group.sources] == [1]
-    random_init = run("random", candidates, target, FakeEvaluator())
+    random_init = run(get_strategy("random"), candidates, target, FakeEvaluator())
     assert random_init.sources == () and torch.equal(random_init.tensors["w"], torch.zeros(2))
 
 
@@ -223,7 +223,7 @@ def tiny_setting(suite):
 
 def ranking(evaluator, candidates, strategy):
     # kl's reference θ_t is trained with another seed than the own-data module.
-    result = run(strategy, candidates, Target("wn-synonym-noun-target", "synonymy"), evaluator, Options(seed=1, reference_steps=30))
+    result = run(get_strategy(strategy), candidates, Target("wn-synonym-noun-target", "synonymy"), evaluator, Options(seed=1, reference_steps=30))
     assert math.fsum(s.weight for s in result.sources) == pytest.approx(1.0)
     return [s.candidate.task for s in sorted(result.sources, key=lambda source: -source.weight)], result
 
@@ -260,14 +260,14 @@ def test_shuffled_permutes_its_strategys_weights_over_the_same_sources_from_the_
     candidates = [fake(i, [float(i), 0.0]) for i in range(1, 7)]
     target = Target("target", "c")
     memo: dict = {}
-    scored = run("loss", candidates, target, FakeEvaluator(), Options(seed=2), memo=memo)
+    scored = run(get_strategy("loss"), candidates, target, FakeEvaluator(), Options(seed=2), memo=memo)
     assert "loss" in memo
-    shuffled = run("shuffled:loss", candidates, target, None, Options(seed=2), memo=memo)  # no evaluator: it reads the memo
+    shuffled = run(get_strategy("shuffled:loss"), candidates, target, None, Options(seed=2), memo=memo)  # no evaluator: it reads the memo
     assert shuffled.strategy == "shuffled:loss"
     assert [s.candidate.id for s in shuffled.sources] == [s.candidate.id for s in scored.sources]
     assert sorted(s.weight for s in shuffled.sources) == pytest.approx(sorted(s.weight for s in scored.sources))
     assert [s.weight for s in shuffled.sources] != [s.weight for s in scored.sources]
-    alone = run("shuffled:loss", candidates, target, FakeEvaluator(), Options(seed=2))  # without a memo it scores first
+    alone = run(get_strategy("shuffled:loss"), candidates, target, FakeEvaluator(), Options(seed=2))  # without a memo it scores first
     assert [s.weight for s in alone.sources] == [s.weight for s in shuffled.sources]
     with pytest.raises(EnsemblingError, match="only scored strategies"):
         get_strategy("shuffled:average")
@@ -278,9 +278,13 @@ def test_shuffled_permutes_its_strategys_weights_over_the_same_sources_from_the_
 def test_random_pool_draws_its_pool_by_seed_without_reading_the_target():
     candidates = [fake(i, [float(i), 0.0]) for i in range(1, 9)]
     target = Target("target", "c")
-    pools = {seed: [s.candidate.id for s in run("random-pool", candidates, target, None, Options(seed=seed, pool_size=3)).sources] for seed in range(4)}
+    pools = {
+        seed: [s.candidate.id for s in run(get_strategy("random-pool"), candidates, target, None, Options(seed=seed, pool_size=3)).sources] for seed in range(4)
+    }
     assert all(len(pool) == 3 for pool in pools.values())
-    assert pools[0] == [s.candidate.id for s in run("random-pool", list(reversed(candidates)), target, None, Options(seed=0, pool_size=3)).sources]
+    assert pools[0] == [
+        s.candidate.id for s in run(get_strategy("random-pool"), list(reversed(candidates)), target, None, Options(seed=0, pool_size=3)).sources
+    ]
     assert len({tuple(pool) for pool in pools.values()}) > 1
     assert STRATEGIES["random-pool"].family is Family.CONTROL and not STRATEGIES["random-pool"].needs
 
@@ -290,10 +294,10 @@ def test_performance_composes_tuned_sources_and_its_shuffled_control_permutes_th
     candidates = [modules["random"], modules["own-data"]]
     memo: dict = {}
     target = Target("wn-synonym-noun-target", "synonymy")
-    tuned = run("performance", candidates, target, evaluator, Options(seed=0, tune_steps=2), memo=memo)
+    tuned = run(get_strategy("performance"), candidates, target, evaluator, Options(seed=0, tune_steps=2), memo=memo)
     assert tuned.tuning_steps == 2 * len(candidates)
     for source, original in zip(tuned.sources, candidates):
         assert any(not torch.equal(source.candidate.tensors[k], original.tensors[k]) for k in original.tensors)
-    control = run("shuffled:performance", candidates, target, evaluator, Options(seed=0, tune_steps=2), memo=memo)
+    control = run(get_strategy("shuffled:performance"), candidates, target, evaluator, Options(seed=0, tune_steps=2), memo=memo)
     for mine, theirs in zip(control.sources, tuned.sources):
         assert all(torch.equal(mine.candidate.tensors[k], theirs.candidate.tensors[k]) for k in theirs.candidate.tensors)

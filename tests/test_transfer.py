@@ -16,7 +16,7 @@ import torch
 from cli_helpers import cli, one_line_error, snapshot
 
 from ensembling.errors import EnsemblingError
-from hub import Hub, load_dataset
+from hub import Hub, TransferOptions, load_dataset
 from hub.datasets import Dataset, write_dataset
 
 TARGET = "wn-isa-animal"
@@ -67,7 +67,7 @@ def test_ensemble_scores_every_compatible_source_but_the_targets_own(registry):
     path, target = registry
     with Hub(path) as hub:
         before = len(hub.list())
-        result = hub.ensemble(target, base_model="minilm", method="lora", strategy="el2n", score_examples=8)
+        result = hub.ensemble(target, TransferOptions(base_model="minilm", method="lora", strategy="el2n", score_examples=8))
         assert sorted(row.task for row in result.sources) == sorted(SOURCES)
         assert sum(result.weights.values()) == pytest.approx(1.0)
         assert all(row.score is not None and row.score > 0 for row in result.sources)
@@ -83,7 +83,7 @@ def test_ensemble_scores_every_compatible_source_but_the_targets_own(registry):
         assert {s.module_id: s.weight for s in provenance.sources} == pytest.approx(result.weights)
         assert provenance.target_fingerprint == load_dataset(target).fingerprint
         # determinism: the same inputs give the same weights, and the same init (one module)
-        again = hub.ensemble(target, base_model="minilm", strategy="el2n", score_examples=8)
+        again = hub.ensemble(target, TransferOptions(base_model="minilm", strategy="el2n", score_examples=8))
         assert again.weights == result.weights and again.record.id == record.id
         # composed inits are never sources of later ensembles
         assert all(hub.show(row.module_id).origin == "trained" for row in again.sources)
@@ -92,11 +92,11 @@ def test_ensemble_scores_every_compatible_source_but_the_targets_own(registry):
 def test_top_k_candidates_and_group_average(registry):
     path, target = registry
     with Hub(path) as hub:
-        top = hub.ensemble(target, strategy="loss", score_examples=8, top_k=2, register=False)
+        top = hub.ensemble(target, TransferOptions(strategy="loss", score_examples=8, top_k=2), register=False)
         assert sum(1 for row in top.sources if row.weight > 0) == 2
-        narrowed = hub.ensemble(target, strategy="average", candidates=2, register=False)
+        narrowed = hub.ensemble(target, TransferOptions(strategy="average", candidates=2), register=False)
         assert len(narrowed.sources) == 2
-        group = hub.ensemble(target, strategy="group-average", register=False)
+        group = hub.ensemble(target, TransferOptions(strategy="group-average"), register=False)
         assert sorted(row.task for row in group.sources) == ["wn-isa-artifact", "wn-isa-plant"]  # taxonomy, like the target
         assert [row.weight for row in group.sources] == [0.5, 0.5]
 
@@ -106,12 +106,12 @@ def test_transfer_init_returns_a_peft_model_holding_the_ensemble(registry):
 
     path, target = registry
     with Hub(path) as hub:
-        module = hub.transfer_init("minilm", target, strategy="cos", score_examples=8, register=False)
+        module = hub.transfer_init(target, TransferOptions(base_model="minilm", strategy="cos", score_examples=8), register=False)
         assert isinstance(module.model, PeftModel)
         for key, tensor in module.transfer.tensors.items():
             assert torch.equal(module.tensors()[key], tensor)
-        first = hub.transfer_init("minilm", target, strategy="random", register=False)
-        second = hub.transfer_init("minilm", target, strategy="random", register=False)
+        first = hub.transfer_init(target, TransferOptions(base_model="minilm", strategy="random"), register=False)
+        second = hub.transfer_init(target, TransferOptions(base_model="minilm", strategy="random"), register=False)
         assert first.transfer.sources == ()
         for key, tensor in first.tensors().items():
             assert torch.equal(tensor, second.tensors()[key])
@@ -131,11 +131,11 @@ def test_ensemble_bad_input_in_the_api_leaves_the_registry_as_it_was(registry):
     before = snapshot(path)
     with Hub(path) as hub:
         with pytest.raises(EnsemblingError, match="no compatible candidates.*prefix"):
-            hub.ensemble(target, method="prefix", strategy="el2n", score_examples=8)
+            hub.ensemble(target, TransferOptions(method="prefix", strategy="el2n", score_examples=8))
         with pytest.raises(EnsemblingError, match="reads the target's dev split, but 'wn-isa-animal' has none"):
-            hub.ensemble(Dataset(load_dataset(target).card, {"train": load_dataset(target).split("train")}), strategy="performance")
+            hub.ensemble(Dataset(load_dataset(target).card, {"train": load_dataset(target).split("train")}), TransferOptions(strategy="performance"))
         with pytest.raises(EnsemblingError, match="temperature"):
-            hub.ensemble(target, strategy="el2n", temperature=0.0, score_examples=8)
+            hub.ensemble(target, TransferOptions(strategy="el2n", temperature=0.0, score_examples=8))
     assert snapshot(path) == before
 
 

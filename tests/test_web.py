@@ -35,7 +35,7 @@ from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 from test_transfer import SOURCES, TARGET, build_small_registry  # noqa: E402
 
-from hub import Hub  # noqa: E402
+from hub import Hub, TransferOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "out" / "screenshots" / "module-page.png"
@@ -55,7 +55,7 @@ def lab(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     registry, target = build_small_registry(suite, root)
     with Hub(registry) as hub:
         result = hub.ensemble(
-            target, base_model="minilm", method="lora", strategy="el2n", score_examples=8, temperature=0.002, combine="svd"
+            target, TransferOptions(base_model="minilm", method="lora", strategy="el2n", score_examples=8, temperature=0.002, combine="svd")
         )  # a low T: bars of visibly different lengths
         _, secret = hub.registry.tokens.create("browser", "read")
         weights = dict(result.weights)

@@ -63,7 +63,7 @@ def run_cell(
     from ensembling.candidates import Tuned
     from ensembling.ensemble import Options
     from ensembling.errors import EnsemblingError
-    from ensembling.strategies import NO_TRANSFER, single_of
+    from ensembling.strategies import NO_TRANSFER, get_strategy, single_of
     from hub.backbones import formulation_for, resolve_base_model
     from hub.methods import get_method
     from hub.training import measure, train
@@ -102,7 +102,7 @@ def run_cell(
         started = time.perf_counter()
         try:
             strategy, combine = split_arm(arm)
-            init = compose_init(strategy, candidates, sample, evaluator, replace(options, combine=combine), settings.score_examples, memo=memo)
+            init = compose_init(get_strategy(strategy), candidates, sample, evaluator, replace(options, combine=combine), memo=memo)
         except EnsemblingError as error:
             log(f"skip {arm} for {target} ({shots}-shot, seed {seed}): {error}")
             store.add_skip(target, method, shots, seed, arm, str(error))

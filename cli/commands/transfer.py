@@ -50,8 +50,7 @@ from cli.options import (
     at_least,
     parse_method_options,
 )
-from hub import DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, load_dataset
-from hub.strategies import SCORE_EXAMPLES
+from hub import DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, SCORE_EXAMPLES, TransferOptions, load_dataset
 
 app = typer.Typer()
 
@@ -115,15 +114,15 @@ def ensemble(
     if plot is not None and not plot.parent.resolve().is_dir():
         fail(f"--plot {plot}: folder {plot.parent} does not exist")
     config = training_config(epochs, max_steps, lr, batch_size, patience, eval_every, min_steps, seed, device, as_json)
-    method_options = parse_method_options(method_option)
+    options = TransferOptions(
+        base_model=base_model, method=method, method_options=parse_method_options(method_option), strategy=strategy, top_k=top_k,
+        temperature=temperature, znorm=znorm, candidates=candidates, layers=layers, combine=combine, score_examples=score_examples,
+        **step_budget(steps, max_steps), seed=seed, device=device, skip_corrupt=skip_corrupt, tuning=config,
+    )  # fmt: skip
     with opened(registry, blobs) as hub, render.counted_progress("scoring candidates", disable=as_json) as progress:
         # The init is built (and registered) for the k-shot sample when asked, as `train --shots` trains on it.
         target = dataset if shots is None else load_dataset(dataset).few_shot(shots, seed)
-        result = hub.ensemble(
-            target, base_model=base_model, method=method, method_options=method_options, strategy=strategy, top_k=top_k, temperature=temperature, znorm=znorm,
-            candidates=candidates, layers=layers, combine=combine, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
-            progress=progress, tuning=config, **step_budget(steps, max_steps),
-        )  # fmt: skip
+        result = hub.ensemble(target, options, progress=progress)
         if out is not None:
             result.save(out)
         if plot is not None:
@@ -186,19 +185,19 @@ def train(
     from hub.training import resolve_device
 
     refuse_used_folder(out)
-    method_options = parse_method_options(method_option)
     config = training_config(epochs, max_steps, lr, batch_size, patience, eval_every, min_steps, seed, device, as_json)
+    options = TransferOptions(
+        base_model=base_model, method=method, method_options=parse_method_options(method_option), top_k=top_k, temperature=temperature,
+        znorm=znorm, candidates=candidates, layers=layers, combine=combine, score_examples=score_examples, **step_budget(steps, max_steps),
+        seed=seed, device=device, skip_corrupt=skip_corrupt, tuning=config,
+    )  # fmt: skip
     with opened(registry, blobs) as hub:
         resolve_device(device)
         data = load_dataset(dataset)
         data.split("train")
         if shots is not None:
             data = data.few_shot(shots, seed)
-        module = hub.init_module(
-            init, base_model, data, method=method, method_options=method_options, top_k=top_k, temperature=temperature, znorm=znorm,
-            candidates=candidates, layers=layers, combine=combine, score_examples=score_examples, seed=seed, device=device, skip_corrupt=skip_corrupt,
-            tuning=config, **step_budget(steps, max_steps),
-        )  # fmt: skip
+        module = hub.init_module(init, data, options)
         decision = module.transfer.decision if module.transfer is not None else None
         if decision is not None and not as_json:
             render.console.print(f"{init}: {decision.reason}", highlight=False, soft_wrap=True)
