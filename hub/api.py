@@ -19,6 +19,7 @@ from store.backend import RegistryBackend
 from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import CopyReport, VerifyReport, collect_garbage, copy_blobs
 from store.maintenance import verify as verify_registry
+from store.module_query import ModuleQuery
 from store.records import UNKNOWN_FORMAT, BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo, check_name
 from store.registry import Registry, open_registry, resolve_location, upgrade_registry
 
@@ -247,7 +248,7 @@ class Hub:
         """A card's provenance with each source's module id in this registry: the first module on `base_model` holding its digest, else 0."""
         digests = {source.digest for source in provenance.sources}
         held: dict[str, int] = {}
-        for record in self.registry.catalog.list_modules(base_model=base_model):
+        for record in self.registry.catalog.list_modules(ModuleQuery(base_model=base_model)):
             if record.blob_digest in digests:
                 held.setdefault(record.blob_digest, record.id)
         return replace(provenance, sources=tuple(replace(source, module_id=held.get(source.digest, 0)) for source in provenance.sources))
@@ -474,7 +475,7 @@ class Hub:
             raise HubError("search needs exactly one of a dataset or --module ID")
         if top_k < 1:
             raise HubError("--top-k must be at least 1")
-        filters = {"base_model": _base_name(base_model), "method": method, "category": category}
+        filters = ModuleQuery(base_model=_base_name(base_model), method=method, category=category)
         if module is not None:
             return self._search_by_module(module, top_k, filters)
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
@@ -483,14 +484,14 @@ class Hub:
         width = max(top_k, 8)
         while True:
             hits = dict(self.registry.indexes.search_datasets(vector, width))
-            records = self.registry.catalog.list_modules(dataset_ids=list(hits), **filters)
+            records = self.registry.catalog.list_modules(replace(filters, dataset_ids=list(hits)))
             if len(records) >= top_k or len(hits) < width:
                 break
             width *= 4
         ranked = sorted(records, key=lambda record: (-hits[record.dataset_id], record.id))
         return [SearchHit(record, hits[record.dataset_id]) for record in ranked[:top_k]]
 
-    def _search_by_module(self, module_id: int, top_k: int, filters: dict[str, str | None]) -> list[SearchHit]:
+    def _search_by_module(self, module_id: int, top_k: int, filters: ModuleQuery) -> list[SearchHit]:
         from hub.embeddings import parameter_sketch
 
         query = self.show(module_id)
@@ -499,7 +500,7 @@ class Hub:
         while True:
             hits = dict(self.registry.indexes.search_parameters(query.schema_hash, vector, width))
             hits.pop(module_id, None)
-            records = self.registry.catalog.list_modules(ids=list(hits), **filters)
+            records = self.registry.catalog.list_modules(replace(filters, ids=list(hits)))
             if len(records) >= top_k or len(hits) < width - 1:
                 break
             width *= 4
@@ -508,7 +509,7 @@ class Hub:
 
     def list(self, *, base_model: str | None = None, method: str | None = None, category: str | None = None, task: str | None = None) -> list[ModuleRecord]:
         """The registry's modules, oldest first; each filter given keeps only modules of that base model, method, category or task. Writes nothing."""
-        return self.registry.catalog.list_modules(base_model=_base_name(base_model), method=method, category=category, task=task)
+        return self.registry.catalog.list_modules(ModuleQuery(base_model=_base_name(base_model), method=method, category=category, task=task))
 
     def show(self, module_id: int) -> ModuleRecord:
         """One module's record (task, method, schema, metrics, provenance); NotFound when there is none. Writes nothing."""
@@ -548,7 +549,7 @@ class Hub:
         weights = self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}")
         # Each source's own origin, where known (a removed source is not listed, and its id is 0).
         ids = [source.module_id for source in record.provenance.sources] if record.provenance is not None else []
-        sources = {other.id: other.source for other in self.registry.catalog.list_modules(ids=ids) if other.source} if ids else {}
+        sources = {other.id: other.source for other in self.registry.catalog.list_modules(ModuleQuery(ids=ids)) if other.source} if ids else {}
         card = model_card(record, target.resolve().name, sources)
         target.mkdir(parents=True, exist_ok=True)
         write_config(target, record.config, record.base_model)

@@ -18,13 +18,14 @@ from hub.api import Hub
 from hub.errors import USER_ERRORS, HubError
 from store.blobs import BlobUpload
 from store.errors import BlobCorrupt, DatabaseBusy, NotFound, UploadTooLarge
+from store.module_query import ModuleQuery
 from store.registry import REGISTRY_ENV, Registry
 from store.remote import is_server_url
 from store.tokens import SCOPES, TokenRecord, allows
 from store.wire import push_from_json, record_to_json, vector_from_json, vector_to_json
 
-# The server's error mapping names these; it imports nothing below hub.
-__all__ = ["SCOPES", "USER_ERRORS", "BlobCorrupt", "DatabaseBusy", "NotFound", "RegistryService", "TokenRecord", "UploadTooLarge", "allows"]
+# The server's error mapping and its module listing name these; it imports nothing below hub.
+__all__ = ["SCOPES", "USER_ERRORS", "BlobCorrupt", "DatabaseBusy", "ModuleQuery", "NotFound", "RegistryService", "TokenRecord", "UploadTooLarge", "allows"]
 
 
 class RegistryService:
@@ -50,8 +51,8 @@ class RegistryService:
     def display(self) -> str:
         return self.registry.location.display
 
-    def list_modules(self, **filters: Any) -> list[dict[str, Any]]:
-        return [record_to_json(record) for record in self.registry.catalog.list_modules(**filters)]
+    def list_modules(self, query: ModuleQuery = ModuleQuery()) -> list[dict[str, Any]]:
+        return [record_to_json(record) for record in self.registry.catalog.list_modules(query)]
 
     def get_module(self, module_id: int) -> dict[str, Any]:
         return record_to_json(self.registry.catalog.get_module(module_id))

@@ -42,6 +42,7 @@ from hub.trainable import Backbone, TrainableModule
 from hub.training import TrainConfig, resolve_device
 from hub.transfer_options import SCORE_EXAMPLES, TransferOptions
 from store.errors import BlobCorrupt
+from store.module_query import ModuleQuery
 from store.records import ModuleRecord, Provenance, SourceWeight
 from store.tensors import from_bytes
 
@@ -50,7 +51,7 @@ VOLATILE_CONFIG_KEYS = {"base_model_name_or_path", "revision", "inference_mode",
 
 
 class CatalogReader(Protocol):
-    def list_modules(self, *, base_model: str | None = None, method: str | None = None) -> list[ModuleRecord]: ...
+    def list_modules(self, query: ModuleQuery) -> list[ModuleRecord]: ...
 
 
 class BlobReader(Protocol):
@@ -162,11 +163,12 @@ class TransferService:
                 and record.dataset_fingerprint != data.fingerprint
             )
 
-        records = [record for record in self.catalog.list_modules(base_model=backbone.ref.name, method=method.name) if usable(record)]
+        same_kind = ModuleQuery(base_model=backbone.ref.name, method=method.name)
+        records = [record for record in self.catalog.list_modules(same_kind) if usable(record)]
         without_dataset = [record for record in records if record.dataset_id is None]
         if candidates is None or len(records) - len(without_dataset) <= candidates:
             return records
-        excluded = len(self.catalog.list_modules(base_model=backbone.ref.name, method=method.name)) - len(records)
+        excluded = len(self.catalog.list_modules(same_kind)) - len(records)
         hits = self.search(data, top_k=candidates + excluded, base_model=backbone.ref.name, method=method.name)
         return [hit.module for hit in hits if usable(hit.module)][:candidates] + without_dataset
 
@@ -177,7 +179,7 @@ class TransferService:
         source's dataset was embedded when it was registered. A module pushed without a dataset has
         none: its similarity stays None (`retrieval` ranks it last).
         """
-        modules = len(self.catalog.list_modules(base_model=backbone.ref.name, method=method.name))
+        modules = len(self.catalog.list_modules(ModuleQuery(base_model=backbone.ref.name, method=method.name)))
         hits = self.search(data, top_k=max(modules, 1), base_model=backbone.ref.name, method=method.name)
         similarity = {hit.module.id: hit.similarity for hit in hits}
         return [replace(candidate, similarity=similarity.get(candidate.id)) for candidate in candidates]

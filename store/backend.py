@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
+from store.module_query import ModuleQuery
 from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
 from store.tokens import TokenRecord
 
@@ -21,16 +21,7 @@ class CatalogReads(Protocol):
 
     def get_module(self, module_id: int) -> ModuleRecord: ...
 
-    def list_modules(
-        self,
-        *,
-        base_model: str | None = None,
-        method: str | None = None,
-        category: str | None = None,
-        task: str | None = None,
-        dataset_ids: Sequence[int] | None = None,
-        ids: Sequence[int] | None = None,
-    ) -> list[ModuleRecord]: ...
+    def list_modules(self, query: ModuleQuery = ModuleQuery()) -> list[ModuleRecord]: ...
 
 
 class BlobReads(Protocol):

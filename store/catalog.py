@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import queries, records, writes
 from store.db import database_errors, is_sqlite
+from store.module_query import ModuleQuery
 from store.records import DatasetInfo, ModuleRecord, Provenance, TaskInfo
 
 __all__ = ["Catalog"]
@@ -68,19 +69,10 @@ class Catalog:
         with self.session() as session:
             return queries.get_module(session, module_id)
 
-    def list_modules(
-        self,
-        *,
-        base_model: str | None = None,
-        method: str | None = None,
-        category: str | None = None,
-        task: str | None = None,
-        dataset_ids: Sequence[int] | None = None,
-        ids: Sequence[int] | None = None,
-    ) -> list[ModuleRecord]:
-        """Modules matching every filter given, by id; the same records as `get_module`, provenance included."""
+    def list_modules(self, query: ModuleQuery = ModuleQuery()) -> list[ModuleRecord]:
+        """Modules matching `query` (default: every module), by id; the same records as `get_module`, provenance included."""
         with self.session() as session:
-            return queries.list_modules(session, base_model=base_model, method=method, category=category, task=task, dataset_ids=dataset_ids, ids=ids)
+            return queries.list_modules(session, query)
 
     def module_blobs(self) -> list[tuple[int, str, str, list[Any]]]:
         with self.session() as session:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, contains_eager, defer, joinedload, selectinl
 
 from store.errors import NotFound
 from store.models import BaseModelRow, DatasetRow, EnsembleRow, ModuleRow, RegistryStateRow, TaskRow, bytes_vector
+from store.module_query import ModuleQuery
 from store.records import ModuleRecord, Provenance, SourceWeight
 
 
@@ -38,31 +39,22 @@ def get_module(session: Session, module_id: int) -> ModuleRecord:
     return _record(row)
 
 
-def list_modules(
-    session: Session,
-    *,
-    base_model: str | None = None,
-    method: str | None = None,
-    category: str | None = None,
-    task: str | None = None,
-    dataset_ids: Sequence[int] | None = None,
-    ids: Sequence[int] | None = None,
-) -> list[ModuleRecord]:
-    """Modules matching every filter given, by id; the same records as `get_module`, provenance included."""
-    query = _modules()
-    if base_model is not None:
-        query = query.where(BaseModelRow.name == base_model)
-    if method is not None:
-        query = query.where(ModuleRow.method == method)
-    if category is not None:
-        query = query.where(TaskRow.category == category)
-    if task is not None:
-        query = query.where(TaskRow.name == task)
-    if dataset_ids is not None:
-        query = query.where(ModuleRow.dataset_id.in_(list(dataset_ids)))
-    if ids is not None:
-        query = query.where(ModuleRow.id.in_(list(ids)))
-    return [_record(row) for row in session.scalars(query.order_by(ModuleRow.id))]
+def list_modules(session: Session, query: ModuleQuery) -> list[ModuleRecord]:
+    """Modules matching `query`, by id; the same records as `get_module`, provenance included."""
+    select_modules = _modules()
+    if query.base_model is not None:
+        select_modules = select_modules.where(BaseModelRow.name == query.base_model)
+    if query.method is not None:
+        select_modules = select_modules.where(ModuleRow.method == query.method)
+    if query.category is not None:
+        select_modules = select_modules.where(TaskRow.category == query.category)
+    if query.task is not None:
+        select_modules = select_modules.where(TaskRow.name == query.task)
+    if query.dataset_ids is not None:
+        select_modules = select_modules.where(ModuleRow.dataset_id.in_(list(query.dataset_ids)))
+    if query.ids is not None:
+        select_modules = select_modules.where(ModuleRow.id.in_(list(query.ids)))
+    return [_record(row) for row in session.scalars(select_modules.order_by(ModuleRow.id))]
 
 
 def dataset_embedding(session: Session, fingerprint: str) -> np.ndarray | None:

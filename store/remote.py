@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 
 from store.errors import AccessDenied, BlobCorrupt, DatabaseBusy, NotFound, StoreError, UploadTooLarge
+from store.module_query import ModuleQuery
 from store.records import BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, TaskInfo
 from store.tokens import TokenRecord
 from store.wire import push_to_json, record_from_json, token_from_json, vector_from_json, vector_to_json
@@ -140,30 +141,14 @@ class RemoteCatalog:
     def get_module(self, module_id: int) -> ModuleRecord:
         return record_from_json(self.registry.request("GET", f"/modules/{module_id}").json())
 
-    def list_modules(
-        self,
-        *,
-        base_model: str | None = None,
-        method: str | None = None,
-        category: str | None = None,
-        task: str | None = None,
-        dataset_ids: Sequence[int] | None = None,
-        ids: Sequence[int] | None = None,
-    ) -> list[ModuleRecord]:
-        filters = {key: value for key, value in {"base_model": base_model, "method": method, "category": category, "task": task}.items() if value is not None}
-        for name, values in (("ids", ids), ("dataset_ids", dataset_ids)):
-            if values is not None and len(values) > _IDS_PER_REQUEST:
-                # Each chunk keeps the other filters; the union of the chunks, by id, is the answer.
-                chunks = [values[i : i + _IDS_PER_REQUEST] for i in range(0, len(values), _IDS_PER_REQUEST)]
-                other = {"ids": ids, "dataset_ids": dataset_ids, **filters}
-                found = {record.id: record for chunk in chunks for record in self.list_modules(**{**other, name: chunk})}
-                return [found[key] for key in sorted(found)]
-        params: dict[str, str] = dict(filters)
-        if ids is not None:
-            params["ids"] = ",".join(str(int(value)) for value in ids)
-        if dataset_ids is not None:
-            params["dataset_ids"] = ",".join(str(int(value)) for value in dataset_ids)
-        return [record_from_json(data) for data in self.registry.request("GET", "/modules", params=params).json()]
+    def list_modules(self, query: ModuleQuery = ModuleQuery()) -> list[ModuleRecord]:
+        """Modules matching `query`, by id; a long id list is sent in several requests (a URL has a limit), their answers joined."""
+        found = {}
+        for part in query.split(_IDS_PER_REQUEST):
+            for data in self.registry.request("GET", "/modules", params=part.to_params()).json():
+                record = record_from_json(data)
+                found[record.id] = record
+        return [found[key] for key in sorted(found)]
 
 
 class RemoteBlobs:

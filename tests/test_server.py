@@ -27,6 +27,7 @@ from test_transfer import build_small_registry, random_module, tiny
 from cli.main import app
 from hub import Hub, load_dataset
 from store.errors import UploadTooLarge
+from store.module_query import ModuleQuery
 from store.records import TaskInfo
 from store.registry import Registry
 
@@ -166,7 +167,9 @@ def test_hub_in_python_takes_the_url_and_the_token(served: Served, monkeypatch: 
         assert [record.to_json() for record in hub.list()] == [record.to_json() for record in local.list()]
         # A long id list goes in several requests (URL length); the answer is the same.
         many = list(range(1, 1001))
-        assert [r.id for r in hub.registry.catalog.list_modules(ids=many, method="lora")] == [r.id for r in local.registry.catalog.list_modules(ids=many)]
+        assert [r.id for r in hub.registry.catalog.list_modules(ModuleQuery(ids=many, method="lora"))] == [
+            r.id for r in local.registry.catalog.list_modules(ModuleQuery(ids=many))
+        ]
         remote_hits = [(hit.module.id, round(hit.similarity, 5)) for hit in hub.search(module=1, top_k=3)]
         local_hits = [(hit.module.id, round(hit.similarity, 5)) for hit in local.search(module=1, top_k=3)]
         assert remote_hits == local_hits

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import fields
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from cli.server.auth import ServerSettings, require
-from hub.serving import SCOPES, BlobCorrupt, RegistryService, UploadTooLarge
+from hub.serving import SCOPES, BlobCorrupt, ModuleQuery, RegistryService, UploadTooLarge
 
 router = APIRouter(prefix="/api/v1")
 
@@ -21,7 +23,6 @@ Digest = Annotated[str, Path(pattern=SHA256, description="sha256 hex of the blob
 # Any id a database column holds; one that names no module is NotFound, as it is locally.
 ModuleId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="a module id, as `adapters list` shows it")]
 TokenName = Annotated[str, Path(min_length=1, max_length=512, description="a token's name, as `adapters token list` shows it")]
-IdList = Annotated[str | None, Query(pattern=r"^(\d+(,\d+)*)?$", description="comma-separated ids")]
 Read = Depends(require("read"))
 Write = Depends(require("write"))
 Admin = Depends(require("admin"))
@@ -54,17 +55,23 @@ def info(request: Request, service: Service) -> dict[str, Any]:
     return {"registry_id": service.registry_id, "public_read": settings.public_read, "max_upload": settings.max_upload}
 
 
-@router.get("/modules", dependencies=[Read], summary="Modules matching every filter given, by id")
-def list_modules(
-    service: Service,
-    base_model: str | None = None,
-    method: str | None = None,
-    category: str | None = None,
-    task: str | None = None,
-    ids: IdList = None,
-    dataset_ids: IdList = None,
-) -> list[dict[str, Any]]:
-    return service.list_modules(base_model=base_model, method=method, category=category, task=task, ids=_ids(ids), dataset_ids=_ids(dataset_ids))
+def module_query(request: Request) -> ModuleQuery:
+    """GET /modules' filters, read as `ModuleQuery.to_params` writes them; a malformed id list is a 422."""
+    try:
+        return ModuleQuery.from_params(request.query_params)
+    except ValueError as error:
+        raise RequestValidationError([{"loc": ("query",), "msg": str(error), "type": "value_error"}]) from None
+
+
+# The schema names ModuleQuery's filters, read from its fields, since the handler reads them from the request.
+MODULE_FILTERS = [
+    {"name": item.name, "in": "query", "required": False, "schema": {"type": "string"}, "description": item.metadata["doc"]} for item in fields(ModuleQuery)
+]
+
+
+@router.get("/modules", dependencies=[Read], summary="Modules matching every filter given, by id", openapi_extra={"parameters": MODULE_FILTERS})
+def list_modules(service: Service, query: Annotated[ModuleQuery, Depends(module_query)]) -> list[dict[str, Any]]:
+    return service.list_modules(query)
 
 
 @router.get("/modules/{module_id}", dependencies=[Read], summary="One module, its provenance included")
@@ -171,7 +178,3 @@ def create_token(new: NewToken, service: Service) -> dict[str, Any]:
 @router.delete("/tokens/{name}", dependencies=[Admin], summary="Revoke a token")
 def revoke_token(name: TokenName, service: Service) -> dict[str, Any]:
     return service.revoke_token(name).to_json()
-
-
-def _ids(text: str | None) -> list[int] | None:
-    return None if text is None else [int(part) for part in text.split(",") if part]

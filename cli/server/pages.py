@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cli.server.api import export_response
 from cli.server.auth import COOKIE, Denied, authorize, presented_secret
-from hub.serving import NotFound, RegistryService
+from hub.serving import ModuleQuery, NotFound, RegistryService
 
 router = APIRouter(include_in_schema=False)
 
@@ -212,7 +212,7 @@ def _lineage(service: RegistryService, provenance: dict[str, Any]) -> dict[str, 
     """The provenance of a composed init, with its sources named and the weights chart laid out."""
     sources = provenance.get("sources") or []
     known = [source["module_id"] for source in sources if source["module_id"] > 0]
-    tasks = {module["id"]: module["task"] for module in service.list_modules(ids=known)} if known else {}
+    tasks = {module["id"]: module["task"] for module in service.list_modules(ModuleQuery(ids=known))} if known else {}
     rows = []
     for source in sources:
         module_id = int(source["module_id"])
