@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_text_to_text import MIXED, tiny_backbone, toy_dataset
+from helpers import MIXED, tiny_backbone, toy_dataset
 
 from hub.backbones import formulation_for, load_base_model, resolve_base_model
 from hub.datasets import TaskCard, from_records

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import MIXED, tiny_backbone, toy_dataset
 from peft import PeftModel, PeftType
-from test_text_to_text import MIXED, tiny_backbone, toy_dataset
 
 from ensembling.candidates import Candidate
 from ensembling.compose import compose
