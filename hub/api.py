@@ -239,7 +239,7 @@ class Hub:
         """The oldest module holding these weights on this base model (and revision), if any."""
         held = [
             record
-            for record in self.registry.catalog.list_modules(base_model=ref.name)
+            for record in self.registry.catalog.list_modules(ModuleQuery(base_model=ref.name))
             if record.blob_digest == digest and record.base_revision == (ref.revision or "")
         ]
         return min(held, key=lambda record: record.id, default=None)
