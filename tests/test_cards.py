@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard
 from peft import PeftModel, get_peft_model_state_dict
 from test_transfer import SOURCES, TARGET, build_small_registry, random_module, tiny
 
-from hub import Hub, load_dataset
+from hub import Hub, TransferOptions, load_dataset
 from hub.backbones import MINILM_NAME, load_base_model, resolve_base_model
 from hub.cards import read_card
 from store.records import Provenance, SourceWeight
@@ -310,7 +310,7 @@ def test_an_init_of_peft_saved_sources_is_stored_and_exported_trainable(suite: P
             hub.new_module("minilm", "lora", {"r": 2}, seed=seed).model.save_pretrained(folder)
             assert json.loads((folder / "adapter_config.json").read_text())["inference_mode"] is True
             assert hub.push(folder, tiny(suite, task, tmp_path / "data")).config["inference_mode"] is False
-        init = hub.ensemble(tiny(suite, TARGET, tmp_path / "data"), strategy="average").record
+        init = hub.ensemble(tiny(suite, TARGET, tmp_path / "data"), TransferOptions(strategy="average")).record
         assert init.config["inference_mode"] is False
         hub.export(init.id, tmp_path / "init")
     assert json.loads((tmp_path / "init" / "adapter_config.json").read_text())["inference_mode"] is False
