@@ -62,15 +62,6 @@ def cos_score(log_probs: torch.Tensor, gold: torch.Tensor) -> float:
     return float((probs.gather(1, gold[:, None]).squeeze(1) / probs.norm(dim=1)).sum())
 
 
-def gradient_norm(gradients: Iterable[torch.Tensor | None]) -> float:
-    """‖∇θ‖₂ over all of a module's parameters (a missing gradient counts as zero)."""
-    total = 0.0
-    for gradient in gradients:
-        if gradient is not None:
-            total += float(gradient.double().pow(2).sum())
-    return math.sqrt(total)
-
-
 def grand_score(batch_gradient_norms: Iterable[float]) -> float:
     """Σ over a few batches of ‖∇θ L(θ_i; batch)‖₂."""
     norms = [float(norm) for norm in batch_gradient_norms]

@@ -1,16 +1,75 @@
-"""Helpers shared by the tests: tiny random backbones with their tokenizer, and toy data they can read.
+"""Helpers shared by the tests; test files import what they share from here, never from one another.
 
-Test files import what they share from here (never from one another).
+- the CLI: the real `adapters` app run in-process, and a registry's snapshot to prove a failed command changed nothing;
+- tiny random backbones (BERT, T5, GPT-2) with their tokenizer, and toy data they can read;
+- the small registry of the transfer tests: LoRA modules on MiniLM for a few WordNet tasks and a tiny target;
+- the checks of a task suite's files (cards, examples, canonical JSON lines);
+- the PET methods' test sizes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
 from pathlib import Path
 
 import torch
+from typer.testing import CliRunner
 
-from hub.datasets import Example, TaskCard, from_records
+from cli.main import app
+from hub import Hub, load_dataset
+from hub.datasets import Dataset, Example, TaskCard, from_records, write_dataset
+from store.registry import Registry, resolve_location
+
+# The CLI
+
+runner = CliRunner()
+
+
+def cli(*args: str):
+    """`adapters ARGS...` exactly as given."""
+    return runner.invoke(app, list(args))
+
+
+def adapters(registry: Path | str, *args: str):
+    return runner.invoke(
+        app, [*args, "--registry", str(registry)] if args and args[0] not in ("index", "db", "token") else [*args[:2], "--registry", str(registry), *args[2:]]
+    )
+
+
+def snapshot(registry: Path) -> tuple:
+    """Everything a failed command must leave as it was: rows, generation, blob files, and every file's bytes."""
+    if not registry.exists():
+        return ()
+    files = file_bytes(registry)  # before opening it here, which may add SQLite's own side files
+    opened = Registry(resolve_location(registry), create=False)
+    try:
+        modules = [(m.id, m.blob_digest, m.task, m.origin) for m in opened.catalog.list_modules()]
+        return modules, opened.catalog.generation(), sorted(opened.blobs.digests()), files
+    finally:
+        opened.close()
+
+
+def file_bytes(folder: Path) -> dict[str, str]:
+    """The sha256 of every file under `folder` by relative path; SQLite's write-ahead log and its index (-wal, -shm) are
+    the database's working state, whose bytes change with every reader, and are left out."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.endswith(("-wal", "-shm"))
+    }
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+# Tiny backbones and toy data
 
 WORDS = [
     "yes",
@@ -108,3 +167,101 @@ def toy_dataset(size: int = 16):
 
 
 MIXED = [Example("is a cat an animal ?", ("yes", "no"), 0), Example("pick the color of grass", ("red", "blue sky", "green"), 2)]
+
+
+# The small registry of the transfer tests
+
+TARGET = "wn-isa-animal"
+SOURCES = {"wn-isa-plant": 1, "wn-isa-artifact": 2, "wn-synonym-noun": 3, "wn-antonym-noun": 4}
+
+
+def tiny(suite: Path, task: str, out: Path, size: int = 8) -> Path:
+    full = load_dataset(suite / task)
+    small = Dataset(full.card, {split: full.split(split)[:size] for split in ("train", "dev")}, "")
+    write_dataset(small, out / task)
+    return out / task
+
+
+def random_module(hub: Hub, seed: int) -> tuple:
+    module = hub.new_module("minilm", "lora", {"r": 4})
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {name: torch.randn(t.shape, generator=generator) * 0.05 for name, t in module.tensors().items()}
+    return module, tensors
+
+
+def build_small_registry(suite: Path, root: Path, **own: object) -> tuple[Path, Path]:
+    """Four source modules, one module of the target task itself (registered with `own`, e.g. metrics), and the tiny target dataset."""
+    data = root / "data"
+    target = tiny(suite, TARGET, data)
+    with Hub(root / "registry") as hub:
+        for task, seed in SOURCES.items():
+            module, tensors = random_module(hub, seed)
+            hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone)
+        module, tensors = random_module(hub, 99)
+        hub.register(module.method, module.config, tensors, load_dataset(target), module.backbone, **own)  # the target's own
+    return root / "registry", target
+
+
+# Task suites' files
+
+FORMATS = {"classification", "pair", "multiple_choice"}
+SPLITS = ("train", "dev", "test")
+
+
+def read_split(path: Path) -> list[dict]:
+    raw = path.read_text(encoding="utf-8")
+    assert raw.endswith("\n"), f"{path} must end with a newline"
+    rows = []
+    for line in raw.splitlines():
+        row = json.loads(line)
+        # the canonical serialization, so fingerprints are stable
+        assert line == json.dumps(row, ensure_ascii=False, sort_keys=True), path
+        rows.append(row)
+    return rows
+
+
+def check_card(card: dict, name: str) -> None:
+    assert card["name"] == name
+    assert isinstance(card["category"], str) and card["category"]
+    assert card["format"] in FORMATS
+    assert isinstance(card["description"], str) and card["description"]
+    labels = card.get("labels") or {}
+    if card["format"] == "multiple_choice":
+        assert not labels
+    else:
+        assert len(labels) >= 2
+        assert all(isinstance(k, str) and isinstance(v, str) and v for k, v in labels.items())
+
+
+def check_example(ex: dict, card: dict) -> None:
+    fmt = card["format"]
+    assert isinstance(ex["text"], str) and ex["text"].strip()
+    if fmt == "multiple_choice":
+        assert set(ex) == {"text", "choices", "label"}
+        choices = ex["choices"]
+        assert len(choices) >= 2 and len(set(choices)) == len(choices)
+        assert all(isinstance(c, str) and c.strip() for c in choices)
+        assert type(ex["label"]) is int and 0 <= ex["label"] < len(choices)
+    else:
+        expected = {"text", "label"} | ({"text_pair"} if fmt == "pair" else set())
+        assert set(ex) == expected
+        if fmt == "pair":
+            assert isinstance(ex["text_pair"], str) and ex["text_pair"].strip()
+        assert ex["label"] in card["labels"]
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# PET methods
+
+BACKBONES = ("minilm", "t5", "gpt2")
+# Smaller than the paper's sizes, to keep the suite fast; a method not named here runs with its defaults.
+SMALL = {"lora": {"r": 4}, "prefix": {"num_virtual_tokens": 4}, "prompt": {"num_virtual_tokens": 4}, "adapter": {"adapter_size": 4}}
+
+
+def noisy(tensors: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """The tensors moved off their init (a zero LoRA B or adapter up-projection would hide a lost tensor)."""
+    generator = torch.Generator().manual_seed(seed)
+    return {name: tensor + 0.05 * torch.randn(tensor.shape, generator=generator) for name, tensor in tensors.items()}

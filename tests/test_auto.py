@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import cli, one_line_error, snapshot
-from test_transfer import random_module, tiny
+from helpers import cli, one_line_error, random_module, snapshot, tiny
 
 from benchmarks.transferbench.report import cross_validated
 from ensembling.candidates import Candidate, Target

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import adapters, one_line_error, snapshot
+from helpers import adapters, one_line_error, snapshot
 from safetensors.torch import load_file, save_file
 from sqlalchemy import text
 from transformers import BertConfig, BertForSequenceClassification

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import MIXED, tiny_backbone, toy_dataset
-from test_methods import BACKBONES, SMALL, noisy
+from helpers import BACKBONES, MIXED, SMALL, noisy, tiny_backbone, toy_dataset
 
 from ensembling.candidates import Candidate, Rows
 from hub.evaluation import ModelEvaluator

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import cli, one_line_error, snapshot
+from helpers import SOURCES, TARGET, build_small_registry, cli, one_line_error, random_module, snapshot, tiny
 from huggingface_hub import ModelCard
 from peft import PeftModel, get_peft_model_state_dict
-from test_transfer import SOURCES, TARGET, build_small_registry, random_module, tiny
 
 from hub import Hub, TransferOptions, load_dataset
 from hub.backbones import MINILM_NAME, load_base_model, resolve_base_model

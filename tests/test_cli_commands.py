@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from cli_helpers import adapters, one_line_error, runner
+from helpers import adapters, one_line_error, runner
 
 from cli.main import app
 

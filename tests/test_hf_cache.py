@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import cli, one_line_error, snapshot
+from helpers import TARGET, cli, one_line_error, snapshot, tiny
 from huggingface_hub import constants
-from test_transfer import TARGET, tiny
 
 from hub import Hub, TransferOptions
 from hub.backbones import packaged_minilm_path, resolve_base_model

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import cli, one_line_error, snapshot
-from test_transfer import SOURCES, TARGET, random_module, tiny
+from helpers import SOURCES, TARGET, cli, one_line_error, random_module, snapshot, tiny
 
 from hub import Hub, TransferOptions, load_dataset
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import MIXED, tiny_backbone, toy_dataset
+from helpers import BACKBONES, MIXED, SMALL, noisy, tiny_backbone, toy_dataset
 from peft import PeftModel, PeftType
 
 from ensembling.candidates import Candidate
@@ -25,9 +25,6 @@ from hub.training import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-BACKBONES = ("minilm", "t5", "gpt2")
-# Smaller than the paper's sizes, to keep the suite fast; a method not named here runs with its defaults.
-SMALL = {"lora": {"r": 4}, "prefix": {"num_virtual_tokens": 4}, "prompt": {"num_virtual_tokens": 4}, "adapter": {"adapter_size": 4}}
 LEARNING_RATES = {"prefix": 1e-1, "prompt": 1e-1}
 PEFT_TYPES = {peft_type.value for peft_type in PeftType}
 
@@ -42,12 +39,6 @@ def outputs(model: torch.nn.Module, module: TrainableModule) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
         return module.formulation.predictions(model, module.formulation.collate(MIXED)).log_probs
-
-
-def noisy(tensors: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
-    """The tensors moved off their init (a zero LoRA B or adapter up-projection would hide a lost tensor)."""
-    generator = torch.Generator().manual_seed(seed)
-    return {name: tensor + 0.05 * torch.randn(tensor.shape, generator=generator) for name, tensor in tensors.items()}
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from cli_helpers import adapters
+from helpers import adapters
 from peft import PeftModel
 
 from hub import Hub

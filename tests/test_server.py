@@ -21,8 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from cli_helpers import one_line_error, runner, snapshot
-from test_transfer import build_small_registry, random_module, tiny
+from helpers import build_small_registry, one_line_error, random_module, runner, snapshot, tiny
 
 from cli.main import app
 from hub import Hub, load_dataset

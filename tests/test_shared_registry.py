@@ -15,7 +15,7 @@ import pytest
 import synthetic
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from cli_helpers import cli, one_line_error
+from helpers import cli, one_line_error
 from sqlalchemy import event, text
 
 from store.db import make_engine, upgrade

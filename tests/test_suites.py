@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_wordnet_suite import FORMATS, SPLITS, check_card, check_example, files, read_split
+from helpers import FORMATS, SPLITS, check_card, check_example, files, read_split
 
 from suites import build_manpages, build_phonetics, build_sentiment
 from suites.common import Task, input_key, split

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from cli_helpers import adapters, cli, one_line_error
+from helpers import adapters, cli, one_line_error
 from sqlalchemy import inspect, select, text, update
 
 from store.db import alembic_config, make_engine, upgrade

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import adapters, one_line_error, snapshot
+from helpers import adapters, one_line_error, snapshot
 
 FAST = ("--shots", "4", "--batch-size", "4", "--max-steps", "2", "--epochs", "1", "--json")
 

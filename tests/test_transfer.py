@@ -13,41 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import cli, one_line_error, snapshot
+from helpers import SOURCES, TARGET, build_small_registry, cli, one_line_error, snapshot
 
 from ensembling.errors import EnsemblingError
 from hub import Hub, TransferOptions, load_dataset
-from hub.datasets import Dataset, write_dataset
-
-TARGET = "wn-isa-animal"
-SOURCES = {"wn-isa-plant": 1, "wn-isa-artifact": 2, "wn-synonym-noun": 3, "wn-antonym-noun": 4}
-
-
-def tiny(suite: Path, task: str, out: Path, size: int = 8) -> Path:
-    full = load_dataset(suite / task)
-    small = Dataset(full.card, {split: full.split(split)[:size] for split in ("train", "dev")}, "")
-    write_dataset(small, out / task)
-    return out / task
-
-
-def random_module(hub: Hub, seed: int) -> tuple:
-    module = hub.new_module("minilm", "lora", {"r": 4})
-    generator = torch.Generator().manual_seed(seed)
-    tensors = {name: torch.randn(t.shape, generator=generator) * 0.05 for name, t in module.tensors().items()}
-    return module, tensors
-
-
-def build_small_registry(suite: Path, root: Path, **own: object) -> tuple[Path, Path]:
-    """Four source modules, one module of the target task itself (registered with `own`, e.g. metrics), and the tiny target dataset."""
-    data = root / "data"
-    target = tiny(suite, TARGET, data)
-    with Hub(root / "registry") as hub:
-        for task, seed in SOURCES.items():
-            module, tensors = random_module(hub, seed)
-            hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone)
-        module, tensors = random_module(hub, 99)
-        hub.register(module.method, module.config, tensors, load_dataset(target), module.backbone, **own)  # the target's own
-    return root / "registry", target
+from hub.datasets import Dataset
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip("the browser test needs Debian's chromium and chromedriver in /usr/bin (apt-get install chromium chromium-driver)", allow_module_level=True)
 pytest.importorskip("selenium", reason="the browser test needs selenium (pip install -e '.[dev]')")
 
+from helpers import SOURCES, TARGET, build_small_registry  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -33,7 +34,6 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
-from test_transfer import SOURCES, TARGET, build_small_registry  # noqa: E402
 
 from hub import Hub, TransferOptions  # noqa: E402
 
