@@ -39,6 +39,7 @@ class Auto(Strategy):
     family = Family.AUTO
     composition = Composition.CHOSEN
     needs = frozenset({Needs.SCORING, Needs.TRAIN, Needs.SIMILARITY})
+    optional_needs = frozenset({Needs.DEV})  # its folds are train and dev when there is a dev split, else the train split halved
 
     def weigh(self, context, candidates, weighting, progress=None):
         evaluator = context.need_evaluator(self.name)

@@ -152,7 +152,8 @@ class Strategy:
     parameter: ClassVar[str | None] = None  # a strategy named `name:<parameter>` (e.g. shuffled:cos) takes one
     family: ClassVar[Family]
     composition: ClassVar[Composition] = Composition.SCORED
-    needs: ClassVar[frozenset[Needs]] = frozenset({Needs.SCORING})
+    needs: ClassVar[frozenset[Needs]] = frozenset({Needs.SCORING})  # target data it cannot run without (a target lacking it is refused)
+    optional_needs: ClassVar[frozenset[Needs]] = frozenset()  # target data it reads when the target has it, never required
     reads_gradients: ClassVar[bool] = False  # scores need a backward pass per source (costlier than predictions)
     reads_predictions: ClassVar[bool] = False  # scores read each source's rows (`rows_of`): they are fetched for all sources at once
     sign: ClassVar[int] = -1

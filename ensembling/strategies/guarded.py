@@ -32,8 +32,8 @@ class Guarded(Strategy):
     summary = f"{INNER}'s init, kept only if, trained, it beats the trained default init on the k-shot dev (else the default init); costs 2 trainings"
     family = Family.AUTO
     composition = Composition.CHOSEN
-    # The dev split is read when there is one (else the train split is halved): not a need that refuses a dataset without it.
     needs = frozenset({Needs.SCORING, Needs.TRAIN})
+    optional_needs = frozenset({Needs.DEV})  # else the train split is halved
 
     def weigh(self, context, candidates, weighting: Weighting, progress=None) -> Weighted:
         evaluator = context.need_evaluator(self.name)

@@ -25,6 +25,7 @@ class Shuffled(Strategy):
         if self.inner.composition is not Composition.SCORED or self.inner.family is Family.CONTROL:
             raise EnsemblingError(f"shuffled:{argument}: only scored strategies have weights to shuffle")
         self.needs = self.inner.needs
+        self.optional_needs = self.inner.optional_needs
 
     @property
     def label(self):
