@@ -1,6 +1,7 @@
 """Helpers shared by the tests; test files import what they share from here, never from one another.
 
 - the CLI: the real `adapters` app run in-process, and a registry's snapshot to prove a failed command changed nothing;
+- a registry server: `adapters serve` started on a free port and stopped, and a token of each scope;
 - tiny random backbones (BERT, T5, GPT-2) with their tokenizer, and toy data they can read;
 - the small registry of the transfer tests: LoRA modules on MiniLM for a few WordNet tasks and a tiny target;
 - the checks of a task suite's files (cards, examples, canonical JSON lines);
@@ -11,9 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import string
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import torch
 from typer.testing import CliRunner
 
@@ -67,6 +74,49 @@ def one_line_error(result) -> str:
     assert len(lines) == 1, result.output
     assert lines[0].startswith("error: "), result.output
     return lines[0]
+
+
+# A registry server: a real `adapters serve` process
+
+ADAPTERS = str(Path(sys.executable).with_name("adapters"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(registry: Path | str, log: Path, *extra: str, blobs: Path | None = None) -> tuple[str, subprocess.Popen]:
+    """`adapters serve` on a free port, its output in `log`; returns once it answers."""
+    port = free_port()
+    args = [ADAPTERS, "serve", "--port", str(port), "--registry", str(registry), *(["--blobs", str(blobs)] if blobs else []), *extra]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ADAPTERS_")}
+    process = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"adapters serve exited: {log.read_text()[-2000:]}")
+        try:
+            httpx.get(url + "/api/v1/info", timeout=2)
+            return url, process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("adapters serve did not answer within 120 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def make_tokens(registry: Registry) -> dict[str, str]:
+    return {scope: registry.tokens.create(f"{scope}-user", scope)[1] for scope in ("read", "write", "admin")}
 
 
 # Tiny backbones and toy data

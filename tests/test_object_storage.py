@@ -18,8 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import synthetic
-from cli_helpers import cli, one_line_error
-from test_server import make_tokens, start, stop
+from helpers import cli, make_tokens, one_line_error, start, stop
 
 from store.blobs import GC_GRACE_S, relative_key
 from store.errors import BlobCorrupt, StoreError

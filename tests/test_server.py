@@ -11,7 +11,6 @@ import io
 import os
 import socket
 import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from helpers import build_small_registry, one_line_error, random_module, runner, snapshot, tiny
+from helpers import build_small_registry, make_tokens, one_line_error, random_module, runner, snapshot, start, stop, tiny
 
 from cli.main import app
 from hub import Hub, load_dataset
@@ -29,8 +28,6 @@ from store.errors import UploadTooLarge
 from store.module_query import ModuleQuery
 from store.records import TaskInfo
 from store.registry import Registry
-
-ADAPTERS = str(Path(sys.executable).with_name("adapters"))
 
 
 @dataclass
@@ -49,44 +46,6 @@ class Served:
     def http(self, scope: str | None = "admin") -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[scope]}"} if scope else {}
         return httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=30)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start(registry: Path | str, log: Path, *extra: str, blobs: Path | None = None) -> tuple[str, subprocess.Popen]:
-    """`adapters serve` on a free port, its output in `log`; returns once it answers."""
-    port = free_port()
-    args = [ADAPTERS, "serve", "--port", str(port), "--registry", str(registry), *(["--blobs", str(blobs)] if blobs else []), *extra]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ADAPTERS_")}
-    process = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"adapters serve exited: {log.read_text()[-2000:]}")
-        try:
-            httpx.get(url + "/api/v1/info", timeout=2)
-            return url, process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("adapters serve did not answer within 120 s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-def make_tokens(registry: Registry) -> dict[str, str]:
-    return {scope: registry.tokens.create(f"{scope}-user", scope)[1] for scope in ("read", "write", "admin")}
 
 
 @pytest.fixture(scope="module")
