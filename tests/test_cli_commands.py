@@ -25,7 +25,7 @@ def test_every_verb_is_assembled_into_the_app() -> None:
     verbs = {name for name, command in COMMAND.commands.items() if not hasattr(command, "commands")}
     groups = {name: set(command.commands) for name, command in COMMAND.commands.items() if hasattr(command, "commands")}
     assert verbs == {"push", "import", "pull", "search", "list", "show", "rm", "export", "publish", "ensemble", "train", "gc", "verify", "serve"}
-    assert groups == {"index": {"rebuild"}, "db": {"upgrade"}, "token": {"create", "list", "revoke"}}
+    assert groups == {"index": {"rebuild"}, "db": {"upgrade"}, "blobs": {"copy"}, "token": {"create", "list", "revoke"}}
 
 
 def test_train_takes_every_transfer_option_of_ensemble_with_the_same_default_and_help() -> None:
