@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import cli, one_line_error, snapshot
+from helpers import SOURCES, TARGET, build_small_registry, cli, one_line_error, snapshot, tiny
 from huggingface_hub import ModelCard
 from peft import PeftModel, get_peft_model_state_dict
-from test_transfer import SOURCES, TARGET, build_small_registry, tiny
 
 from ensembling.errors import EnsemblingError
 from ensembling.operators import DEFAULT_DENSITY, OPERATORS, parse_operator
