@@ -93,12 +93,20 @@ class Catalog:
         dataset: DatasetInfo | None,
         base_model: records.BaseModelInfo,
         provenance: Provenance | None = None,
+        blobs_at: str = "",
     ) -> tuple[ModuleRecord, int | None]:
         """Insert a module (and its task, dataset, base model rows if new); `dataset` None: a module described only by its task.
 
+        `blobs_at` is where the writer put the blob: refused, with nothing written, when `blobs copy`
+        has since moved the registry's blobs elsewhere (a server started before the move).
         Returns the module and the generation of the write, or None when the module was already there.
         """
-        (module_id, created), generation = self._writes.run(lambda session: writes.add_module(session, module, task, dataset, base_model, provenance))
+
+        def work(session: Session) -> tuple[int, bool]:
+            writes.check_blob_location(session, blobs_at)
+            return writes.add_module(session, module, task, dataset, base_model, provenance)
+
+        (module_id, created), generation = self._writes.run(work)
         return self.get_module(module_id), generation if created else None
 
     def remove_module(self, module_id: int) -> tuple[ModuleRecord, int]:

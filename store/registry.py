@@ -158,7 +158,7 @@ class Registry:
     ) -> tuple[ModuleRecord, bool]:
         if not module.created_host:
             module = dataclasses.replace(module, created_host=socket.gethostname())
-        record, generation = self.catalog.add_module(module, task, dataset, base_model, provenance)
+        record, generation = self.catalog.add_module(module, task, dataset, base_model, provenance, blobs_at=self.blobs.where)
         if generation is not None:
             dataset_vector = (record.dataset_id, dataset.embedding) if record.dataset_id is not None and dataset is not None else None
             self.indexes.module_added(generation, record.id, record.schema_hash, module.param_embedding, dataset_vector)

@@ -119,6 +119,14 @@ def remove_module(session: Session, module_id: int) -> None:
     session.delete(row)
 
 
+def check_blob_location(session: Session, blobs_at: str) -> None:
+    recorded = queries.blob_location(session)
+    if recorded and blobs_at and recorded != blobs_at:
+        raise StoreError(
+            f"this registry's blobs were moved to {recorded}, and this process still writes them to {blobs_at}; reopen the registry (restart the server)"
+        )
+
+
 def switch_blob_location(session: Session, where: str, present: set[str]) -> set[str]:
     """The referenced digests not in `present`; when there are none, `where` becomes the recorded blob location."""
     missing = queries.blob_digests(session) - present

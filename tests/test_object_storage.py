@@ -207,8 +207,16 @@ def test_blobs_copy_moves_a_registry_to_a_bucket_and_switches_only_when_every_bl
     bad.write_bytes(good)
     assert cli("list", "--registry", str(registry_dir)).exit_code == 0  # still on its directory
 
+    running = Registry.open(registry_dir)  # as a server started before the copy: it writes blobs to the directory
+    running.blobs  # noqa: B018
     copied = cli("blobs", "copy", "--to", bucket, "--registry", str(registry_dir))
     assert copied.exit_code == 0, copied.output
+    try:
+        with pytest.raises(StoreError, match="moved to"):
+            synthetic.push(running, 7)  # its row would point at a blob the registry no longer reads
+        assert len(running.catalog.list_modules()) == 3
+    finally:
+        running.close()
     assert f"now at {bucket}" in copied.output
     assert {relative_key(r.blob_digest) for r in records} <= bucket_keys(s3_server, bucket)
     (registry_dir / "blobs").rename(tmp_path / "old-blobs")  # the registry no longer reads its directory
