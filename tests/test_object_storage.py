@@ -274,4 +274,10 @@ def test_the_grace_period_is_kept_on_a_bucket(bucket: str) -> None:
     digest = blobs.put(b"an orphan a push is about to reference")
     report = blobs.collect_garbage(set, grace_s=GC_GRACE_S)
     assert report.removed == [] and report.kept_young == 1 and blobs.exists(digest)
-    assert blobs.collect_garbage(set, grace_s=0).removed == [digest] and not blobs.exists(digest)
+    # A multipart upload a killed writer began and never completed: parts, but no object. (moto reports
+    # a fixed 2010 start time for every upload, so its grace period cannot be shown here.)
+    abandoned = hashlib.sha256(b"never completed").hexdigest()
+    blobs.client.create_multipart_upload(Bucket=blobs.bucket, Key=blobs.key(abandoned))
+    assert blobs.leftovers() == 1
+    report = blobs.collect_garbage(set, grace_s=0)
+    assert report.removed == [digest] and report.temp_files == 1 and not blobs.exists(digest) and blobs.leftovers() == 0
