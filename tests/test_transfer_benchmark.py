@@ -154,7 +154,9 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
         "retrieval+dare_ties",
         "average+magnitude_prune_svd",
     ]
-    assert bench.main([*common, "--out", str(tmp_path / "arms"), "--targets", "toy-animal", "--strategies", *every]) == 0
+    # Patience of one evaluation, counted only after 2 of the 3 steps: no arm's run may end by patience before step 2.
+    budget = ["--target-max-steps", "3", "--target-patience", "1", "--target-min-steps", "2"]
+    assert bench.main([*common, *budget, "--out", str(tmp_path / "arms"), "--targets", "toy-animal", "--strategies", *every]) == 0
 
     target = load_dataset(suite / "toy-animal")
     key = lambda example: (example.text, example.text_pair)  # noqa: E731
@@ -170,6 +172,9 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
     ran, skipped = ({row["arm"] for row in runs if row["kind"] == kind} for kind in ("run", "skip"))
     assert ran | skipped == set(every) and skipped <= {"lorahub"}, skipped
     assert all(source["similarity"] is not None for cell in runs if cell["kind"] == "cell" for source in cell["sources"])  # retrieval's ranking
+    trained = [row for row in runs if row["kind"] == "run"]
+    assert all(row["steps"] >= 2 for row in trained), [(row["arm"], row["steps"], row["stopped_by"]) for row in trained if row["steps"] < 2]
+    assert {row["stopped_by"] for row in trained} <= {"patience", "cap"}
 
 
 def test_leave_one_target_out_never_picks_a_strategy_by_its_result_on_the_held_out_target():
