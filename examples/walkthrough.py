@@ -36,7 +36,24 @@ SOURCE_LR = 2e-3  # as the transfer benchmark: MiniLM's LoRA learns these tasks 
 NEW_TASK = "wn-supersense-noun-c"
 # The new task's training budget, the transfer benchmark's converged one: the default init gets room to finish
 # learning (patience counts only after 60 steps), so the comparison is of models, not of head starts.
-TARGET_BUDGET = ("--lr", "2e-3", "--max-steps", "200", "--eval-every", "10", "--patience", "5", "--min-steps", "60", "--batch-size", "8", "--seed", "0")
+TARGET_BUDGET = (
+    "--lr",
+    "2e-3",
+    "--epochs",
+    "200",
+    "--max-steps",
+    "200",
+    "--eval-every",
+    "10",
+    "--patience",
+    "5",
+    "--min-steps",
+    "60",
+    "--batch-size",
+    "8",
+    "--seed",
+    "0",
+)
 console = Console()
 
 
