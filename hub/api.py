@@ -578,7 +578,7 @@ class Hub:
         """A trainable copy of module `module_id` on a copy of `base_model`, refused unless the module is for it (and for `method`, when given).
 
         The copy's origin (what a module trained from it records as its init's provenance) is the module
-        itself, or, for a composed init (origin ensemble), the provenance the init was registered with. Writes nothing.
+        itself; a composed init keeps how it was made (strategy, sources, weights, decision) in its own record. Writes nothing.
         """
         from hub.backbones import formulation_for, resolve_base_model
         from hub.methods import get_method
@@ -594,12 +594,7 @@ class Hub:
         backbone = self.backbone(ref)
         if record.base_arch_hash != backbone.arch_hash:
             raise HubError(f"module {module_id} was trained on a different architecture of {ref.name}; pick another module")
-        # A composed init hands on its own provenance (strategy, sources, weights, decision), so a module trained
-        # from it records how its init was made, as one trained from `--init STRATEGY` does.
-        if record.origin == "ensemble" and record.provenance is not None:
-            origin = record.provenance
-        else:
-            origin = Provenance(strategy="module", temperature=1.0, top_k=None, sources=(SourceWeight(record.id, record.blob_digest, None, 1.0),))
+        origin = Provenance(strategy="module", temperature=1.0, top_k=None, sources=(SourceWeight(record.id, record.blob_digest, None, 1.0),))
         module = TrainableModule(backbone.attach(chosen, record.config), chosen, record.config, formulation_for(ref), backbone, origin)
         chosen.set_tensors(module.model, self.load_tensors(record))
         return module

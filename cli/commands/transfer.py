@@ -201,9 +201,11 @@ def train(
         decision = module.transfer.decision if module.transfer is not None else None
         if decision is not None and not as_json:
             render.console.print(f"{init}: {decision.reason}", highlight=False, soft_wrap=True)
-        elif module.origin is not None and module.origin.rationale and not as_json:
-            # A composed init loaded by id: say how it was made, as when it was composed.
-            render.console.print(f"init {init} ({module.origin.strategy}): {module.origin.rationale}", highlight=False, soft_wrap=True)
+        elif init.isdigit() and not as_json:
+            made = hub.show(int(init)).provenance
+            if made is not None and made.rationale:
+                # A composed init given by id: say how it was made, as `ensemble` did when it composed it.
+                render.console.print(f"init {init} ({made.strategy}): {made.rationale}", highlight=False, soft_wrap=True)
         result = hub.train(module, data, config, push=push_module)
         if out is not None:
             module.save(out)
