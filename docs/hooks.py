@@ -3,14 +3,16 @@
 - the benchmarks' reports and plots (benchmarks/results/*/), served under the same paths;
 - the lab server's OpenAPI schema, written from the FastAPI app itself (openapi.json);
 - the command line reference, written by Typer's own docs generator from the `adapters` app (cli.md);
-- the table of strategies, read from the strategy registry (strategies.md).
+- the table of strategies, read from the strategy registry (strategies.md);
+- the table of the HTTP API's endpoints, read from the same OpenAPI schema (lab.md).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import tempfile
 import re
+import tempfile
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -21,17 +23,19 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 CLI_MARKER = "<!-- adapters reference -->"
 STRATEGY_MARKER = "<!-- strategy table -->"
+HTTP_MARKER = "<!-- http api table -->"
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     for path in sorted(RESULTS.rglob("*")):
         if path.suffix in (".md", ".png"):
             files.append(File.generated(config, path.relative_to(ROOT).as_posix(), abs_src_path=str(path)))
-    files.append(File.generated(config, "openapi.json", content=openapi_schema()))
+    files.append(File.generated(config, "openapi.json", content=json.dumps(openapi_schema(), indent=2)))
     return files
 
 
-def openapi_schema() -> str:
+@functools.cache
+def openapi_schema() -> dict:
     """The schema `adapters serve` serves at /openapi.json, from an app over a throwaway empty registry."""
     from cli.server.app import create_app
     from cli.server.auth import ServerSettings
@@ -39,7 +43,7 @@ def openapi_schema() -> str:
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(ServerSettings(registry=str(Path(folder) / "registry"), blobs=None))
         try:
-            return json.dumps(app.openapi(), indent=2)
+            return app.openapi()
         finally:
             app.state.service.close()
 
@@ -49,6 +53,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         markdown = markdown.replace(CLI_MARKER, cli_reference())
     if STRATEGY_MARKER in markdown:
         markdown = markdown.replace(STRATEGY_MARKER, strategy_table())
+    if HTTP_MARKER in markdown:
+        markdown = markdown.replace(HTTP_MARKER, endpoint_table())
     return markdown
 
 
@@ -76,4 +82,13 @@ def strategy_table() -> str:
         reads = ", ".join(sorted(need.value for need in strategy.needs)) or "nothing"
         temperature = f"{strategy.temperature:g}" if strategy.composition is Composition.SCORED else "–"
         rows.append(f"| `{written}` | {strategy.family.value} | {strategy.composition.value} | {reads} | {temperature} | {strategy.summary} |")
+    return "\n".join(rows)
+
+
+def endpoint_table() -> str:
+    """The JSON API's endpoints (the web pages aside), each with its summary."""
+    rows = ["| method | path | what it does |", "| --- | --- | --- |"]
+    for path, operations in openapi_schema()["paths"].items():
+        if path.startswith("/api/"):
+            rows += [f"| `{method.upper()}` | `{path}` | {operation.get('summary', '')} |" for method, operation in operations.items()]
     return "\n".join(rows)
