@@ -79,7 +79,8 @@ def strategy_table() -> str:
     rows = ["| strategy | family | composes | reads | τ | what it does |", "| --- | --- | --- | --- | ---: | --- |"]
     for name, strategy in STRATEGIES.items():
         written = f"{name}:<{strategy.parameter}>" if strategy.parameter else name
-        reads = ", ".join(sorted(need.value for need in strategy.needs)) or "nothing"
+        optional = [f"{need.value} (when present)" for need in sorted(strategy.optional_needs, key=lambda need: need.value)]
+        reads = ", ".join(sorted(need.value for need in strategy.needs) + optional) or "nothing"
         temperature = f"{strategy.temperature:g}" if strategy.composition is Composition.SCORED else "–"
         rows.append(f"| `{written}` | {strategy.family.value} | {strategy.composition.value} | {reads} | {temperature} | {strategy.summary} |")
     return "\n".join(rows)
