@@ -1,4 +1,4 @@
-"""Task-transfer benchmark: the paper's experiment under the fair protocol of DESIGN.md, on any suite directory.
+"""Task-transfer benchmark: the paper's experiment under the fair protocol of docs/benchmarks.md, on any suite directory.
 
     python benchmarks/transfer.py --suite suites/wordnet --quick      # smoke test, ~10 min on 2 CPU cores
     python benchmarks/transfer.py --suite suites/wordnet --standard   # 8 targets, 2 seeds, 4 and 16 shots (2 CPU cores: see README)

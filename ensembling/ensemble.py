@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Options:
-    """How to weight: temperature and znorm default to the strategy's own (DESIGN.md).
+    """How to weight: temperature and znorm default to the strategy's own (docs/strategies.md).
 
     `reference_steps` / `tune_steps` cap the training of θ_t and of each tuned source (both
     keep their best k-shot dev checkpoint; auto's cross-validation trains under `reference_steps`);

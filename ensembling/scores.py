@@ -1,4 +1,4 @@
-"""Score functions of the strategies: pure functions on tensors (see DESIGN.md, "Strategies").
+"""Score functions of the strategies: pure functions on tensors (see docs/strategies.md).
 
 Rows are `log_probs [R, K]` (padding -inf, so its probability is 0) with `gold [R]`.
 Sums run over the same rows for every candidate, so scores are comparable.

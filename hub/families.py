@@ -1,6 +1,6 @@
 """Backbone families: what kind of model a base model is, and everything that follows from it.
 
-A family fixes the shared output space of DESIGN.md: `cross-encoder` (an encoder
+A family fixes the shared output space (docs/concepts.md, "Family"): `cross-encoder` (an encoder
 scoring each (input, candidate) pair with one logit) or `seq2seq` / `causal`
 (text-to-text, scored per answer token). Each family names, in one record, the
 transformers class that loads it, the PEFT task type its modules declare, the

@@ -125,3 +125,16 @@ def test_page_examples_run(page: Path, docs_base: Path, tmp_path: Path):
     session = [sys.executable, str(ROOT / "tests" / "docs_session.py"), str(blocks)]
     done = subprocess.run(session, cwd=work, env=environment(work), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-6000:]
+
+
+def test_nothing_points_to_design_notes_outside_the_repository():
+    """The design is docs/concepts.md; a pointer to a file outside the repository leaves a reader nowhere."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    pointers = [
+        name
+        for name in tracked
+        if name.endswith((".py", ".md", ".toml", ".yml", ".cfg", ".txt")) and name != "tests/test_docs.py"
+        for text in [(ROOT / name).read_text(encoding="utf-8", errors="replace")]
+        if "DESIGN.md" in text or "../shared/" in text
+    ]
+    assert not pointers, f"files pointing to design notes outside the repository: {pointers}"

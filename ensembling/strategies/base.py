@@ -23,7 +23,7 @@ from ensembling.weights import scores_to_weights, uniform_weights
 if TYPE_CHECKING:
     import torch
 
-# Paper defaults (DESIGN.md): the step caps of the reference θ_t's training and of per-source tuning.
+# Paper defaults (docs/strategies.md): the step caps of the reference θ_t's training and of per-source tuning.
 REFERENCE_STEPS = 200
 TUNE_STEPS = 200
 
