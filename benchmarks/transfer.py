@@ -192,7 +192,7 @@ def parse(argv: Sequence[str]) -> Settings:
     parser.add_argument(
         "--oracle",
         action="store_true",
-        help="also train each target from every source alone (one more training per source and sample): the oracle and its % columns",
+        help="also train each target from every source alone (one more training per source and sample): the oracle and its %% columns",
     )
     parser.add_argument("--report", action="store_true", help="only write the report of the runs stored so far (trains and runs nothing)")
     parser.add_argument("--base-model", default=None)

@@ -29,10 +29,14 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def opened(registry: str | None, blobs: str | None) -> Iterator[Hub]:
-    """Open the registry and turn user errors into one line and exit code 1."""
+def opened(registry: str | None, blobs: str | None, create: bool = False) -> Iterator[Hub]:
+    """Open the registry and turn user errors into one line and exit code 1.
+
+    Only the verbs that add modules (push, pull, import) pass `create`: any other verb on a registry that
+    does not exist (a mistyped path) says so, instead of making an empty one and answering from it.
+    """
     try:
-        with Hub(registry, blobs) as hub:
+        with Hub(registry, blobs, create=create) as hub:
             yield hub
     except NotFound as error:
         fail(f"{error}; `adapters list` shows the ids")

@@ -35,7 +35,8 @@ class RegistryService:
         spec = registry if registry is not None else os.environ.get(REGISTRY_ENV)
         if is_server_url(spec):
             raise HubError("`adapters serve` fronts a registry directory or database URL, not another server's URL")
-        self.hub = Hub(registry, blobs)
+        # A server fronts a registry that exists: a mistyped path is an error, not a new empty registry.
+        self.hub = Hub(registry, blobs, create=False)
         assert isinstance(self.hub.registry, Registry)
         self.registry: Registry = self.hub.registry
         self.registry.blobs  # noqa: B018 (reached now: a missing bucket or refused credentials fail before the port opens)

@@ -24,6 +24,12 @@ from store.tokens import TokenStore
 REGISTRY_ENV = "ADAPTERS_REGISTRY"
 BLOBS_ENV = "ADAPTERS_BLOBS"
 DATABASE_FILE = "registry.db"
+# A registry is made by a push (or import) into it, or by upgrading its database; the front end names the command.
+CREATE_HINT = "check the path, or create the registry by upgrading its database"
+# The databases deltahub's migrations and queries are written for.
+BACKENDS = ("sqlite", "postgresql")
+# The first bytes of every SQLite database file (https://www.sqlite.org/fileformat.html).
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,11 @@ def resolve_location(spec: str | os.PathLike[str] | None = None, blobs: str | os
         directory = Path(text).expanduser().resolve()
         return Location(f"sqlite:///{directory / DATABASE_FILE}", named, directory / "indexes", directory)
     url = parse_url(text)
+    if url.get_backend_name() not in BACKENDS:
+        raise StoreError(
+            f"the registry URL names a {url.get_backend_name()} database, which deltahub does not support; "
+            "use a directory, sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB"
+        )
     if url.get_backend_name() == "sqlite":
         directory = Path(url.database or ".").expanduser().resolve().parent
         return Location(text, named, directory / "indexes", directory)
@@ -64,8 +75,12 @@ def resolve_location(spec: str | os.PathLike[str] | None = None, blobs: str | os
     return Location(text, named, Path(platformdirs.user_cache_dir("deltahub")) / "indexes" / key, None)
 
 
-def open_registry(spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> RegistryBackend:
-    """A registry directory or database URL opened here, or a registry server's http(s) URL opened through it."""
+def open_registry(spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None, create: bool = True) -> RegistryBackend:
+    """A registry directory or database URL opened here, or a registry server's http(s) URL opened through it.
+
+    `create`: make a registry that does not exist yet (a new directory, or an empty database); without
+    it, such a registry is an error saying so, and nothing is written.
+    """
     spec = spec if spec is not None else os.environ.get(REGISTRY_ENV) or None
     if isinstance(spec, str) and spec.startswith(("http://", "https://")):
         if blobs is not None:
@@ -73,7 +88,7 @@ def open_registry(spec: str | os.PathLike[str] | None = None, blobs: str | os.Pa
         from store.remote import RemoteRegistry  # httpx is imported only by commands that reach a server
 
         return RemoteRegistry(spec)
-    return Registry.open(spec, blobs)
+    return Registry.open(spec, blobs, create)
 
 
 class Registry:
@@ -88,6 +103,8 @@ class Registry:
         named = reach_blobs(location.blobs, create and new) if location.blobs and (new or not is_bucket(location.blobs)) else None
         if location.directory is not None:
             _ensure_directory(location.directory, create)
+            # Before its blob directory: a missing or foreign database file is what is wrong, whatever else is missing.
+            _check_database_file(location, create)
             # A new directory registry makes its own blob directory; an existing one must have it.
             if named is None and new and not location.blobs:
                 named = reach_blobs(str(location.directory / "blobs"), create)
@@ -120,8 +137,8 @@ class Registry:
         return blobs
 
     @classmethod
-    def open(cls, spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> Registry:
-        return cls(resolve_location(spec, blobs))
+    def open(cls, spec: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None, create: bool = True) -> Registry:
+        return cls(resolve_location(spec, blobs), create)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -175,6 +192,7 @@ def upgrade_registry(location: Location) -> tuple[str | None, str]:
     """Run the migrations on a registry (creating it if new); return (before, after) revisions."""
     if location.directory is not None:
         _ensure_directory(location.directory, create=True)
+        _check_database_file(location, create=True)
     engine = make_engine(location.url)
     try:
         before = current_revision(engine)
@@ -241,12 +259,38 @@ def _check_embeddings(module: NewModule, dataset: DatasetInfo | None) -> None:
             raise StoreError(f"the module's {what} embedding is zero or not finite; nothing was registered")
 
 
+def _check_database_file(location: Location, create: bool) -> None:
+    """A SQLite registry's database file is there (unless it may be created) and is a SQLite database."""
+    url = parse_url(location.url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return
+    path = Path(url.database).expanduser()
+    if not path.exists():
+        if not create:
+            where = location.directory if location.directory is not None and path.name == DATABASE_FILE else path
+            raise NeedsUpgrade(f"{where} holds no registry (no {path.name}); {CREATE_HINT}")
+        return
+    if path.is_dir():
+        raise StoreError(f"the registry database {path} is a directory, not a SQLite file; name the registry's directory or sqlite:///FILE")
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(SQLITE_MAGIC))
+    except OSError as error:
+        raise StoreError(f"cannot read the registry database {path} ({error.strerror}); check its permissions") from None
+    # SQLite makes a new database as an empty file (several processes creating one registry at once).
+    if head and head != SQLITE_MAGIC:
+        raise StoreError(f"{path} is not a SQLite database file; name a registry directory, or restore its {DATABASE_FILE} from a backup")
+
+
 def _new_sqlite_registry(location: Location) -> bool:
     url = parse_url(location.url)
     return location.directory is not None and url.get_backend_name() == "sqlite" and not Path(url.database or "").exists()
 
 
 def _ensure_directory(directory: Path, create: bool, what: str = "registry") -> None:
+    if directory.exists() and not directory.is_dir():
+        hint = "name the registry's directory or a database URL (sqlite:///FILE)" if what == "registry" else f"name a directory ({BLOBS_ENV})"
+        raise StoreError(f"{what} {directory} is a file, not a directory; {hint}")
     try:
         if create:
             directory.mkdir(parents=True, exist_ok=True)
@@ -257,7 +301,10 @@ def _ensure_directory(directory: Path, create: bool, what: str = "registry") -> 
         probe.unlink()
     except FileNotFoundError:
         if what == "registry":
-            raise NeedsUpgrade(f"registry {directory} does not exist; upgrading its database creates it") from None
+            raise NeedsUpgrade(f"registry {directory} does not exist; {CREATE_HINT}") from None
         raise StoreError(f"{what} {directory} does not exist; create or mount it, or name the right one ({BLOBS_ENV})") from None
+    except NotADirectoryError:
+        above = next(parent for parent in directory.parents if parent.exists())
+        raise StoreError(f"{what} {directory} cannot be made: {above} is a file, not a directory; choose another path") from None
     except OSError as error:
         raise StoreError(f"{what} {directory} is not writable ({error.strerror}); fix its permissions or choose another one") from None

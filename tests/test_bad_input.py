@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import adapters, one_line_error, snapshot
+from helpers import adapters, file_bytes, one_line_error, snapshot
 from safetensors.torch import load_file, save_file
 from sqlalchemy import text
 from transformers import BertConfig, BertForSequenceClassification
@@ -110,12 +110,63 @@ def test_unknown_module_id(registry: Path, verb: tuple[str, ...]) -> None:
     assert snapshot(registry) == before
 
 
-def test_registry_path_not_writable(tmp_path: Path, trained_folders: dict[str, Path], suite: Path) -> None:
+def test_registry_path_under_a_file(tmp_path: Path, trained_folders: dict[str, Path], suite: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    message = one_line_error(adapters(blocker / "registry", "list"))
-    assert "not writable" in message
+    message = one_line_error(adapters(blocker / "registry", "push", str(trained_folders["wn-isa-animal"]), "--dataset", str(suite / "wn-isa-animal")))
+    assert f"registry {blocker / 'registry'} cannot be made: {blocker} is a file, not a directory; choose another path" in message
+    assert f"registry {blocker / 'registry'} does not exist" in one_line_error(adapters(blocker / "registry", "list"))
     assert blocker.read_text() == "not a directory"
+
+
+READ_VERBS = [
+    ("list",),
+    ("show", "1"),
+    ("rm", "1"),
+    ("export", "1", "{out}"),
+    ("search", "--module", "1"),
+    ("verify",),
+    ("gc",),
+    ("index", "rebuild"),
+    ("token", "list"),
+    ("token", "create", "ci"),
+    ("train", "{suite}/wn-isa-plant", "--init", "average"),
+]
+
+
+@pytest.mark.parametrize("verb", READ_VERBS, ids=lambda verb: "-".join(verb[:2]))
+def test_a_verb_that_adds_no_module_does_not_create_a_registry(tmp_path: Path, suite: Path, verb: tuple[str, ...]) -> None:
+    """A mistyped --registry is an error naming it, not a new empty registry answering '0 modules'."""
+    missing = tmp_path / "typo"
+    filled = [arg.format(out=tmp_path / "out", suite=suite) for arg in verb]
+    message = one_line_error(adapters(missing, *filled))
+    assert message.endswith(f"registry {missing} does not exist; check the path, or create the registry by upgrading its database: `adapters db upgrade`")
+    assert not missing.exists() and not (tmp_path / "out").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert f"{empty} holds no registry (no registry.db)" in one_line_error(adapters(empty, *filled))
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("mysql://user@db.lab/registry", "the registry URL names a mysql database, which deltahub does not support; use a directory, sqlite:///FILE or "),
+        ("{garbage}", "is not a SQLite database file; name a registry directory, or restore its registry.db from a backup"),
+        ("{plain}", "is a file, not a directory; name the registry's directory or a database URL (sqlite:///FILE)"),
+        ("sqlite:///{garbage}/registry.db", "is not a SQLite database file"),
+    ],
+)
+def test_a_registry_that_is_not_one_is_named_for_what_it_is(tmp_path: Path, spec: str, message: str) -> None:
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "registry.db").write_bytes(bytes(range(256)) * 8)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a plain file")
+    before = file_bytes(tmp_path)
+    for verb in (("list",), ("push", str(tmp_path / "nowhere"), "--task", "t", "--category", "c"), ("db", "upgrade")):
+        assert message in one_line_error(adapters(spec.format(garbage=garbage, plain=plain), *verb)), verb
+    assert file_bytes(tmp_path) == before
 
 
 def test_registry_from_a_newer_schema(tmp_path: Path, registry: Path) -> None:

@@ -150,6 +150,7 @@ def test_migration_0007_adds_and_drops_only_the_tokens_table(tmp_path: Path) -> 
 
 
 def test_token_create_list_revoke_through_the_cli(registry_dir: Path) -> None:
+    assert adapters(registry_dir, "db", "upgrade").exit_code == 0  # a token is made for a registry that exists
     created = adapters(registry_dir, "token", "create", "ci", "--scope", "write")
     assert created.exit_code == 0, created.output
     lines = created.output.splitlines()
@@ -182,6 +183,7 @@ def test_token_create_list_revoke_through_the_cli(registry_dir: Path) -> None:
 
 
 def test_token_verbs_work_on_both_backends(registry_url) -> None:
+    assert cli("db", "upgrade", *registry_url.args()).exit_code == 0
     created = cli("token", "create", "ci", "--scope", "admin", *registry_url.args())
     assert created.exit_code == 0, created.output
     secret = created.output.splitlines()[0].strip()

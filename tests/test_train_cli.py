@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -108,15 +109,39 @@ def test_nan_loss_stops_and_pushes_nothing(registry: Path, suite: Path) -> None:
     assert "training diverged" in message
 
 
+def _default_sigint() -> None:
+    # A test run started as a background job of a non-interactive shell (`bash .ci/run &`, nohup) passes SIGINT on as
+    # ignored, and Python keeps an ignored SIGINT ignored: Ctrl-C is what this test sends, so the child must take it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def read_until(process: subprocess.Popen, text: bytes, timeout_s: float) -> bytes:
+    """The child's output up to and including `text` (raw bytes: a progress bar redraws in place, without newlines)."""
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    while text not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0 and process.poll() is None, seen.decode(errors="replace")
+        if select.select([process.stdout], [], [], left)[0]:
+            seen += os.read(process.stdout.fileno(), 4096)
+    return seen
+
+
 def test_ctrl_c_during_training_leaves_the_registry_unchanged(registry: Path, suite: Path) -> None:
     before = snapshot(registry)
     command = [str(Path(sys.executable).with_name("adapters")), "train", str(suite / "wn-supersense-noun-a"), "--registry", str(registry)]
+    # Rich draws the progress bar only on a terminal; these make the pipe one, so the bar says when training runs.
+    terminal = {"COLUMNS": "200", "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}
     process = subprocess.Popen(
-        [*command, "--epochs", "50", "--push", "--json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"}
+        [*command, "--epochs", "50", "--push"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **terminal}, preexec_fn=_default_sigint
     )
-    time.sleep(30)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
+    try:
+        shown = read_until(process, b"training", timeout_s=300)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    output = (shown + rest).decode(errors="replace")
     assert process.returncode == 130, output
     assert "interrupted" in output
     assert snapshot(registry) == before

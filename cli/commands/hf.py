@@ -28,7 +28,7 @@ def pull(
 
     Its model card describes it as for `push` without --dataset; the module records the repo id and commit sha as its source.
     """
-    with opened(registry, blobs) as hub:
+    with opened(registry, blobs, create=True) as hub:
         record = hub.pull(repo, task=task, category=category, base_model=base_model, tags=tag or ())
         if as_json:
             render.print_json(record.to_json())

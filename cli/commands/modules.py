@@ -53,7 +53,7 @@ def push(
         if not name.strip() or not math.isfinite(number):
             fail(f"--metric {item!r} needs a name and a finite number (JSON has no NaN or infinity)")
         metrics[name.strip()] = number
-    with opened(registry, blobs) as hub:
+    with opened(registry, blobs, create=True) as hub:
         record = hub.push(folder, dataset, task=task, category=category, base_model=base_model, metrics=metrics, tags=tag or ())
         if as_json:
             render.print_json(record.to_json())
@@ -87,7 +87,7 @@ def import_modules(
     if bool(paths) == hf_cache:
         fail("pass the folders to import or --hf-cache, not both or neither")
     options = {"dataset": dataset, "task": task, "category": category, "base_model": base_model, "tags": tag or ()}
-    with opened(registry, blobs) as hub, render.counted_progress("importing", disable=as_json) as progress:
+    with opened(registry, blobs, create=True) as hub, render.counted_progress("importing", disable=as_json) as progress:
         outcomes = hub.import_hf_cache(progress=progress, **options) if hf_cache else hub.import_folders(paths, progress=progress, **options)
     if as_json:
         render.print_json(render.import_json(outcomes))

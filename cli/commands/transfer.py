@@ -191,7 +191,7 @@ def train(
         znorm=znorm, candidates=candidates, layers=layers, combine=combine, score_examples=score_examples, **step_budget(steps, max_steps),
         seed=seed, device=device, skip_corrupt=skip_corrupt, tuning=config,
     )  # fmt: skip
-    with opened(registry, blobs) as hub:
+    with opened(registry, blobs, create=push_module) as hub:
         resolve_device(device)
         data = load_dataset(dataset)
         data.split("train")
