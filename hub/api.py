@@ -46,8 +46,10 @@ class Hub:
     ADAPTERS_REGISTRY, else the user data directory. Use it as a context manager, or `close()` it.
     """
 
-    def __init__(self, registry: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None) -> None:
-        self.registry: RegistryBackend = open_registry(registry, blobs)
+    def __init__(self, registry: str | os.PathLike[str] | None = None, blobs: str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
+        """`create`: make the registry when it does not exist yet; with False, a missing one is an error and nothing
+        is written (the CLI's verbs that add no module open it so)."""
+        self.registry: RegistryBackend = open_registry(registry, blobs, create)
         self._encoder: DatasetEncoder | None = None
         self._backbones: dict[tuple[str, str], Backbone] = {}
         self._expected: dict[tuple[str, str, str, str], dict[str, tuple[int, ...]]] = {}

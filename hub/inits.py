@@ -54,7 +54,10 @@ class TransferResult:
 
     @property
     def decision(self) -> Decision | None:
-        """What auto chose and why (None for any other strategy)."""
+        """What a choosing strategy (auto, guarded) decided and why: the strategy or default init it kept, and its trials.
+
+        None for every strategy that only weighs sources (loss, el2n, average, …): its weights are the whole answer.
+        """
         return self.ensemble.decision
 
     @property
