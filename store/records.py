@@ -154,6 +154,9 @@ class ModuleRecord:
     base_revision: str = ""  # the base model's pinned revision ("" where none was recorded)
     source: str = ""  # where the module came from, e.g. hf://ORG/NAME@SHA ("" when unknown)
     card: str = ""  # the model card (README.md) it was pushed with ("" when none); export keeps what it says
+    task_description: str = ""  # the task card's description and label verbalizations (none for a task known only from a model card)
+    task_labels: dict[str, str] = field(default_factory=dict)
+    dataset_size: int | None = None  # examples in the dataset's splits (None: pushed without a dataset)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -267,3 +267,39 @@ def test_unknown_module_is_a_404_page(browser, server, lab):
         with pytest.raises(urllib.error.HTTPError) as answer:
             urllib.request.urlopen(urllib.request.Request(f"{server}/modules/{bad}/download", headers={"Authorization": f"Bearer {lab['secret']}"}), timeout=10)
         assert answer.value.code in (404, 422)
+
+
+def test_a_module_page_reads_whole(browser, server, lab):
+    """The dataset card in full, the config without its nulls (all of it a click away), whole labels and task names, an icon."""
+    signed_in(browser, server, lab["secret"])
+    browser.set_window_size(760, 1400)  # narrow: whatever can wrap or be clipped does
+    try:
+        browser.get(f"{server}/modules/{lab['init']}")
+        wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "lineage")))
+        assert browser.find_element(By.ID, "task-description").text == "Is the second word a hypernym (a more general term) of the first, for WordNet animals?"
+        assert [tag.text for tag in browser.find_elements(By.CSS_SELECTOR, "#task-labels .tag")] == ["no: no", "yes: yes"]
+        assert browser.find_element(By.ID, "dataset-size").text.startswith("16 ")  # tiny(): 8 train + 8 dev examples
+
+        config = browser.find_element(By.ID, "config").text
+        assert '"r": 4' in config and "null" not in config
+        toggle = browser.find_element(By.CSS_SELECTOR, "#config-all summary")
+        assert toggle.text.startswith("Show all ") and not browser.find_element(By.CSS_SELECTOR, "#config-all pre").is_displayed()
+        toggle.click()
+        assert "null" in browser.find_element(By.CSS_SELECTOR, "#config-all pre").text
+
+        # Every label of the weights chart starts inside the chart, and each task name is on one line.
+        left = browser.execute_script("return [...document.querySelectorAll('#weights-chart text.label')].map(t => t.getBBox().x)")
+        assert len(left) == len(SOURCES) and min(left) >= 0, left
+        lines = browser.execute_script(
+            "return [...document.querySelectorAll('.name')].map(e => { const r = document.createRange(); r.selectNodeContents(e);"
+            " return [e.textContent, new Set([...r.getClientRects()].map(b => Math.round(b.top))).size]; })"
+        )
+        assert lines and all(count == 1 for _name, count in lines), lines
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOT.with_name("module-page-narrow.png")))
+    finally:
+        browser.set_window_size(1280, 1400)
+
+    assert browser.find_element(By.CSS_SELECTOR, "link[rel=icon]").get_attribute("href").endswith("/static/favicon.svg")
+    with urllib.request.urlopen(f"{server}/favicon.ico", timeout=10) as answer:
+        assert answer.status == 200 and answer.headers["Content-Type"].startswith("image/svg+xml") and b"<svg" in answer.read()

@@ -25,6 +25,7 @@ router = APIRouter(include_in_schema=False)
 HERE = FilePath(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 STYLE = HERE / "static" / "style.css"
+ICON = HERE / "static" / "favicon.svg"
 
 # Any id a database column holds; one that names no module gets the "not found" page.
 ModuleId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="a module id, as `adapters list` shows it")]
@@ -35,8 +36,10 @@ FILTERS = ("base_model", "method", "category", "task")
 SEARCHED = ("task", "category", "method", "base_model", "source")
 MAX_LOGIN_BODY = 8192
 
-# The weights chart: one row per source, bars scaled to the largest |weight|.
-CHART_WIDTH, CHART_LABEL, CHART_ROW, CHART_VALUE = 640, 170, 26, 70
+# The weights chart: one row per source, bars scaled to the largest |weight|. Its labels are set in a monospace
+# font (style.css: .chart .label) whose glyphs are 0.6 em wide, so the label column fits the longest label exactly.
+CHART_BARS, CHART_LABEL, CHART_ROW, CHART_VALUE = 400, 170, 26, 70
+CHART_FONT_PX, CHART_GLYPH_EM = 12, 0.6
 
 
 def _service(request: Request) -> RegistryService:
@@ -76,6 +79,13 @@ def _local(target: str | None) -> str:
 @router.get("/static/style.css")
 def style() -> FileResponse:
     return FileResponse(STYLE, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+
+# Browsers ask for /favicon.ico whatever the page links; both answer with the one SVG icon.
+@router.get("/static/favicon.svg")
+@router.get("/favicon.ico")
+def icon() -> FileResponse:
+    return FileResponse(ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -131,7 +141,7 @@ def module_page(request: Request, module_id: ModuleId) -> Response:
             "title": f"Module {module_id}",
             "m": _row(module),
             "module": module,
-            "config": json.dumps(module.get("config") or {}, indent=2, sort_keys=True),
+            **_config(module.get("config") or {}),
             "lineage": lineage,
         },
     )
@@ -201,6 +211,18 @@ def _row(module: dict[str, Any]) -> dict[str, Any]:
         "params": f"{int(module.get('num_params') or 0):,}",
         "created": created[:16].replace("T", " "),
         "metric_items": [(name, _number(value)) for name, value in sorted((module.get("metrics") or {}).items())],
+        "label_items": sorted((module.get("task_labels") or {}).items()),
+    }
+
+
+def _config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the page shows it: its set fields, and every field behind a toggle (a PEFT config is mostly nulls)."""
+    shown = {key: value for key, value in config.items() if value is not None}
+    return {
+        "config": json.dumps(shown, indent=2, sort_keys=True),
+        "config_all": json.dumps(config, indent=2, sort_keys=True),
+        "config_hidden": len(config) - len(shown),
+        "config_total": len(config),
     }
 
 
@@ -247,8 +269,10 @@ def _chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Bars for the weights: to the right of the axis for positive weights, to the left (another colour) for negative ones."""
     largest = max((abs(row["weight"]) for row in rows), default=0.0) or 1.0
     signed = any(row["weight"] < 0 for row in rows)
-    area = CHART_WIDTH - CHART_LABEL - CHART_VALUE
-    axis = CHART_LABEL + (area / 2 if signed else 0)
+    label = max([CHART_LABEL, *(round(len(row["label"]) * CHART_FONT_PX * CHART_GLYPH_EM) + 16 for row in rows)])
+    width = label + CHART_BARS + CHART_VALUE
+    area = CHART_BARS
+    axis = label + (area / 2 if signed else 0)
     span = area / 2 if signed else area
     bars = []
     for index, row in enumerate(rows):
@@ -265,8 +289,8 @@ def _chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "height": CHART_ROW - 8,
                 "negative": negative,
                 "text_y": y + (CHART_ROW - 8) / 2 + 4,
-                "value_x": round(CHART_WIDTH - CHART_VALUE + 6, 2),
+                "value_x": round(width - CHART_VALUE + 6, 2),
             }
         )
     height = 16 + len(rows) * CHART_ROW
-    return {"width": CHART_WIDTH, "height": height, "axis": round(axis, 2), "label_x": CHART_LABEL - 8, "bars": bars, "axis_bottom": height - 4}
+    return {"width": width, "height": height, "axis": round(axis, 2), "label_x": label - 8, "bars": bars, "axis_bottom": height - 4}
