@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from cli.errors import fail
-from hub import COMBINE_OPERATORS, DEFAULT_COMBINE, strategy_summaries
+from hub import COMBINE_OPERATORS, DEFAULT_COMBINE
 from hub.devices import AUTO_DEVICE
 
 
@@ -37,13 +37,11 @@ def positive(param: typer.CallbackParam, value: float | None) -> float | None:
 
 RegistryOption = Annotated[
     str | None,
-    typer.Option("--registry", "-r", envvar="ADAPTERS_REGISTRY", help="Registry directory or database URL (default: the user data dir)."),
+    typer.Option("--registry", "-r", envvar="ADAPTERS_REGISTRY", help="Registry directory or database URL."),
 ]
 BlobsOption = Annotated[
     str | None,
-    typer.Option(
-        "--blobs", envvar="ADAPTERS_BLOBS", help="Blob location: a directory, or s3://BUCKET/PREFIX (endpoint and credentials as the AWS SDK reads them)."
-    ),
+    typer.Option("--blobs", envvar="ADAPTERS_BLOBS", help="A blob directory, or s3://BUCKET/PREFIX (credentials as the AWS SDK reads them)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 BaseModelFilter = Annotated[str | None, typer.Option("--base-model", help="Only modules of this base model ('minilm', a path or a cached Hub id).")]
@@ -63,68 +61,43 @@ OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Also write 
 # The transfer options of `ensemble` and `train`.
 DEFAULT_METHOD = "lora"
 DEFAULT_DEVICE = AUTO_DEVICE
-STRATEGY_HELP = "; ".join(f"{name}: {summary}" for name, summary in strategy_summaries())
-StrategyOption = Annotated[str, typer.Option("--strategy", "-s", help=STRATEGY_HELP)]
-BaseModelOption = Annotated[str | None, typer.Option("--base-model", help="Base model: 'minilm', a local model folder or a cached Hub id ORG/NAME[@REVISION].")]
-MethodOption = Annotated[str, typer.Option("--method", help="PET method: lora, prefix, prompt, ia3 or adapter (bottleneck).")]
-MethodOptionsOption = Annotated[
-    list[str] | None,
-    typer.Option("--method-option", "-O", help="A hyperparameter of the method as KEY=VALUE (e.g. r=4; lists as JSON), repeatable."),
-]
-TopKOption = Annotated[int | None, typer.Option("--top-k", "-k", callback=at_least(1), help="Ensemble: keep only the k largest weights (renormalized).")]
-TemperatureOption = Annotated[
-    float | None, typer.Option("--temperature", "-T", callback=positive, help="Ensemble: softmax temperature (default: the strategy's).")
-]
-CandidatesOption = Annotated[
-    int | None, typer.Option("--candidates", callback=at_least(1), help="Ensemble: first narrow to the N modules of the most similar datasets.")
-]
-ShotsOption = Annotated[
-    int | None,
-    typer.Option("--shots", callback=at_least(1), help="The k-shot sample: k train and k dev examples per label, both drawn from the train split."),
-]
-LayersOption = Annotated[
-    str | None,
-    typer.Option("--layers", help="Ensemble: compose only these layers (upper, lower, or indices such as 0,4-5); the others keep the default init."),
-]
+# The strategies are many and their summaries long: `adapters strategies` lists them, the option points there.
+StrategyOption = Annotated[str, typer.Option("--strategy", "-s", help="How sources are weighed; `adapters strategies` lists them.")]
+BaseModelOption = Annotated[str | None, typer.Option("--base-model", help="'minilm', a model folder or a cached Hub id ORG/NAME[@REV].")]
+MethodOption = Annotated[str, typer.Option("--method", help="lora, prefix, prompt, ia3 or adapter (bottleneck).")]
+MethodOptionsOption = Annotated[list[str] | None, typer.Option("--method-option", "-O", help="A method hyperparameter KEY=VALUE (r=4), repeatable.")]
+TopKOption = Annotated[int | None, typer.Option("--top-k", "-k", callback=at_least(1), help="Keep the k largest weights (renormalized).")]
+TemperatureOption = Annotated[float | None, typer.Option("--temperature", "-T", callback=positive, help="Softmax temperature (default: the strategy's).")]
+CandidatesOption = Annotated[int | None, typer.Option("--candidates", callback=at_least(1), help="First narrow to the N nearest datasets' modules.")]
+ShotsOption = Annotated[int | None, typer.Option("--shots", callback=at_least(1), help="Use k train + k dev examples per label (from train).")]
+LayersOption = Annotated[str | None, typer.Option("--layers", help="Compose only these layers: upper, lower or 0,4-5.")]
 CombineOption = Annotated[
     str,
     typer.Option(
         "--combine",
-        help=f"Ensemble: how the weighted sources become the init: {', '.join(COMBINE_OPERATORS)} (the pruning ones take a density, e.g. ties:0.5); "
-        f"any but {DEFAULT_COMBINE} merges LoRA factor pairs.",
+        help=f"How the weighted sources become the init: {', '.join(COMBINE_OPERATORS)} (the pruning ones take a density, "
+        f"e.g. ties:0.5); any but {DEFAULT_COMBINE} merges LoRA factor pairs.",
     ),
 ]
-ZnormOption = Annotated[bool | None, typer.Option("--znorm/--no-znorm", help="z-normalize scores before the softmax (default: the strategy's).")]
-ScoreExamplesOption = Annotated[
-    int, typer.Option("--score-examples", callback=at_least(1), help="Most target examples scored (one dev batch; the paper: up to 50).")
-]
+ZnormOption = Annotated[bool | None, typer.Option("--znorm/--no-znorm", help="z-normalize scores (default: the strategy's).")]
+ScoreExamplesOption = Annotated[int, typer.Option("--score-examples", callback=at_least(1), help="Most target examples scored (the paper: 50).")]
 StepsOption = Annotated[
     int | None,
-    typer.Option(
-        "--steps",
-        callback=at_least(1),
-        help="Step cap of every training on the target: auto's cross-validation, the reference θ_t (kl, weight-cos), each tuned source (euclidean, performance); the best dev checkpoint is kept (train: by default its --max-steps).",
-    ),
+    typer.Option("--steps", callback=at_least(1), help="Step cap of the strategies' trainings on the target (train: --max-steps)."),
 ]
 # The training budget: of `train`'s own training, and of every training a strategy runs on the target (guarded's
 # two, auto's cross-validation, θ_t), so that `ensemble` decides under the budget `train` will train with.
-EpochsOption = Annotated[int, typer.Option("--epochs", callback=at_least(1), help="Most epochs; early stopping on dev accuracy may end sooner.")]
+EpochsOption = Annotated[int, typer.Option("--epochs", callback=at_least(1), help="Most epochs (early stopping may end sooner).")]
 MaxStepsOption = Annotated[int | None, typer.Option("--max-steps", callback=at_least(1), help="Stop after this many optimizer steps.")]
 LrOption = Annotated[float, typer.Option("--lr", callback=positive, help="Learning rate (the paper: 5e-4).")]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", callback=at_least(1), help="Examples per step (the paper: 8).")]
-PatienceOption = Annotated[int, typer.Option("--patience", callback=at_least(1), help="Dev evaluations without a better dev score before stopping.")]
-EvalEveryOption = Annotated[int | None, typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: once an epoch).")]
-MinStepsOption = Annotated[
-    int,
-    typer.Option(
-        "--min-steps",
-        callback=at_least(0),
-        help="Steps before patience may stop a training: a default init that starts slowly is not cut short (the step cap still ends it).",
-    ),
-]
+PatienceOption = Annotated[int, typer.Option("--patience", callback=at_least(1), help="Dev evaluations without gain before stopping.")]
+EvalEveryOption = Annotated[int | None, typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: an epoch).")]
+# Steps before patience may stop a training: a default init that starts slowly is not cut short (the step cap still ends it).
+MinStepsOption = Annotated[int, typer.Option("--min-steps", callback=at_least(0), help="Steps before patience may stop a training.")]
 MIN_STEPS = 60  # the transfer benchmark's converged budget: patience counts only after 60 steps
-SkipCorruptOption = Annotated[bool, typer.Option("--skip-corrupt", help="Ensemble without candidates whose blobs fail their digest check.")]
-SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the default init, the few-shot sample and any training.")]
+SkipCorruptOption = Annotated[bool, typer.Option("--skip-corrupt", help="Leave out candidates whose blobs fail their check.")]
+SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the init, the k-shot sample and training.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")]
 
 

@@ -32,9 +32,10 @@ def _metrics(record: ModuleRecord) -> str:
 
 
 def _table(title: str, columns: Sequence[tuple[str, bool, str]], rows: Sequence[Sequence[str]]) -> Table:
-    """A table that fits the terminal without folding a word: the `keep` columns (ids, scores, methods,
-    task names) keep their full width; the others, in order, get what is left, cut with an ellipsis,
-    and a column with room for fewer than 6 characters is left out."""
+    """A table that fits the terminal without cutting what identifies a row: the `keep` columns (ids, digests,
+    statuses, task names) keep their full width, or, when even they do not fit, wrap onto more lines (never
+    cut); the others, in order, get what is left, cut with an ellipsis, and a column with room for fewer than
+    6 characters is left out."""
     widths = [max([len(name), *(len(row[index]) for row in rows)]) for index, (name, _keep, _justify) in enumerate(columns)]
     room = console.width - 1 - sum(widths[index] + 3 for index, (_n, keep, _j) in enumerate(columns) if keep)
     shown: dict[int, int] = {index: widths[index] for index, (_n, keep, _j) in enumerate(columns) if keep}
@@ -44,8 +45,12 @@ def _table(title: str, columns: Sequence[tuple[str, bool, str]], rows: Sequence[
             room -= shown[index] + 3
     table = Table(title=title)
     for index in sorted(shown):
-        name, _keep, justify = columns[index]
-        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", width=shown[index])
+        name, keep, justify = columns[index]
+        if keep and room < 0:
+            # Rich narrows the widest column first: a long folder or digest wraps, a header keeps its letters.
+            table.add_column(name, justify=justify, overflow="fold", min_width=len(name))
+        else:
+            table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", width=shown[index])
     for row in rows:
         table.add_row(*(row[index] for index in sorted(shown)))
     return table
@@ -56,6 +61,16 @@ def modules_table(records: Sequence[ModuleRecord], title: str = "modules") -> Ta
                ("params", False, "right"), ("metrics", False, "left"), ("created", False, "left")]  # fmt: skip
     rows = [(str(r.id), r.task, r.method, r.category, r.origin, f"{r.num_params:,}", _metrics(r), r.created_at.strftime("%Y-%m-%d")) for r in records]
     return _table(title, columns, rows)
+
+
+def strategies_table(summaries: Sequence[tuple[str, str]], default: str) -> Table:
+    """One row per strategy: its name whole, its summary wrapped to the terminal."""
+    table = Table(title=f"{len(summaries)} strategies (default: {default})")
+    table.add_column("strategy", no_wrap=True, style="bold")
+    table.add_column("what it scores, and how it weighs the sources")
+    for name, summary in summaries:
+        table.add_row(name, summary)
+    return table
 
 
 def tokens_table(records: Sequence[TokenRecord], title: str = "tokens") -> Table:
@@ -201,7 +216,7 @@ def _import_counts(outcomes: Sequence[ImportOutcome]) -> dict[str, int]:
 
 def import_table(outcomes: Sequence[ImportOutcome]) -> Table:
     """One row per module folder: what became of it, the module holding it and its task (reasons: `import_refusals`)."""
-    columns = [("folder", True, "left"), ("status", True, "left"), ("module", True, "right"), ("task", False, "left")]
+    columns = [("folder", True, "left"), ("status", True, "left"), ("module", True, "right"), ("task", True, "left")]
     # A repo of the Hugging Face cache is named by its source: its snapshot path is a sha deep in the cache.
     rows = [(o.source or str(o.folder), o.status, str(o.module_id) if o.module_id is not None else "-", _task_cell(o)) for o in outcomes]
     table = _table(f"import of {_count(len(outcomes), 'module folder')}", columns, rows)

@@ -50,7 +50,7 @@ from cli.options import (
     at_least,
     parse_method_options,
 )
-from hub import DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, SCORE_EXAMPLES, TransferOptions, load_dataset
+from hub import DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, SCORE_EXAMPLES, TransferOptions, load_dataset, strategy_summaries
 
 app = typer.Typer()
 
@@ -75,6 +75,16 @@ def search(
         else:
             query = f"module {module}" if module is not None else str(dataset)
             render.console.print(render.hits_table(hits, title=f"modules closest to {query}"))
+
+
+@app.command()
+def strategies(as_json: JsonOption = False) -> None:
+    """List the strategies that `ensemble --strategy` and `train --init` take, with what each scores."""
+    summaries = strategy_summaries()
+    if as_json:
+        render.print_json([{"strategy": name, "summary": summary, "default": name == DEFAULT_STRATEGY} for name, summary in summaries])
+    else:
+        render.console.print(render.strategies_table(summaries, DEFAULT_STRATEGY))
 
 
 @app.command()
@@ -153,9 +163,7 @@ def train(
     base_model: BaseModelOption = None,
     method: MethodOption = DEFAULT_METHOD,
     method_option: MethodOptionsOption = None,
-    init: Annotated[
-        str, typer.Option("--init", help=f"{NO_TRANSFER} (the method's default init), a module id, or an ensembling strategy (see `adapters ensemble --help`).")
-    ] = NO_TRANSFER,
+    init: Annotated[str, typer.Option("--init", help=f"{NO_TRANSFER} (the default init), a module id or a strategy (`adapters strategies`).")] = NO_TRANSFER,
     top_k: TopKOption = None,
     temperature: TemperatureOption = None,
     znorm: ZnormOption = None,
