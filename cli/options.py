@@ -75,8 +75,7 @@ CombineOption = Annotated[
     str,
     typer.Option(
         "--combine",
-        help=f"How the weighted sources become the init: {', '.join(COMBINE_OPERATORS)} (the pruning ones take a density, "
-        f"e.g. ties:0.5); any but {DEFAULT_COMBINE} merges LoRA factor pairs.",
+        help=f"Composition: {', '.join(COMBINE_OPERATORS)} (ties:0.5 sets a density; all but {DEFAULT_COMBINE} merge LoRA factors).",
     ),
 ]
 ZnormOption = Annotated[bool | None, typer.Option("--znorm/--no-znorm", help="z-normalize scores (default: the strategy's).")]

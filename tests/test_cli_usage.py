@@ -41,7 +41,7 @@ def _help(command: list[str]):
 def test_ensemble_help_lists_no_strategy_but_points_to_them():
     text = _help(["ensemble"]).output
     assert "`adapters strategies`" in text and "weight-cos" not in text
-    assert len(text.splitlines()) < 90  # it was 181 lines with every strategy's summary in --strategy's help
+    assert len(text.splitlines()) <= 90  # 181 lines with every strategy's summary in --strategy's help
     strategies = _help(["strategies"])
     assert strategies.exit_code == 0
     listed = cli("strategies")
