@@ -24,7 +24,7 @@ def options(name: str) -> dict[str, Any]:
 def test_every_verb_is_assembled_into_the_app() -> None:
     verbs = {name for name, command in COMMAND.commands.items() if not hasattr(command, "commands")}
     groups = {name: set(command.commands) for name, command in COMMAND.commands.items() if hasattr(command, "commands")}
-    assert verbs == {"push", "import", "pull", "search", "list", "show", "rm", "export", "publish", "ensemble", "train", "gc", "verify", "serve"}
+    assert verbs == {"push", "import", "pull", "search", "list", "show", "rm", "export", "publish", "strategies", "ensemble", "train", "gc", "verify", "serve"}
     assert groups == {"index": {"rebuild"}, "db": {"upgrade"}, "blobs": {"copy"}, "token": {"create", "list", "revoke"}}
 
 

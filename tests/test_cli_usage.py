@@ -6,7 +6,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from cli_helpers import adapters, cli, one_line_error, snapshot
+from helpers import adapters, cli, one_line_error, snapshot
 from typer.main import get_command
 
 from cli.main import app
@@ -33,7 +33,7 @@ def test_help_reads_at_80_columns(command: list[str]):
 
 
 def _help(command: list[str]):
-    from cli_helpers import runner
+    from helpers import runner
 
     return runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
 
