@@ -39,8 +39,10 @@ def openapi_schema() -> dict:
     """The schema `adapters serve` serves at /openapi.json, from an app over a throwaway empty registry."""
     from cli.server.app import create_app
     from cli.server.auth import ServerSettings
+    from hub import Hub
 
     with tempfile.TemporaryDirectory() as folder:
+        Hub.upgrade(Path(folder) / "registry")  # a server fronts a registry that exists
         app = create_app(ServerSettings(registry=str(Path(folder) / "registry"), blobs=None))
         try:
             return app.openapi()
