@@ -117,7 +117,7 @@ def test_every_strategy_is_registered_with_the_designed_sign_and_temperature():
         assert STRATEGIES[name].temperature == 0.1
     assert STRATEGIES["weight-cos"].temperature == STRATEGIES["performance"].temperature == 0.001
     assert STRATEGIES["euclidean"].temperature == 0.1 and not STRATEGIES["euclidean"].znorm  # the paper's code: raw, τ = 0.1
-    with pytest.raises(EnsemblingError, match="unknown strategy 'nope'; use one of auto, cos, el2n, grand, kl, loss"):
+    with pytest.raises(EnsemblingError, match="unknown strategy 'nope'; use one of auto, guarded, cos, el2n, grand, kl, loss"):
         get_strategy("nope")
 
 

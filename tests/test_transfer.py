@@ -150,7 +150,7 @@ def test_cli_ensemble_says_when_another_strategy_already_registered_the_same_wei
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--strategy", "nearest"], "unknown strategy 'nearest'; use one of auto, cos, el2n, grand, kl, loss, euclidean, performance, weight-cos"),
+        (["--strategy", "nearest"], "unknown strategy 'nearest'; use one of auto, guarded, cos, el2n, grand, kl, loss, euclidean, performance, weight-cos"),
         (["--strategy", "shuffled:average"], "shuffled:average: only scored strategies have weights to shuffle"),
         (["--temperature", "0"], "--temperature must be a positive number"),
         (["--temperature", "-1"], "--temperature must be a positive number"),
