@@ -16,10 +16,10 @@ from hub.progress import progress
 if TYPE_CHECKING:
     # Annotations only: the reports are store data that hub.Hub.verify / gc hand over unchanged.
     from hub import BrokenModule, GcReport, IndexFinding, TokenRecord, VerifyReport
-    from hub.imports import ImportOutcome
+    from hub.bulk_import import ImportOutcome
 
 console = Console()
-# hub.imports's statuses, named here so that rendering an import loads no model library.
+# hub.bulk_import's statuses, named here so that rendering an import loads no model library.
 IMPORT_STATUSES = ("imported", "already there", "refused", "skipped")
 
 

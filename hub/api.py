@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import getpass
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.datasets import Dataset, load_dataset
-from hub.errors import USER_ERRORS, BaseModelMismatch, HubError
+from hub.errors import HubError
 from hub.search import SearchHit
 from hub.strategies import DEFAULT_COMBINE
 from hub.transfer_options import TransferOptions
@@ -20,7 +19,7 @@ from store.blobs import GC_GRACE_S, GcReport
 from store.maintenance import CopyReport, VerifyReport, collect_garbage, copy_blobs
 from store.maintenance import verify as verify_registry
 from store.module_query import ModuleQuery
-from store.records import UNKNOWN_FORMAT, BaseModelInfo, DatasetInfo, ModuleRecord, NewModule, Provenance, SourceWeight, TaskInfo, check_name
+from store.records import ModuleRecord, Provenance, SourceWeight, TaskInfo
 from store.registry import Registry, open_registry, resolve_location, upgrade_registry
 
 if TYPE_CHECKING:
@@ -29,9 +28,10 @@ if TYPE_CHECKING:
 
     from ensembling.candidates import Candidate
     from hub.backbones import BaseModelRef
+    from hub.bulk_import import ImportOutcome
     from hub.embeddings import DatasetEncoder
-    from hub.imports import ImportOutcome
     from hub.methods import Method
+    from hub.registration import Registration
     from hub.trainable import Backbone, TrainableModule
     from hub.training import TrainConfig, TrainResult
     from hub.transfer import TransferResult, TransferService
@@ -52,7 +52,6 @@ class Hub:
         self.registry: RegistryBackend = open_registry(registry, blobs, create)
         self._encoder: DatasetEncoder | None = None
         self._backbones: dict[tuple[str, str], Backbone] = {}
-        self._expected: dict[tuple[str, str, str, str], dict[str, tuple[int, ...]]] = {}
 
     def close(self) -> None:
         """Close the registry (its database connections and index files). Writes nothing."""
@@ -91,6 +90,13 @@ class Hub:
             model = load_base_model(ref)
             self._backbones[key] = Backbone(ref, model, architecture_hash(model))
         return self._backbones[key]
+
+    @cached_property
+    def registration(self) -> Registration:
+        """Pushes and registers modules into this registry (see hub.registration); made once per Hub, as it keeps what it measured."""
+        from hub.registration import Registration
+
+        return Registration(self.registry, self.backbone, self.dataset_embedding)
 
     def new_module(
         self,
@@ -195,65 +201,9 @@ class Hub:
 
         Writes: the module's blob and row (with its task and dataset rows when new), and its index entries.
         """
-        from hub.backbones import resolve_base_model
-        from hub.cards import read_card
-        from hub.families import family_of_task_type
-        from hub.methods import method_for_config, read_config
-        from store.tensors import digest_of, to_bytes
-
-        if dataset is not None and (task is not None or category is not None):
-            raise HubError("--task/--category describe a module pushed without --dataset; the dataset's task.json already names its task and category")
-        folder = Path(folder)
-        method = method_for_config(read_config(folder))
-        card = read_card(folder)
-        origin = card.origin or "trained"
-        if origin == "ensemble" and dataset is None:
-            raise HubError(
-                f"{folder} is a composed init (strategy {card.provenance.strategy}) and the registry keeps its provenance with its target dataset; "
-                "pass --dataset TARGET_DIR, the dataset it was composed for"
-            )
-        described_as = (task or card.task, category or card.category)
-        for kind, name in zip(("task", "category"), described_as, strict=True):
-            if dataset is None and name is not None:
-                check_name(kind, name)  # bad input is refused whether or not the weights are registered
-        config, tensors = method.read_folder(folder)
-        ref = resolve_base_model(base_model if base_model is not None else config.get("base_model_name_or_path"), family_of_task_type(config.get("task_type")))
-        if dataset is None:
-            # The same weights on this base model are that module, whatever describes them (the store would return it too):
-            # pushing them again needs no task, so a second import of cards without one says "already there".
-            held = self._holding(digest_of(to_bytes(tensors)), ref)
-            if held is not None:
-                return held
-        described = _described_task(folder, *described_as) if dataset is None else None
-        data = described if described is not None else dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-        backbone = self.backbone(ref)
-        self.check_fits(method, config, tensors, backbone)
-        merged_metrics = {**card.metrics, **(metrics or {})}
-        merged_tags = tuple(dict.fromkeys((*card.tags, *tags)))
-        # Without a dataset there is no row to keep a provenance with (only a trained module's init gets here).
-        provenance = self._sources_here(card.provenance, ref.name) if card.provenance is not None and described is None else None
-        return self.register(
-            method, config, tensors, data, backbone,
-            metrics=merged_metrics, tags=merged_tags, created_by=created_by, origin=origin, provenance=provenance, source=source, card=card.text,
-        )  # fmt: skip
-
-    def _holding(self, digest: str, ref: BaseModelRef) -> ModuleRecord | None:
-        """The oldest module holding these weights on this base model (and revision), if any."""
-        held = [
-            record
-            for record in self.registry.catalog.list_modules(ModuleQuery(base_model=ref.name))
-            if record.blob_digest == digest and record.base_revision == (ref.revision or "")
-        ]
-        return min(held, key=lambda record: record.id, default=None)
-
-    def _sources_here(self, provenance: Provenance, base_model: str) -> Provenance:
-        """A card's provenance with each source's module id in this registry: the first module on `base_model` holding its digest, else 0."""
-        digests = {source.digest for source in provenance.sources}
-        held: dict[str, int] = {}
-        for record in self.registry.catalog.list_modules(ModuleQuery(base_model=base_model)):
-            if record.blob_digest in digests:
-                held.setdefault(record.blob_digest, record.id)
-        return replace(provenance, sources=tuple(replace(source, module_id=held.get(source.digest, 0)) for source in provenance.sources))
+        return self.registration.push(
+            folder, dataset, task=task, category=category, base_model=base_model, metrics=metrics, tags=tags, created_by=created_by, source=source
+        )
 
     def pull(
         self,
@@ -298,10 +248,9 @@ class Hub:
         folder. `base_model` and `tags`: as for `push`. Writes one module per imported folder (as `push`);
         a refused folder writes nothing.
         """
-        from hub.imports import module_folders
+        from hub.bulk_import import import_folders
 
-        folders = [(folder, "", None) for folder in module_folders([Path(path) for path in paths])]
-        return self._import(folders, dataset, task, category, base_model, tags, progress)
+        return import_folders(self.registration, paths, dataset=dataset, task=task, category=category, base_model=base_model, tags=tags, progress=progress)
 
     def import_hf_cache(
         self,
@@ -320,51 +269,9 @@ class Hub:
         A repo the cache scan finds corrupted comes back skipped, with the scan's reason.
         Other arguments as `import_folders`. Writes: as `push`, once per imported repo revision.
         """
-        from hub.imports import cached_adapters
+        from hub.bulk_import import import_hf_cache
 
-        repos, skipped = cached_adapters()
-        folders = [(repo.path, repo.source, repo.repo_id.split("/")[-1]) for repo in repos]
-        return self._import(folders, dataset, task, category, base_model, tags, progress) + skipped
-
-    def _import(
-        self,
-        folders: Sequence[tuple[Path, str, str | None]],
-        dataset: Dataset | str | os.PathLike[str] | None,
-        task: str | None,
-        category: str | None,
-        base_model: str | os.PathLike[str] | None,
-        tags: Iterable[str],
-        progress: Callable[[int, int, Path], None] | None,
-    ) -> list[ImportOutcome]:
-        """Push each (folder, source, repo name) in turn; a refusal is that folder's outcome, and the others go on."""
-        from hub.cards import read_card
-        from hub.imports import ALREADY_THERE, IMPORTED, REFUSED, TASK_FROM_CARD, TASK_FROM_OPTION, TASK_FROM_REPO, ImportOutcome
-
-        if dataset is not None and (task is not None or category is not None):
-            raise HubError("--task/--category describe modules imported without --dataset; the dataset's task.json already names its task and category")
-        # One dataset for every folder: read (and refused if bad) once, before any push.
-        data = load_dataset(dataset) if dataset is not None and not isinstance(dataset, Dataset) else dataset
-        known = {record.id for record in self.list()}
-        tags = tuple(tags)
-        outcomes = []
-        for done, (folder, source, repo_name) in enumerate(folders, start=1):
-            try:
-                named, task_from = task, TASK_FROM_OPTION
-                if data is None and named is None:
-                    named = read_card(folder).task
-                    named, task_from = (named, TASK_FROM_CARD) if named is not None else (repo_name, TASK_FROM_REPO)
-                record = self.push(folder, data, task=named, category=category, base_model=base_model, tags=tags, source=source)
-            except USER_ERRORS as error:
-                outcomes.append(ImportOutcome(folder, REFUSED, reason=str(error), source=source))
-            else:
-                # push returns the module already holding these weights: known before, it was already there.
-                there = record.id in known
-                said = "" if data is not None or there else task_from
-                outcomes.append(ImportOutcome(folder, ALREADY_THERE if there else IMPORTED, record.id, record.task, source=source, task_from=said))
-                known.add(record.id)
-            if progress is not None:
-                progress(done, len(folders), folder)
-        return outcomes
+        return import_hf_cache(self.registration, dataset=dataset, task=task, category=category, base_model=base_model, tags=tags, progress=progress)
 
     def register(
         self,
@@ -392,70 +299,14 @@ class Hub:
         Writes: the blob, then the row (and task/dataset rows when new) and index entries; the same weights on the
         same base model and dataset are not stored twice: the module holding them comes back, unchanged.
         """
-        from hub.embeddings import parameter_sketch
-        from hub.folders import trainable_config
-        from store.tensors import digest_of, schema_hash, tensor_schema, to_bytes
-
-        data = to_bytes(tensors)
-        digest = digest_of(data)
-        schema = tensor_schema(tensors)
-        if isinstance(dataset, Dataset):
-            task, info = dataset.card, DatasetInfo(dataset.fingerprint, dataset.size, dataset.source, self.dataset_embedding(dataset))
-        else:
-            task, info = dataset, None
-        sketch = parameter_sketch(tensors)
-        # Stored trainable: a registry module is where a training starts (a composed init is nothing else).
-        stored_config = trainable_config({key: value for key, value in config.items() if key != "base_model_name_or_path"})
-        record, _created = self.registry.add_module(
-            data,
-            NewModule(
-                method=method.name,
-                config=stored_config,
-                tensor_schema=schema,
-                schema_hash=schema_hash(schema),
-                num_params=sum(tensor.numel() for tensor in tensors.values()),
-                blob_digest=digest,
-                param_embedding=sketch,
-                metrics={key: float(value) for key, value in (metrics or {}).items()},
-                tags=tuple(tags),
-                origin=origin,
-                created_by=created_by or _user(),
-                source=source,
-                card=card,
-            ),
-            task,
-            info,
-            BaseModelInfo(backbone.ref.name, backbone.ref.family.name, backbone.arch_hash, backbone.ref.revision or ""),
-            provenance,
-        )
-        return record
+        return self.registration.register(
+            method, config, tensors, dataset, backbone,
+            metrics=metrics, tags=tags, created_by=created_by, origin=origin, provenance=provenance, source=source, card=card,
+        )  # fmt: skip
 
     def check_fits(self, method: Method, config: dict, tensors: dict[str, torch.Tensor], backbone: Backbone) -> None:
         """Refuse (BaseModelMismatch) `tensors` that are not exactly the names and shapes `method` with `config` builds on `backbone`. Writes nothing."""
-        expected = self._expected_shapes(method, config, backbone)
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            name = (missing or unexpected)[0]
-            what = "lacks" if missing else "has unexpected"
-            raise BaseModelMismatch(f"the module {what} tensor {name} for base model {backbone.ref.name}; push it with the base model it was trained on")
-        for name, tensor in tensors.items():
-            if tuple(tensor.shape) != expected[name]:
-                raise BaseModelMismatch(
-                    f"tensor {name} has shape {tuple(tensor.shape)} but base model {backbone.ref.name} needs {expected[name]}; "
-                    "push it with the base model it was trained on"
-                )
-
-    def _expected_shapes(self, method: Method, config: dict, backbone: Backbone) -> dict[str, tuple[int, ...]]:
-        """The tensor names and shapes the method builds on this backbone, once per config (attaching costs a model copy)."""
-        key = (str(backbone.ref.path), backbone.ref.family.name, method.name, json.dumps(config, sort_keys=True, default=str))
-        if key not in self._expected:
-            try:
-                tensors = method.get_tensors(backbone.attach(method, config))
-            except (ValueError, KeyError, RuntimeError) as error:
-                raise BaseModelMismatch(f"the module does not fit base model {backbone.ref.name}: {str(error).splitlines()[0]}") from None
-            self._expected[key] = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
-        return self._expected[key]
+        self.registration.check_fits(method, config, tensors, backbone)
 
     def search(
         self,
@@ -686,17 +537,6 @@ class Hub:
         return self.registry
 
 
-def _described_task(folder: Path, task: str | None, category: str | None) -> TaskInfo:
-    """The task of a module pushed without a dataset, from --task/--category or its model card; both are needed."""
-    if not task or not category:
-        missing = "task" if not task else "category"
-        raise HubError(
-            f"{folder} is pushed without --dataset, but neither --{missing} nor its model card (README.md) names its {missing}; "
-            f"pass --dataset DATASET_DIR or --task NAME --category NAME, or add them to the card (datasets: [NAME], deltahub: {{category: NAME}})"
-        )
-    return TaskInfo(task, category, UNKNOWN_FORMAT)
-
-
 def _base_name(spec: str | None) -> str | None:
     if spec is None:
         return None
@@ -704,10 +544,3 @@ def _base_name(spec: str | None) -> str | None:
     from hub.backbones import resolve_base_model
 
     return resolve_base_model(spec).name
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""

@@ -12,14 +12,21 @@ cache scan finds corrupted is skipped, with the scan's reason.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hub.errors import HubError
+from hub.cards import read_card
+from hub.datasets import Dataset, load_dataset
+from hub.errors import USER_ERRORS, HubError
 from hub.folders import CONFIG_FILE
 from hub.hf_cache import CachedRepo
+
+if TYPE_CHECKING:
+    from hub.registration import Registration
 
 IMPORTED = "imported"
 ALREADY_THERE = "already there"
@@ -52,6 +59,76 @@ class ImportOutcome:
             "task_from": self.task_from,
             "reason": self.reason,
         }
+
+
+def import_folders(
+    registration: Registration,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    dataset: Dataset | str | os.PathLike[str] | None = None,
+    task: str | None = None,
+    category: str | None = None,
+    base_model: str | os.PathLike[str] | None = None,
+    tags: Iterable[str] = (),
+    progress: Callable[[int, int, Path], None] | None = None,
+) -> list[ImportOutcome]:
+    """Push every module folder under `paths` (`Hub.import_folders` says how)."""
+    folders = [(folder, "", None) for folder in module_folders([Path(path) for path in paths])]
+    return push_each(registration, folders, dataset, task, category, base_model, tags, progress)
+
+
+def import_hf_cache(
+    registration: Registration,
+    *,
+    dataset: Dataset | str | os.PathLike[str] | None = None,
+    task: str | None = None,
+    category: str | None = None,
+    base_model: str | os.PathLike[str] | None = None,
+    tags: Iterable[str] = (),
+    progress: Callable[[int, int, Path], None] | None = None,
+) -> list[ImportOutcome]:
+    """Push every cached revision of every adapter repo of the Hugging Face cache (`Hub.import_hf_cache` says how)."""
+    repos, skipped = cached_adapters()
+    folders = [(repo.path, repo.source, repo.repo_id.split("/")[-1]) for repo in repos]
+    return push_each(registration, folders, dataset, task, category, base_model, tags, progress) + skipped
+
+
+def push_each(
+    registration: Registration,
+    folders: Sequence[tuple[Path, str, str | None]],
+    dataset: Dataset | str | os.PathLike[str] | None,
+    task: str | None,
+    category: str | None,
+    base_model: str | os.PathLike[str] | None,
+    tags: Iterable[str],
+    progress: Callable[[int, int, Path], None] | None,
+) -> list[ImportOutcome]:
+    """Push each (folder, source, repo name) in turn; a refusal is that folder's outcome, and the others go on."""
+    if dataset is not None and (task is not None or category is not None):
+        raise HubError("--task/--category describe modules imported without --dataset; the dataset's task.json already names its task and category")
+    # One dataset for every folder: read (and refused if bad) once, before any push.
+    data = load_dataset(dataset) if dataset is not None and not isinstance(dataset, Dataset) else dataset
+    known = {record.id for record in registration.registry.catalog.list_modules()}
+    tags = tuple(tags)
+    outcomes = []
+    for done, (folder, source, repo_name) in enumerate(folders, start=1):
+        try:
+            named, task_from = task, TASK_FROM_OPTION
+            if data is None and named is None:
+                named = read_card(folder).task
+                named, task_from = (named, TASK_FROM_CARD) if named is not None else (repo_name, TASK_FROM_REPO)
+            record = registration.push(folder, data, task=named, category=category, base_model=base_model, tags=tags, source=source)
+        except USER_ERRORS as error:
+            outcomes.append(ImportOutcome(folder, REFUSED, reason=str(error), source=source))
+        else:
+            # push returns the module already holding these weights: known before, it was already there.
+            there = record.id in known
+            said = "" if data is not None or there else task_from
+            outcomes.append(ImportOutcome(folder, ALREADY_THERE if there else IMPORTED, record.id, record.task, source=source, task_from=said))
+            known.add(record.id)
+        if progress is not None:
+            progress(done, len(folders), folder)
+    return outcomes
 
 
 def module_folders(paths: Sequence[Path]) -> list[Path]:
