@@ -28,6 +28,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.lab_pool import DEFAULT_MANIFEST, DEFAULT_REGISTRY, METHOD, lab_settings, load_tasks  # noqa: E402
 from benchmarks.transferbench.pool import ALL, PoolError, junk_share, pools, read_manifest  # noqa: E402
+from ensembling.strategies.auto import CANDIDATES  # noqa: E402
+
+SCORING_CANDIDATES = CANDIDATES[:2]
 
 COLUMNS = ("target", "pool", "candidates", "strategy", "scored", "search_s", "load_s", "score_compose_s", "total_s", "junk_share", "effective_sources")
 
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites-root", type=Path, default=ROOT / "suites")
     parser.add_argument("--sizes", nargs="+", type=int, default=[20, 50, 100, ALL], help="pool sizes; 0: every module (default: %(default)s)")
     parser.add_argument("--candidates", nargs="+", type=int, default=[0, 20], help="0: score the whole pool; N: two stages (default: %(default)s)")
-    parser.add_argument("--strategies", nargs="+", default=["loss", "el2n"])
+    # The two strategies that score every candidate (auto's first two): the cost that grows with the pool.
+    parser.add_argument("--strategies", nargs="+", default=list(SCORING_CANDIDATES))
     parser.add_argument("--shots", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lab-pool" / "selection-cost.csv")
