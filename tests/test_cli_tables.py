@@ -47,7 +47,7 @@ def test_tables_fit_the_terminal_without_folding_what_identifies_a_row(monkeypat
 def test_the_import_table_wraps_sources_and_cuts_no_status_or_task_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     from pathlib import Path
 
-    from hub.imports import ImportOutcome
+    from hub.bulk_import import ImportOutcome
 
     console = Console(width=80, record=True, color_system=None)
     monkeypatch.setattr(render, "console", console)
