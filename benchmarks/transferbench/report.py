@@ -264,10 +264,9 @@ def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
             mine = paired_delta(runs_shared, method, shots, arm, NO_TRANSFER)
             if mine.units == 0:
                 continue
-            targets = per_target_delta(runs_shared, method, shots, arm, NO_TRANSFER)
-            worst = min(targets, key=targets.get)
-            means = {other: paired_delta(runs_shared, method, shots, other, NO_TRANSFER) for other in fixed(arms)}
-            best = max((other for other in means if means[other].units), key=lambda other: means[other].mean)
+            targets, worst, means, best = versus_fixed(runs_shared, method, shots, arm, arms)
+            if best is None:
+                continue
             gap = paired_delta(runs_shared, method, shots, arm, best)
             safe = targets[worst] >= AUTO_WORST_POINTS
             # On the units both ran: the paired difference, not two means over different units.
@@ -282,6 +281,23 @@ def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
             )
             lines += leave_one_out_lines(runs_shared, method, shots, arm, arms)
     return lines
+
+
+def versus_fixed(runs: list[dict], method: str, shots: int, arm: str, arms: list[str]) -> tuple[dict[str, float], str, dict, str | None]:
+    """`arm`'s Δ random per target, its worst target, every fixed strategy's Δ random, and the best of those (None if none ran)."""
+    targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER)
+    worst = min(targets, key=targets.get)
+    means = {other: paired_delta(runs, method, shots, other, NO_TRANSFER) for other in fixed(arms)}
+    best = max((other for other in means if means[other].units), key=lambda other: means[other].mean, default=None)
+    return targets, worst, means, best
+
+
+def versus_leave_one_target_out(runs: list[dict], method: str, shots: int, arm: str, arms: list[str]):
+    """The leave-one-target-out choice's gain per unit, its pick per target, and `arm` minus it, paired over the units."""
+    gains, picks = leave_one_target_out(runs, method, shots, fixed(arms))
+    mine, random_acc = accuracies(runs, method, shots, arm), accuracies(runs, method, shots, NO_TRANSFER)
+    paired = mean_interval([mine[unit] - random_acc[unit] - gains[unit] for unit in sorted(gains) if unit in mine])
+    return gains, picks, paired
 
 
 def default_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[str]) -> list[str]:
@@ -302,14 +318,9 @@ def default_lines(runs: list[dict], method: str, shots_list: list[int], arms: li
         mine = paired_delta(shared, method, shots, DEFAULT, NO_TRANSFER)
         if mine.units == 0:
             continue
-        targets = per_target_delta(shared, method, shots, DEFAULT, NO_TRANSFER)
-        worst = min(targets, key=targets.get)
-        means = {other: paired_delta(shared, method, shots, other, NO_TRANSFER) for other in fixed(arms)}
-        best = max((other for other in means if means[other].units), key=lambda other: means[other].mean, default=None)
+        targets, worst, _means, best = versus_fixed(shared, method, shots, DEFAULT, arms)
         gap = paired_delta(shared, method, shots, DEFAULT, best).text() + f" ({best})" if best else "–"
-        gains, _picks = leave_one_target_out(shared, method, shots, fixed(arms))
-        acc, base = accuracies(shared, method, shots, DEFAULT), accuracies(shared, method, shots, NO_TRANSFER)
-        loto = mean_interval([acc[unit] - base[unit] - gains[unit] for unit in sorted(gains) if unit in acc])
+        _gains, _picks, loto = versus_leave_one_target_out(shared, method, shots, DEFAULT, arms)
         rows = [run for run in shared if run["arm"] == DEFAULT and run["method"] == method and run["shots"] == shots]
         randoms = [run for run in shared if run["arm"] == NO_TRANSFER and run["method"] == method and run["shots"] == shots]
         kept = sum(run.get("chosen") == NO_TRANSFER for run in rows)
@@ -338,15 +349,13 @@ def all_units(runs: list[dict], method: str, shots: int) -> int:
 
 def leave_one_out_lines(runs: list[dict], method: str, shots: int, arm: str, arms: list[str]) -> list[str]:
     """The obvious alternative to auto's cross-validation: per target, the fixed strategy that did best on the other targets."""
-    gains, picks = leave_one_target_out(runs, method, shots, fixed(arms))
+    gains, picks, paired = versus_leave_one_target_out(runs, method, shots, arm, arms)
     if not gains:
         return []
     by_target: dict[str, list[float]] = defaultdict(list)
     for (target, _seed), gain in gains.items():
         by_target[target].append(gain)
     worst = min(by_target, key=lambda target: mean(by_target[target]))
-    mine, random_acc = accuracies(runs, method, shots, arm), accuracies(runs, method, shots, NO_TRANSFER)
-    paired = mean_interval([mine[unit] - random_acc[unit] - gains[unit] for unit in sorted(gains) if unit in mine])
     chosen = ", ".join(f"{name} {count}" for name, count in Counter(picks.values()).most_common())
     return [
         f"  - Against the fixed strategy picked leave-one-target-out (per target, the one with the best mean Δ random on the "
