@@ -39,15 +39,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.transferbench.pool import JUNK, KINDS, PoolError, read_manifest, write_manifest  # noqa: E402
+from benchmarks.transferbench.pool import (  # noqa: E402
+    DEFAULT_MANIFEST,
+    DEFAULT_REGISTRY,
+    ERRORS,
+    JUNK,
+    KINDS,
+    SUITES,
+    check_manifest,
+    error_line,
+    load_suites,
+    read_manifest,
+    write_manifest,
+)
 from benchmarks.transferbench.settings import STANDARD, Settings  # noqa: E402
 from benchmarks.transferbench.sources import chance_of, source_config  # noqa: E402
 
-SUITES = ("wordnet", "sentiment", "phonetics", "manpages")
 SEEDS = {"source": 0, "early": 0, "undertrained": 0, "shuffled": 0, "duplicate": 1}
 UNDERTRAINED_LR_DIVISOR = 20
-DEFAULT_REGISTRY = Path("/root/deltahub-runs/lab-pool/registry")
-DEFAULT_MANIFEST = ROOT / "benchmarks" / "results" / "lab-pool" / "manifest.csv"
 METHOD = "lora"
 
 
@@ -67,21 +76,6 @@ def lab_settings(registry: Path, device: str = "cpu") -> Settings:
     """The standard run's source budget (so the pool's sources are the benchmark's sources)."""
     budget = {key: STANDARD[key] for key in ("source_max_steps", "source_patience") if key in STANDARD}
     return Settings(suite=ROOT / "suites", out=registry.parent, registry=registry, device=device, **budget)
-
-
-def load_tasks(suites_root: Path, suites: Sequence[str]) -> dict[str, tuple[str, object]]:
-    """Every task of the named suites, by name, with its suite."""
-    from hub.datasets import CARD_FILE, load_dataset
-
-    tasks: dict[str, tuple[str, object]] = {}
-    for suite in suites:
-        folder = suites_root / suite
-        if not folder.is_dir():
-            raise PoolError(f"no suite {folder}; build it with suites/build_{suite}.py or drop it from --suites")
-        for task_dir in sorted(path for path in folder.iterdir() if (path / CARD_FILE).is_file()):
-            data = load_dataset(task_dir)
-            tasks[data.card.name] = (suite, data)
-    return tasks
 
 
 def plan(tasks: dict[str, tuple[str, object]], kinds: Sequence[str] = KINDS) -> list[Entry]:
@@ -144,31 +138,6 @@ def row_of(entry: Entry, record, metrics: dict[str, float]) -> dict[str, str]:
     }  # fmt: skip
 
 
-def check_manifest(hub, rows: Sequence[dict[str, str]], settings: Settings) -> None:
-    """Every row's module is in the registry with the row's digest, on the pool's base model: else one line naming it."""
-    from hub.backbones import resolve_base_model
-    from store.errors import NotFound
-
-    backbone = hub.backbone(resolve_base_model(settings.base_model))
-    base, arch_hash = backbone.ref.name, backbone.arch_hash
-    for row in rows:
-        name = f"module {row['module_id']} ({row['task']}/{row['kind']}/seed {row['seed']})"
-        if row["base_model"] != base:
-            raise PoolError(f"manifest {name} is on base model {row['base_model']!r}, the pool's is {base!r}; drop the row or use that base model")
-        try:
-            record = hub.show(int(row["module_id"]))
-        except (NotFound, ValueError):
-            raise PoolError(f"manifest {name} is not in the registry; point --registry at the pool's registry or drop the row") from None
-        if record.blob_digest != row["digest"]:
-            raise PoolError(
-                f"manifest {name} has digest {row['digest'][:12]}…, the registry's module {record.blob_digest[:12]}…; the registry is not this manifest's"
-            )
-        if record.base_model != base or record.base_arch_hash != arch_hash:
-            raise PoolError(
-                f"manifest {name} is on base model {record.base_model!r} ({record.base_arch_hash[:12]}) in the registry, not {base!r} ({arch_hash[:12]})"
-            )
-
-
 def adopt(hub, entry: Entry):
     """The module a crashed run registered for this entry before it could write the manifest, if any."""
     found = [record for record in hub.list(task=entry.task, method=METHOD) if f"lab-entry:{entry.key}" in record.tags]
@@ -189,11 +158,12 @@ def build(
     from hub import Hub
 
     settings = lab_settings(registry, device)
-    tasks = load_tasks(suites_root, suites)
+    tasks = load_suites(suites_root, suites)
     rows = read_manifest(manifest)
     registry.mkdir(parents=True, exist_ok=True)
+    Hub.upgrade(registry)  # a build resumed by a newer deltahub brings the pool's schema along
     with Hub(registry) as hub:
-        check_manifest(hub, rows, settings)
+        check_manifest(hub, rows, settings.base_model)
         done = {f"{row['task']}/{row['kind']}/{row['seed']}" for row in rows}
         todo = [entry for entry in plan(tasks, kinds) if entry.key not in done][:limit]
         log(f"lab pool: {len(done)} modules in the manifest, {len(todo)} to train now")
@@ -218,6 +188,18 @@ def build(
     return rows
 
 
+def summary(rows: Sequence[dict[str, str]]) -> str:
+    """Per kind: modules done, tasks and suites covered, mean training seconds, mean dev accuracy over chance."""
+    lines = ["| kind | modules | tasks | suites | mean s/module | mean dev - chance (points) |", "| --- | --- | --- | --- | --- | --- |"]
+    for kind in KINDS:
+        mine = [row for row in rows if row["kind"] == kind]
+        if mine:
+            seconds = sum(float(row["seconds"]) for row in mine) / len(mine)
+            above = 100 * sum(float(row["dev_acc"]) - float(row["chance"]) for row in mine) / len(mine)
+            lines.append(f"| {kind} | {len(mine)} | {len({r['task'] for r in mine})} | {len({r['suite'] for r in mine})} | {seconds:.0f} | {above:+.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build or check the lab-scale pool of LoRA modules (see the module docstring).")
     parser.add_argument("command", choices=("build", "check", "plan"))
@@ -240,18 +222,19 @@ def main(argv: list[str] | None = None) -> int:
             from hub import Hub
 
             rows = read_manifest(args.manifest)
-            with Hub(args.registry) as hub:
-                check_manifest(hub, rows, lab_settings(args.registry, args.device))
+            with Hub(args.registry, create=False) as hub:  # a check writes nothing, not even a registry at a mistyped path
+                check_manifest(hub, rows, lab_settings(args.registry, args.device).base_model)
             print(f"manifest {args.manifest}: {len(rows)} modules, every one in {args.registry} with its digest and base model")
         else:
             rows = read_manifest(args.manifest)
             done = {f"{row['task']}/{row['kind']}/{row['seed']}" for row in rows}
-            entries = plan(load_tasks(args.suites_root, args.suites), args.kinds)
+            entries = plan(load_suites(args.suites_root, args.suites), args.kinds)
             for entry in entries:
                 print(f"{'done' if entry.key in done else 'todo'}  {entry.suite:10} {entry.key}")
             print(f"{len(entries)} modules from {len({e.task for e in entries})} tasks of {len({e.suite for e in entries})} suites; {len(done)} done")
-    except PoolError as error:
-        print(f"error: {error}", file=sys.stderr)
+            print(summary(rows))
+    except ERRORS as error:
+        print(error_line(error, args.registry), file=sys.stderr)
         return 2
     return 0
 

@@ -26,8 +26,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.lab_pool import DEFAULT_MANIFEST, DEFAULT_REGISTRY, METHOD, lab_settings, load_tasks  # noqa: E402
-from benchmarks.transferbench.pool import ALL, PoolError, junk_share, pools, read_manifest  # noqa: E402
+from benchmarks.lab_pool import METHOD, lab_settings  # noqa: E402
+from benchmarks.transferbench.pool import (  # noqa: E402
+    ALL,
+    DEFAULT_MANIFEST,
+    DEFAULT_REGISTRY,
+    ERRORS,
+    PoolError,
+    check_manifest,
+    error_line,
+    junk_share,
+    load_suites,
+    pools,
+    read_manifest,
+)
 from ensembling.strategies.auto import CANDIDATES  # noqa: E402
 
 SCORING_CANDIDATES = CANDIDATES[:2]
@@ -47,7 +59,7 @@ def measure(
     from hub.transfer import candidate_of, compose_init, make_evaluator
 
     rows = read_manifest(manifest)
-    tasks = load_tasks(suites_root, sorted({row["suite"] for row in rows}))
+    tasks = load_suites(suites_root, sorted({row["suite"] for row in rows}))
     missing = [target for target in targets if target not in tasks]
     if missing:
         raise PoolError(f"no task {', '.join(missing)} in the manifest's suites; pick targets from them")
@@ -56,9 +68,10 @@ def measure(
     by_size = pools(rows, set(targets), sizes)
     measured: list[dict] = []
     out.parent.mkdir(parents=True, exist_ok=True)
-    with Hub(registry) as hub, out.open("w", newline="", encoding="utf-8") as handle:
+    with Hub(registry, create=False) as hub, out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
+        check_manifest(hub, rows, settings.base_model)
         method = get_method(METHOD)
         backbone = hub.backbone(resolve_base_model(settings.base_model))
         for target in targets:
@@ -112,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         measure(args.registry, args.manifest, args.suites_root, args.targets, args.sizes, args.candidates, args.strategies, args.shots, args.out)
-    except PoolError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except ERRORS as error:
+        print(error_line(error, args.registry), file=sys.stderr)
         return 2
     return 0
 

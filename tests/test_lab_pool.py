@@ -49,24 +49,24 @@ def module_ids(tmp_path: Path) -> list[int]:
 
 
 def rewrite(manifest: Path, index: int, **changes: str) -> None:
-    rows = lab_pool.read_manifest(manifest)
+    rows = pool.read_manifest(manifest)
     rows[index].update(changes)
-    lab_pool.write_manifest(manifest, rows)
+    pool.write_manifest(manifest, rows)
 
 
 def test_plan_takes_turns_across_suites_kind_by_kind(suites: Path) -> None:
-    tasks = lab_pool.load_tasks(suites, ["one", "two"])
+    tasks = pool.load_suites(suites, ["one", "two"])
     entries = lab_pool.plan(tasks)
     assert len(entries) == len(tasks) * len(lab_pool.KINDS)
     assert [(e.task, e.kind) for e in entries[:3]] == [("one-a", "source"), ("two-a", "source"), ("one-b", "source")]
     assert [e.kind for e in entries[::3]] == list(lab_pool.KINDS)
     assert {e.seed for e in entries if e.kind == "duplicate"} == {1}
-    with pytest.raises(lab_pool.PoolError, match="no suite"):
-        lab_pool.load_tasks(suites, ["one", "missing"])
+    with pytest.raises(pool.PoolError, match="no suite"):
+        pool.load_suites(suites, ["one", "missing"])
 
 
 def test_shuffled_labels_permute_the_gold_answers(suites: Path) -> None:
-    data = lab_pool.load_tasks(suites, ["one"])["one-a"][1]
+    data = pool.load_suites(suites, ["one"])["one-a"][1]
     train = data.split("train")
     shuffled = lab_pool.shuffled_labels(train, seed=0)
     assert [e.text for e in shuffled] == [e.text for e in train]
@@ -90,7 +90,7 @@ def test_build_resumes_and_writes_the_manifest(tmp_path: Path, suites: Path) -> 
     assert [(row["task"], row["kind"]) for row in rows][-1] == ("one-b", "early") and len(rows) == 3
     # a module registered by a run that died before writing its manifest row is adopted, not trained again
     before = module_ids(tmp_path)
-    lab_pool.write_manifest(manifest, rows[:2])
+    pool.write_manifest(manifest, rows[:2])
     rows = build(tmp_path, suites, limit=1)
     assert module_ids(tmp_path) == before and rows[-1]["module_id"] == str(before[-1])
 
@@ -108,7 +108,7 @@ def test_a_bad_manifest_stops_before_anything_is_registered(tmp_path: Path, suit
     manifest = tmp_path / "manifest.csv"
     rewrite(manifest, 0, **change)
     before = module_ids(tmp_path)
-    with pytest.raises(lab_pool.PoolError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(pool.PoolError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build(tmp_path, suites, limit=1)
     assert module_ids(tmp_path) == before
     # the command line says it in one line, exit 2
@@ -118,13 +118,40 @@ def test_a_bad_manifest_stops_before_anything_is_registered(tmp_path: Path, suit
     assert err.startswith("error: manifest module") and "\n" not in err
 
 
+def test_a_registry_the_script_cannot_open_is_one_line_and_the_build_upgrades_it(tmp_path: Path, suites: Path, capsys) -> None:
+    """check opens the registry without creating or upgrading it: a missing one or an old schema is one line, exit 2."""
+    from alembic import command
+
+    from store.db import alembic_config, make_engine
+
+    registry, manifest = tmp_path / "registry", tmp_path / "manifest.csv"
+    argv = ["check", "--registry", str(registry), "--manifest", str(manifest)]
+    assert lab_pool.main(argv) == 2 and not registry.exists()
+    assert (
+        capsys.readouterr().err
+        == f"error: registry {registry} does not exist; check the path, or create the registry by upgrading its database: adapters db upgrade --registry {registry}\n"
+    )
+    Hub.upgrade(registry)
+    engine = make_engine(f"sqlite:///{registry / 'registry.db'}")
+    try:
+        command.downgrade(alembic_config(engine), "-1")
+    finally:
+        engine.dispose()
+    assert lab_pool.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the registry schema is at revision ") and err.count("\n") == 1, err
+    # the build, the pool's one writer, brings the schema along before it reads the manifest against the registry
+    assert build(tmp_path, suites, limit=0) == []
+    assert lab_pool.main(argv) == 0
+
+
 def test_a_registry_module_on_another_base_model_is_refused(tmp_path: Path, suites: Path) -> None:
     rows = build(tmp_path, suites, limit=1)
     with Hub(tmp_path / "registry") as hub:
         other, _ = push(hub.registry, seed=7)  # same base name, other architecture hash
     manifest = tmp_path / "manifest.csv"
     rewrite(manifest, 0, module_id=str(other.id), digest=other.blob_digest)
-    with pytest.raises(lab_pool.PoolError, match=rf"module {other.id} .* in the registry, not"):
+    with pytest.raises(pool.PoolError, match=rf"module {other.id} .* in the registry, not"):
         build(tmp_path, suites, limit=1)
     assert len(rows) == 1
 
@@ -148,6 +175,12 @@ def test_pools_are_nested_seeded_and_keep_the_targets_out() -> None:
     # the same whatever the manifest's row order; another seed draws other pools
     assert pool.pools(rows[::-1], targets, sizes=(20,), seed=0)[20] == chosen[20]
     assert pool.pools(rows, targets, sizes=(20,), seed=1)[20] != chosen[20]
+
+
+def test_plan_summary_has_one_row_per_kind_built() -> None:
+    rows = [row for row in manifest_rows(10) if row["kind"] != "duplicate"]
+    table = lab_pool.summary(rows).splitlines()
+    assert table[2:] == [f"| {kind} | 2 | 2 | 1 | 1 | +0.0 |" for kind in pool.KINDS if kind != "duplicate"]
 
 
 def test_junk_share_counts_absolute_weight_on_junk_kinds() -> None:

@@ -15,15 +15,32 @@ import random
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+from hub.errors import USER_ERRORS
+
 FIELDS = ("task", "suite", "kind", "seed", "module_id", "digest", "base_model", "dev_acc", "chance", "steps", "best_step", "seconds")
 KINDS = ("source", "early", "undertrained", "shuffled", "duplicate")
 JUNK = frozenset({"early", "undertrained", "shuffled"})
 ALL = 0  # the pool size meaning every eligible module
 POOL_SIZES = (20, 50, ALL)
+SUITES = ("wordnet", "sentiment", "phonetics", "manpages")
+DEFAULT_REGISTRY = Path("/root/deltahub-runs/lab-pool/registry")  # kept out of git: hours of training, on this machine
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "results" / "lab-pool" / "manifest.csv"
 
 
 class PoolError(Exception):
     """A one-line reason the lab pool cannot be read, built or checked (its manifest, its registry, its suites)."""
+
+
+# What a script over the pool prints as one line `error: …` (exit 2): the pool's own errors and the registry's
+# user errors (a registry whose schema is behind this deltahub, a path that holds none), never a traceback.
+ERRORS: tuple[type[Exception], ...] = (PoolError, *USER_ERRORS)
+
+
+def error_line(error: Exception, registry: Path) -> str:
+    """The one line a script prints for one of ERRORS; a registry to create or upgrade gets the command that does it."""
+    from store.errors import NeedsUpgrade
+
+    return f"error: {error}" + (f": adapters db upgrade --registry {registry}" if isinstance(error, NeedsUpgrade) else "")
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:
@@ -49,6 +66,31 @@ def write_manifest(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
     os.replace(temp, path)
 
 
+def check_manifest(hub, rows: Sequence[Mapping[str, str]], base_model: str) -> None:
+    """Every row's module is in the registry with the row's digest, on the pool's base model: else one line naming it."""
+    from hub.backbones import resolve_base_model
+    from store.errors import NotFound
+
+    backbone = hub.backbone(resolve_base_model(base_model))
+    base, arch_hash = backbone.ref.name, backbone.arch_hash
+    for row in rows:
+        name = f"module {row['module_id']} ({row['task']}/{row['kind']}/seed {row['seed']})"
+        if row["base_model"] != base:
+            raise PoolError(f"manifest {name} is on base model {row['base_model']!r}, the pool's is {base!r}; drop the row or use that base model")
+        try:
+            record = hub.show(int(row["module_id"]))
+        except (NotFound, ValueError):
+            raise PoolError(f"manifest {name} is not in the registry; point --registry at the pool's registry or drop the row") from None
+        if record.blob_digest != row["digest"]:
+            raise PoolError(
+                f"manifest {name} has digest {row['digest'][:12]}…, the registry's module {record.blob_digest[:12]}…; the registry is not this manifest's"
+            )
+        if record.base_model != base or record.base_arch_hash != arch_hash:
+            raise PoolError(
+                f"manifest {name} is on base model {record.base_model!r} ({record.base_arch_hash[:12]}) in the registry, not {base!r} ({arch_hash[:12]})"
+            )
+
+
 def pools(rows: Sequence[Mapping[str, str]], targets: Collection[str], sizes: Sequence[int] = POOL_SIZES, seed: int = 0) -> dict[int, list[Mapping[str, str]]]:
     """Pool size -> its modules: nested prefixes of one seeded order of the modules of non-target tasks.
 
@@ -58,6 +100,28 @@ def pools(rows: Sequence[Mapping[str, str]], targets: Collection[str], sizes: Se
     eligible = sorted((row for row in rows if row["task"] not in targets), key=lambda row: int(row["module_id"]))
     random.Random(f"lab-pool:{seed}").shuffle(eligible)
     return {size: eligible[: size or len(eligible)] for size in sizes}
+
+
+def load_suites(root: Path, suites: Sequence[str] | None = None) -> dict[str, tuple[str, object]]:
+    """Every task of the named suites under `root` (None: of every suite folder there), by name, with its suite.
+
+    Task names are unique across suites: a name met twice is refused.
+    """
+    from hub.datasets import CARD_FILE, load_dataset
+
+    if suites is None:
+        suites = sorted(path.name for path in root.iterdir() if path.is_dir() and any(path.glob(f"*/{CARD_FILE}"))) if root.is_dir() else []
+    tasks: dict[str, tuple[str, object]] = {}
+    for suite in suites:
+        folder = root / suite
+        if not folder.is_dir():
+            raise PoolError(f"no suite {folder}; build it with suites/build_{suite}.py or drop it from --suites")
+        for task_dir in sorted(path for path in folder.iterdir() if (path / CARD_FILE).is_file()):
+            data = load_dataset(task_dir)
+            if data.card.name in tasks:
+                raise PoolError(f"task {data.card.name!r} is in both suites {tasks[data.card.name][0]} and {suite}; rename one")
+            tasks[data.card.name] = (suite, data)
+    return tasks
 
 
 def junk_share(weights: Mapping[int, float], kind_of: Mapping[int, str]) -> float:
