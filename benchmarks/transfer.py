@@ -3,6 +3,7 @@
     python benchmarks/transfer.py --suite suites/wordnet --quick      # smoke test, ~10 min on 2 CPU cores
     python benchmarks/transfer.py --suite suites/wordnet --standard   # 8 targets, 2 seeds, 4 and 16 shots (2 CPU cores: see README)
     python benchmarks/transfer.py --suite suites/wordnet --seeds 0 1 2 --methods lora adapter prefix --device cuda   # the full run
+    python benchmarks/transfer.py --lab --lab-pool 20     # the pool-size axis: sources from the lab pool's manifest (20, 50, 0 = all)
 
 Every task of the benchmark is a source for the others (leave-one-out). Sources are
 trained once to their best dev checkpoint and kept in the benchmark's registry
@@ -21,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -30,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.transferbench import report  # noqa: E402
+from benchmarks.transferbench.pool import ALL, DEFAULT_MANIFEST, DEFAULT_REGISTRY, ERRORS, PoolError, error_line, lab_sources, load_suites, pools, read_manifest  # noqa: E402
 from benchmarks.transferbench.runs import RunStore  # noqa: E402
-from benchmarks.transferbench.settings import BUDGETS, QUICK, STANDARD, Settings, split_arm  # noqa: E402
+from benchmarks.transferbench.settings import BUDGETS, LAB, QUICK, STANDARD, Settings, split_arm  # noqa: E402
 from benchmarks.transferbench.stats import is_single  # noqa: E402
 
 
@@ -68,8 +70,18 @@ def _worker_init(settings: Settings, threads: int) -> None:
 
 def _suite(settings: Settings) -> dict:
     if "suite" not in _STATE:
-        _STATE["suite"] = load_suite(settings.suite)
+        _STATE["suite"] = load_tasks(settings)
     return _STATE["suite"]
+
+
+def load_tasks(settings: Settings) -> dict:
+    """The benchmark's tasks by name: its suite's, or with --lab those of every suite under the suites folder."""
+    if settings.preset != LAB["preset"]:
+        return load_suite(settings.suite)
+    try:
+        return {name: data for name, (_, data) in load_suites(settings.suite).items()}
+    except PoolError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def _hub():
@@ -100,8 +112,11 @@ def _cell_job(target: str, method: str, shots: int, seed: int, sources: dict) ->
     return target, shots, seed
 
 
-def run_all(settings: Settings, tasks: list[str], targets: list[str], unusable: set[tuple[str, int]]) -> list:
-    """Sources, then every target's runs, over `settings.workers` processes (in this one when 1)."""
+def run_all(settings: Settings, tasks: list[str], targets: list[str], unusable: set[tuple[str, int]], pool_sources: dict | None = None) -> list:
+    """Sources, then every target's runs, over `settings.workers` processes (in this one when 1).
+
+    `pool_sources` (the lab pool's modules, by task/kind/seed) replaces training one source per task.
+    """
     cores = len(os.sched_getaffinity(0))  # the cores this process may use (taskset), not all the machine has
     threads = max(1, cores // settings.workers)
     if settings.workers == 1:
@@ -114,9 +129,12 @@ def run_all(settings: Settings, tasks: list[str], targets: list[str], unusable: 
     try:
         sources = []
         for method in settings.methods:
-            infos = [future.result() for future in [submit(_source_job, task, method) for task in tasks]]
-            sources += infos
-            by_task = {info.task: info for info in infos}
+            if pool_sources is None:
+                infos = [future.result() for future in [submit(_source_job, task, method) for task in tasks]]
+                by_task = {info.task: info for info in infos}
+            else:
+                by_task = {key: info for key, info in pool_sources.items() if info.method == method}
+            sources += by_task.values()
             # Seed-major order: an interrupted run has every target at the seeds it reached. Within a
             # seed, the targets with the most candidates (the costliest) go first so workers end together.
             cost = {name: max(len(example.choices) for example in _suite(settings)[name].split("train")) for name in targets}
@@ -155,14 +173,37 @@ def stored_sources(settings: Settings, suite: dict, tasks: list[str]) -> list:
     return [info for info in found if info is not None]
 
 
+def lab_pool_sources(settings: Settings, lab: LabPool, targets: list[str]) -> dict:
+    """The lab pool of `lab.size` modules (none of the targets' tasks), checked against the registry; a one-line error otherwise."""
+    from hub import Hub
+
+    try:
+        rows = read_manifest(lab.manifest)
+        if not rows:
+            raise PoolError(f"manifest {lab.manifest} lists no module; build the pool with benchmarks/lab_pool.py build")
+        # create=False: the pool's registry is benchmarks/lab_pool.py's to make; a wrong path must not become an empty registry.
+        with Hub(settings.registry, create=False) as hub:
+            return lab_sources(hub, pools(rows, set(targets), (lab.size,))[lab.size], settings.base_model)
+    except ERRORS as error:
+        raise SystemExit(error_line(error, settings.registry)) from None
+
+
 # ---------------------------------------------------------------- command line
 
 
-def parse(argv: Sequence[str]) -> Settings:
+@dataclass(frozen=True)
+class LabPool:
+    """--lab: which manifest, and how many of its modules (0: all) the pool holds."""
+
+    manifest: Path
+    size: int
+
+
+def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1]
     )
-    parser.add_argument("--suite", type=Path, required=True, help="a folder of task folders in the project's dataset format")
+    parser.add_argument("--suite", type=Path, default=None, help="a folder of task folders in the project's dataset format (--lab: the folder of the suites)")
     preset = parser.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true", help="a smoke test: 2 targets, 4 shots, 1 seed, a few arms")
     preset.add_argument(
@@ -170,13 +211,21 @@ def parse(argv: Sequence[str]) -> Settings:
         action="store_true",
         help="the standard run: 8 targets over every category, 2 seeds, 4 and 16 shots, every paper strategy, baselines, controls",
     )
+    preset.add_argument(
+        "--lab",
+        action="store_true",
+        help=f"the pool-size axis: {len(LAB['targets'])} targets of 4 suites (designed on the 4 WordNet ones, judged on the others), "
+        "sources from the lab pool's manifest",
+    )
+    parser.add_argument("--lab-pool", type=int, default=None, help="--lab: the pool's size (a seeded subset without the targets' tasks; 0, the default: all)")
+    parser.add_argument("--manifest", type=Path, default=None, help=f"--lab: the pool's manifest (default: {DEFAULT_MANIFEST.relative_to(ROOT)})")
     parser.add_argument(
         "--budget",
         choices=sorted(BUDGETS),
         default=None,
         help="the target budget of every arm: standard (36 steps) or converged (200, patience after 60 steps); --target-* options override it",
     )
-    parser.add_argument("--out", type=Path, default=None, help="default out/transfer-<preset>")
+    parser.add_argument("--out", type=Path, default=None, help="default out/transfer-<preset> (--lab: out/transfer-lab/pool-<size>)")
     parser.add_argument("--registry", type=Path, default=None, help="benchmark registry (default OUT/registry); trained sources are reused from it")
     for name in ("tasks", "targets", "methods", "strategies"):
         parser.add_argument(f"--{name}", nargs="+", default=None)
@@ -198,7 +247,13 @@ def parse(argv: Sequence[str]) -> Settings:
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--device", default=None, help="auto, cpu or cuda")
     args = parser.parse_args(argv)
-    values: dict = dict(QUICK) if args.quick else dict(STANDARD) if args.standard else {}
+    if args.suite is None and not args.lab:
+        parser.error("--suite is required (or --lab)")
+    if not args.lab and (args.lab_pool is not None or args.manifest is not None):
+        parser.error("--lab-pool and --manifest go with --lab")
+    if args.lab_pool is not None and args.lab_pool < 0:
+        parser.error(f"--lab-pool must be 0 (all) or more, got {args.lab_pool}")
+    values: dict = dict(QUICK) if args.quick else dict(STANDARD) if args.standard else dict(LAB) if args.lab else {}
     if args.budget is not None:
         values.update(budget=args.budget, **BUDGETS[args.budget])
     for name in ("tasks", "targets", "methods", "strategies", "shots", "seeds"):
@@ -214,14 +269,20 @@ def parse(argv: Sequence[str]) -> Settings:
         value = values.get(name.replace("-", "_"))
         if value is not None and (value < 0 if name == "target-min-steps" else value <= 0):
             raise SystemExit(f"error: --{name} must be {'0 or more' if name == 'target-min-steps' else 'positive'}, got {value}")
+    lab = LabPool(args.manifest or DEFAULT_MANIFEST, ALL if args.lab_pool is None else args.lab_pool) if args.lab else None
     out = args.out or ROOT / "out" / f"transfer-{values.get('preset', 'custom')}"
-    settings = Settings(suite=args.suite, out=out, registry=args.registry or out / "registry", report_only=args.report, oracle=args.oracle, **values)
+    registry = args.registry or out / "registry"
+    if lab is not None:
+        out = args.out or out / f"pool-{lab.size or 'all'}"
+        registry = args.registry or DEFAULT_REGISTRY
+    suite = args.suite or ROOT / "suites"
+    settings = Settings(suite=suite, out=out, registry=registry, report_only=args.report, oracle=args.oracle, **values)
     if not settings.strategies:
         from ensembling.strategies import Family, of_family, shuffled_of
 
         names = of_family(Family.PAPER, Family.WEIGHTS, Family.BASELINE, Family.CONTROL)
         settings = replace(settings, strategies=tuple(names) + tuple(shuffled_of(name) for name in of_family(Family.PAPER, Family.WEIGHTS)))
-    return settings
+    return settings, lab
 
 
 def check(settings: Settings, suite: dict) -> tuple[list[str], list[str]]:
@@ -288,16 +349,20 @@ def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[s
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    settings = parse(argv)
-    suite = load_suite(settings.suite)
+    settings, lab = parse(argv)
+    suite = load_tasks(settings)
     tasks, targets = check(settings, suite)
     unusable = set() if settings.report_only else unusable_samples(settings, suite, targets)
+    pool_sources = None if lab is None else lab_pool_sources(settings, lab, targets)
     settings.out.mkdir(parents=True, exist_ok=True)
     (settings.out / "settings.json").write_text(json.dumps(settings.to_json(), indent=2) + "\n", encoding="utf-8")
     command = "python benchmarks/transfer.py " + " ".join(argv)
     log(f"{len(tasks)} tasks, targets: {', '.join(targets)}; arms: {', '.join(settings.strategies)}; protocol {settings.protocol_digest()}")
     started = time.perf_counter()
-    sources = stored_sources(settings, suite, tasks) if settings.report_only else run_all(settings, tasks, targets, unusable)
+    if pool_sources is not None:
+        sources = list(pool_sources.values()) if settings.report_only else run_all(settings, tasks, targets, unusable, pool_sources)
+    else:
+        sources = stored_sources(settings, suite, tasks) if settings.report_only else run_all(settings, tasks, targets, unusable)
     wall = None if settings.report_only else time.perf_counter() - started
     # The report covers every run stored under this protocol, whichever invocation made it, and says what it left out.
     store = RunStore(settings.out, settings.protocol_digest())

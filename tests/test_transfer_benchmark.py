@@ -213,3 +213,53 @@ def test_a_bad_operator_arm_is_refused_before_any_work(tmp_path, arm, message):
     with pytest.raises(SystemExit, match=message):
         bench.main(["--suite", str(suite), "--out", str(tmp_path / "out"), *TINY, "--strategies", "random", arm])
     assert not (tmp_path / "out" / "registry").exists()  # no source was trained
+
+
+def test_the_lab_preset_reads_only_the_k_shot_sample_over_each_pool_size(tmp_path, monkeypatch):
+    """--lab: the sources are the manifest's pool (never the target's task), and no arm of the preset reads a labelled
+    target example outside its k-shot sample, at every pool size."""
+    from benchmarks import lab_pool
+    from benchmarks.transferbench.pool import ALL
+    from benchmarks.transferbench.settings import LAB
+
+    root = tmp_path / "suites"
+    write_toy_suite(root / "toys")
+    registry, manifest = tmp_path / "registry", tmp_path / "manifest.csv"
+    modules = {row["module_id"] for row in lab_pool.build(registry, manifest, root, ["toys"], kinds=("early",), log=lambda line: None)}
+    seen: list[tuple[str, str | None]] = []
+    collate = CrossEncoderFormulation.collate
+
+    def spy(self, examples):
+        seen.extend((example.text, example.text_pair) for example in examples)
+        return collate(self, examples)
+
+    monkeypatch.setattr(CrossEncoderFormulation, "collate", spy)
+    bench = load_benchmark()
+    arms = list(LAB["strategies"])
+    common = ["--lab", "--suite", str(root), "--manifest", str(manifest), "--registry", str(registry), *TINY, "--targets", "toy-animal", "--strategies", *arms]
+    for size in (1, ALL):
+        out = tmp_path / f"pool-{size}"
+        assert bench.main([*common, "--lab-pool", str(size), "--out", str(out)]) == 0
+        with (out / "sources.csv").open() as handle:
+            sources = list(csv.DictReader(handle))
+        assert len(sources) == (size or 2) and "toy-animal" not in {row["task"] for row in sources}
+        assert {row["module_id"] for row in sources} <= modules
+        with (out / "weights.csv").open() as handle:
+            assert "toy-animal" not in {row["source"] for row in csv.DictReader(handle)}
+        runs = [json.loads(line) for line in (out / "runs" / "lora" / "toy-animal.jsonl").read_text().splitlines()]
+        assert {row["arm"] for row in runs if row["kind"] in ("run", "skip")} == set(arms)
+    # --report rewrites the report from the stored runs, the design/judged split of the targets stated
+    assert bench.main([*common, "--out", str(tmp_path / f"pool-{ALL}"), "--report"]) == 0
+    assert (
+        "design targets (the default and anything tuned on the lab pool was designed on these) none; judged targets toy-animal."
+        in (tmp_path / f"pool-{ALL}" / "results.md").read_text()
+    )
+
+    target = load_dataset(root / "toys" / "toy-animal")
+    key = lambda example: (example.text, example.text_pair)  # noqa: E731
+    allowed = {key(example) for shots in (1, 2) for split in ("train", "dev") for example in target.few_shot(shots, 0).split(split)}
+    labelled = {key(example) for split in ("train", "dev") for example in target.split(split)}
+    test = {key(example) for example in target.split("test")}
+    read = set(seen) & (labelled | test)
+    assert read & allowed, "the spy saw none of the sample: it is not watching the arms"
+    assert read - allowed - test == set(), f"arms read target examples outside the k-shot sample: {sorted(read - allowed - test)}"

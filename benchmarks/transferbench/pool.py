@@ -124,6 +124,21 @@ def load_suites(root: Path, suites: Sequence[str] | None = None) -> dict[str, tu
     return tasks
 
 
+def lab_sources(hub, rows: Sequence[Mapping[str, str]], base_model: str) -> dict:
+    """The pool's modules as the benchmark's sources, by `task/kind/seed` (a task has several), checked against the registry first."""
+    from benchmarks.transferbench.sources import SourceInfo
+
+    check_manifest(hub, rows, base_model)
+    found = {}
+    for row in rows:
+        record = hub.show(int(row["module_id"]))
+        found[f"{row['task']}/{row['kind']}/{row['seed']}"] = SourceInfo(
+            row["task"], record.category, record.method, record.id, float(row["dev_acc"]), float(row["chance"]),
+            int(row["steps"]), int(row["best_step"]), float(row["seconds"]), True,
+        )  # fmt: skip
+    return found
+
+
 def junk_share(weights: Mapping[int, float], kind_of: Mapping[int, str]) -> float:
     """The share of an ensemble's absolute weight that sits on junk modules (early, undertrained, shuffled labels)."""
     total = sum(abs(weight) for weight in weights.values())

@@ -9,7 +9,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from benchmarks.transferbench.settings import DESIGN_TARGETS, Settings, split_arm
+from benchmarks.transferbench.settings import DESIGN_TARGETS, LAB, Settings, split_arm
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import (
     accuracies,
@@ -489,6 +489,23 @@ def source_lines(sources: list[SourceInfo]) -> list[str]:
     return lines
 
 
+def targets_text(targets: list[str], settings: Settings) -> str:
+    """The report's targets; the lab preset's in two groups, so that no reader takes a design target's figure for a judged one."""
+    if settings.preset != LAB["preset"]:
+        return f"Targets ({len(targets)}): {', '.join(targets)}."
+    design, judged = [name for name in targets if name in DESIGN_TARGETS], [name for name in targets if name not in DESIGN_TARGETS]
+    return (
+        f"Targets ({len(targets)}): design targets (the default and anything tuned on the lab pool was designed on these) "
+        f"{', '.join(design) or 'none'}; judged targets {', '.join(judged) or 'none'}."
+    )
+
+
+def sources_text(count: int, settings: Settings) -> str:
+    if settings.preset != LAB["preset"]:
+        return f"the other tasks of {count}"
+    return f"{count} modules of the lab pool's manifest (benchmarks/lab_pool.py), none of a target's task"
+
+
 def render(
     runs: list[dict],
     cells: list[dict],
@@ -513,8 +530,9 @@ def render(
         "",
         f"Command: `{command}`  ",
         f"Preset: {settings.preset}. Runs reported: {len(runs)}, {run_hours:.1f} hours of init, training and testing in all (each run on one "
-        f"process).{this} Targets ({len(targets)}): {', '.join(targets)}.  ",
-        f"Sources: the other tasks of {len(sources) // max(len(settings.methods), 1)} ({', '.join(settings.methods)}). Shots: {', '.join(map(str, shots_list))}. Seeds: {', '.join(map(str, seeds))}.",
+        f"process).{this} {targets_text(targets, settings)}  ",
+        f"Sources: {sources_text(len(sources) // max(len(settings.methods), 1), settings)} ({', '.join(settings.methods)}). "
+        f"Shots: {', '.join(map(str, shots_list))}. Seeds: {', '.join(map(str, seeds))}.",
         "",
         "Protocol: per (target, shots, seed) one k-shot sample (k train + k dev examples per label, drawn from the target's train split) "
         "is all that every arm reads; the test split is read only for the final score. Every arm trains with the same budget: "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ensembling.errors import EnsemblingError
 from ensembling.operators import LINEAR, parse_operator
-from ensembling.strategies import NO_TRANSFER, RANDOM_POOL, STRATEGIES, Family, Needs, get_strategy, of_family, shuffled_of
+from ensembling.strategies import DEFAULT, NO_TRANSFER, RANDOM_POOL, STRATEGIES, Family, Needs, get_strategy, of_family, shuffled_of
 from hub.devices import AUTO_DEVICE
 
 OPERATOR_MARK = "+"  # an arm `<strategy>+<operator>` (loss+svd) composes the strategy's weights with that operator (--combine)
@@ -29,6 +29,8 @@ STANDARD_TARGETS = (
 )  # fmt: skip
 # The default init (`guarded`) was designed on these four standard targets; the report judges it on the others.
 DESIGN_TARGETS = STANDARD_TARGETS[:4]
+# The lab preset's targets besides DESIGN_TARGETS: two from each of the other suites, which nothing was designed on.
+LAB_JUDGED_TARGETS = ("senti-polarity", "senti-most-negative", "pho-stress", "pho-rhyme", "man-section", "man-name")
 STANDARD_SOURCES = (
     "wn-supersense-noun-a", "wn-supersense-noun-b", "wn-supersense-verb-a", "wn-definition-adv", "wn-definition-noun",
     "wn-term-noun", "wn-cloze-noun", "wn-cloze-verb", "wn-antonym-adj", "wn-antonym-noun", "wn-isa-animal", "wn-synonym-noun",
@@ -162,4 +164,20 @@ STANDARD = dict(
     **BUDGETS["standard"],
     test_cap=60,
     workers=2,
+)
+
+# The pool-size axis (--lab): the sources are the lab pool's modules (benchmarks/lab_pool.py trained them with
+# STANDARD's source budget), the targets DESIGN_TARGETS, on which anything tuned on the pool is designed, and
+# LAB_JUDGED_TARGETS, on which it is judged; the arms that read the pool, the default last.
+LAB = dict(
+    preset="lab",
+    targets=DESIGN_TARGETS + LAB_JUDGED_TARGETS,
+    shots=(4, 16),
+    seeds=(0, 1),
+    strategies=BASELINES + ("el2n", "loss") + PEERS + (RANDOM_POOL, DEFAULT),
+    source_max_steps=STANDARD["source_max_steps"],
+    source_patience=STANDARD["source_patience"],
+    budget="standard",
+    **BUDGETS["standard"],
+    test_cap=60,
 )
