@@ -168,7 +168,9 @@ STANDARD = dict(
 
 # The pool-size axis (--lab): the sources are the lab pool's modules (benchmarks/lab_pool.py trained them with
 # STANDARD's source budget), the targets DESIGN_TARGETS, on which anything tuned on the pool is designed, and
-# LAB_JUDGED_TARGETS, on which it is judged; the arms that read the pool, the default last.
+# LAB_JUDGED_TARGETS, on which it is judged; the arms that read the pool, the default last. The target budget is the
+# converged one: under the standard budget `random` is often stopped while still learning, which flatters every
+# composed init (docs/benchmarks.md, "Budgets").
 LAB = dict(
     preset="lab",
     targets=DESIGN_TARGETS + LAB_JUDGED_TARGETS,
@@ -177,7 +179,7 @@ LAB = dict(
     strategies=BASELINES + ("el2n", "loss") + PEERS + (RANDOM_POOL, DEFAULT),
     source_max_steps=STANDARD["source_max_steps"],
     source_patience=STANDARD["source_patience"],
-    budget="standard",
-    **BUDGETS["standard"],
+    budget="converged",
+    **BUDGETS["converged"],
     test_cap=60,
 )
