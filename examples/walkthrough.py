@@ -5,8 +5,8 @@ packaged all-MiniLM-L6-v2 until their dev accuracy stops improving (the best dev
 checkpoint is kept, as the paper's sources are) and pushes them with the `adapters`
 CLI. Then a task the registry has never seen arrives with only a few examples per
 label (its k-shot sample: k train + k dev examples per label): it searches for
-related modules, composes them once into an init (the default strategy, guarded, keeps
-the composed init only if, trained, it beats the trained default init on the k-shot dev),
+related modules, composes them once into an init (the default strategy, group-average,
+averages the modules of the new task's category),
 and trains the new task from that init and from the default (random) init with the same
 k-shot data, budget, early stopping and seed, printing both test scores side by side.
 """
@@ -102,7 +102,7 @@ def main() -> None:
     adapters("search", str(SUITE / NEW_TASK), "--top-k", "4", registry=registry)
 
     console.rule(f"4. compose the related modules into an init ({args.strategy})")
-    # On the k-shot sample step 5 trains on, under step 5's budget (guarded trains its init and the default init to compare them).
+    # On the k-shot sample step 5 trains on, under step 5's budget (which a strategy that trains, e.g. guarded, decides under).
     adapters(
         "ensemble", str(SUITE / NEW_TASK), "--strategy", args.strategy, "--shots", str(args.shots), *TARGET_BUDGET, "--plot", str(args.out / "weights.png"),
         registry=registry,

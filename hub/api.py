@@ -487,7 +487,10 @@ class Hub:
     def transfer_init(self, dataset: Dataset | str | os.PathLike[str], options: TransferOptions | None = None, *, register: bool = True) -> TrainableModule:
         """A TrainableModule (a PeftModel for PEFT methods) on a copy of the base model, holding the ensemble's init.
 
-        Arguments as `ensemble`; strategy `random` gives the method's default init under `options.seed`.
+        Arguments as `ensemble`; strategy `random` gives the method's default init under `options.seed`. The default
+        strategy, `group-average`, is the uniform average of the registry's modules of the dataset's category: it
+        reads only their category labels, scoring and training nothing, so its cost is loading those modules; with
+        no module of that category the init is the method's default init, and `.transfer.decision` of the returned module says so.
         Writes: the init, registered as `ensemble` registers it, unless `register=False`.
         """
         return self.transfer.transfer_init(dataset, options or TransferOptions(), register=register)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -269,20 +270,20 @@ def registry(small_registry, tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "registry", target
 
 
-def test_ensemble_defaults_to_guarded_which_records_its_choice_in_the_provenance(registry):
+def test_ensemble_with_guarded_records_its_choice_in_the_provenance(registry):
     path, target = registry
-    result = cli("ensemble", str(target), "--score-examples", "8", "--steps", "2", "--json", "--registry", str(path))
+    result = cli("ensemble", str(target), "-s", "guarded", "--score-examples", "8", "--steps", "2", "--json", "--registry", str(path))
     assert result.exit_code == 0, result.output
     made = json.loads(result.output)
-    assert made["strategy"] == DEFAULT and made["chosen"] in (NO_TRANSFER, INNER) and made["rationale"]
+    assert made["strategy"] == "guarded" and made["chosen"] in (NO_TRANSFER, INNER) and made["rationale"]
     with Hub(path) as hub:
         provenance = hub.show(made["module_id"]).provenance
-    assert (provenance.strategy, provenance.chosen, provenance.rationale) == (DEFAULT, made["chosen"], made["rationale"])
+    assert (provenance.strategy, provenance.chosen, provenance.rationale) == ("guarded", made["chosen"], made["rationale"])
     shown = cli("show", str(made["module_id"]), "--registry", str(path))
     assert "init choice" in shown.output and made["rationale"][:40] in " ".join(shown.output.split())
 
 
-def test_the_default_on_data_too_small_to_hold_anything_out_says_what_it_did_and_trains_without_registering(registry, tmp_path):
+def test_guarded_on_data_too_small_to_hold_anything_out_says_what_it_did_and_trains_without_registering(registry, tmp_path):
     path, target = registry
     # One train example per label and no dev split: nothing to compare the composed init with the default init on.
     data = load_dataset(target)
@@ -290,10 +291,34 @@ def test_the_default_on_data_too_small_to_hold_anything_out_says_what_it_did_and
     small = tmp_path / "small"
     write_dataset(Dataset(data.card, {"train": tuple(rows.values())}), small)
     before = snapshot(path)
-    result = cli("train", str(small), "--max-steps", "2", "--score-examples", "2", "--registry", str(path), "--init", DEFAULT)
+    result = cli("train", str(small), "--max-steps", "2", "--score-examples", "2", "--registry", str(path), "--init", "guarded")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if line.startswith("guarded: ")]
+    assert len(said) == 1 and "nothing to compare on" in said[0] and f"kept {INNER}'s init unchecked" in said[0], result.output
+    assert snapshot(path) == before
+
+
+def test_the_default_averages_the_modules_of_the_targets_category(registry):
+    path, target = registry
+    result = cli("ensemble", str(target), "--json", "--registry", str(path))
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.output)
+    weights = [source["weight"] for source in made["sources"]]
+    assert made["strategy"] == DEFAULT and made["chosen"] is None and weights
+    assert {source["category"] for source in made["sources"]} == {load_dataset(target).card.category}
+    assert weights == pytest.approx([1 / len(weights)] * len(weights))
+
+
+def test_the_default_without_a_module_of_the_targets_category_keeps_the_default_init_and_says_so(registry, tmp_path):
+    path, target = registry
+    data = load_dataset(target)
+    unseen = tmp_path / "unseen"
+    write_dataset(Dataset(replace(data.card, category="a-category-no-module-has"), data.splits), unseen)
+    before = snapshot(path)
+    result = cli("train", str(unseen), "--max-steps", "2", "--registry", str(path), "--init", DEFAULT)
     assert result.exit_code == 0, result.output
     said = [line for line in result.output.splitlines() if line.startswith(f"{DEFAULT}: ")]
-    assert len(said) == 1 and "nothing to compare on" in said[0] and f"kept {INNER}'s init unchecked" in said[0], result.output
+    assert len(said) == 1 and "no source of category 'a-category-no-module-has'" in said[0] and "kept the default init" in said[0], result.output
     assert snapshot(path) == before
 
 

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 from helpers import adapters, one_line_error, snapshot
 
-from ensembling.strategies import DEFAULT
-
 FAST = ("--shots", "4", "--batch-size", "4", "--max-steps", "2", "--epochs", "1", "--json")
 
 
@@ -72,10 +70,10 @@ def test_train_from_a_strategy_records_the_ensemble_and_registers_nothing_else(r
 
 def test_train_from_a_composed_init_by_id_says_how_it_was_made(registry: Path, suite: Path) -> None:
     target = str(suite / "wn-supersense-noun-b")
-    made = json.loads(adapters(registry, "ensemble", target, "-s", DEFAULT, "--shots", "4", "--max-steps", "2", "--json").output)
+    made = json.loads(adapters(registry, "ensemble", target, "-s", "guarded", "--shots", "4", "--max-steps", "2", "--json").output)
     shown = adapters(registry, "train", target, *[arg for arg in FAST if arg != "--json"], "--init", str(made["module_id"]))
     assert shown.exit_code == 0, shown.output
-    assert f"init {made['module_id']} ({DEFAULT}): {made['rationale']}" in " ".join(shown.output.split())
+    assert f"init {made['module_id']} (guarded): {made['rationale']}" in " ".join(shown.output.split())
 
 
 def fails_unchanged(registry: Path, *args: str) -> str:

@@ -119,7 +119,7 @@ def ensemble(
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score the registry's modules on a new task, compose the weighted init and register it."""
+    """Compose a new task's init from the registry's modules and register it (default: group-average, which trains nothing)."""
     refuse_used_folder(out)
     if plot is not None and not plot.parent.resolve().is_dir():
         fail(f"--plot {plot}: folder {plot.parent} does not exist")

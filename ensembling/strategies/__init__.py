@@ -16,7 +16,7 @@ STRATEGIES: dict[str, type[Strategy]] = {}
 
 # The names callers compare against or default to, declared here so that no strategy
 # name is spelled outside this package (a test checks it).
-DEFAULT = "guarded"  # what `adapters ensemble` and `Hub.transfer_init` use when not told
+DEFAULT = "group-average"  # what `adapters ensemble` and `Hub.transfer_init` use when not told
 NO_TRANSFER = "random"  # the method's default init: every gain is measured against it
 UNIFORM = "average"  # equal weights over every source
 RANDOM_POOL = "random-pool"  # equal weights over a few random sources (control)

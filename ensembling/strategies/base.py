@@ -156,6 +156,7 @@ class Strategy:
     optional_needs: ClassVar[frozenset[Needs]] = frozenset()  # target data it reads when the target has it, never required
     reads_gradients: ClassVar[bool] = False  # scores need a backward pass per source (costlier than predictions)
     reads_predictions: ClassVar[bool] = False  # scores read each source's rows (`rows_of`): they are fetched for all sources at once
+    may_keep_default_init: ClassVar[bool] = False  # may answer with the method's default init, which takes the model to make
     sign: ClassVar[int] = -1
     temperature: ClassVar[float] = 0.1
     znorm: ClassVar[bool] = False
@@ -173,7 +174,7 @@ class Strategy:
     @property
     def needs_model(self) -> bool:
         # Similarity comes from the catalog's embeddings, not from the model.
-        return self.composition is Composition.DEFAULT_INIT or bool(self.needs - {Needs.SIMILARITY})
+        return self.composition is Composition.DEFAULT_INIT or self.may_keep_default_init or bool(self.needs - {Needs.SIMILARITY})
 
     def select(self, candidates: Sequence[Candidate], context: Context) -> list[Candidate]:
         """The sources this strategy weights; reads only metadata (tensors may not be loaded yet)."""

@@ -14,7 +14,7 @@ INNER = "loss"
 
 @register
 class Guarded(Strategy):
-    """The default: one cheap composed init, kept only when training from it beats training from the default init.
+    """One cheap composed init, kept only when training from it beats training from the default init.
 
     Composes `loss`'s init (softmax over the candidates of −mean cross-entropy on the target's scoring
     examples / τ), then trains it and the default init on the k-shot train split under the target's own
