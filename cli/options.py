@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from cli.errors import fail
-from hub import COMBINE_OPERATORS, DEFAULT_COMBINE
+from hub import DEFAULT_COMBINE, DEFAULT_STRATEGY, SCORE_EXAMPLES
 from hub.devices import AUTO_DEVICE
 
 
@@ -62,11 +62,13 @@ OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Also write 
 DEFAULT_METHOD = "lora"
 DEFAULT_DEVICE = AUTO_DEVICE
 # The strategies are many and their summaries long: `adapters strategies` lists them, the option points there.
-StrategyOption = Annotated[str, typer.Option("--strategy", "-s", help="How sources are weighed; `adapters strategies` lists them.")]
+StrategyOption = Annotated[
+    str, typer.Option("--strategy", "-s", show_default=False, help=f"Weighting (default {DEFAULT_STRATEGY}); `adapters strategies` lists them.")
+]
 BaseModelOption = Annotated[str | None, typer.Option("--base-model", help="'minilm', a model folder or a cached Hub id ORG/NAME[@REV].")]
-MethodOption = Annotated[str, typer.Option("--method", help="lora, prefix, prompt, ia3 or adapter (bottleneck).")]
+MethodOption = Annotated[str, typer.Option("--method", show_default=False, help=f"{DEFAULT_METHOD} (default), prefix, prompt, ia3 or adapter.")]
 MethodOptionsOption = Annotated[list[str] | None, typer.Option("--method-option", "-O", help="A method hyperparameter KEY=VALUE (r=4), repeatable.")]
-TopKOption = Annotated[int | None, typer.Option("--top-k", "-k", callback=at_least(1), help="Keep the k largest weights (renormalized).")]
+TopKOption = Annotated[int | None, typer.Option("--top-k", "-k", callback=at_least(1), help="Keep the k largest weights.")]
 TemperatureOption = Annotated[float | None, typer.Option("--temperature", "-T", callback=positive, help="Softmax temperature (default: the strategy's).")]
 CandidatesOption = Annotated[int | None, typer.Option("--candidates", callback=at_least(1), help="First narrow to the N nearest datasets' modules.")]
 ShotsOption = Annotated[int | None, typer.Option("--shots", callback=at_least(1), help="Use k train + k dev examples per label (from train).")]
@@ -75,29 +77,37 @@ CombineOption = Annotated[
     str,
     typer.Option(
         "--combine",
-        help=f"Composition: {', '.join(COMBINE_OPERATORS)} (ties:0.5 sets a density; all but {DEFAULT_COMBINE} merge LoRA factors).",
+        show_default=False,
+        help=f"Merge operator (default {DEFAULT_COMBINE}); `adapters strategies` lists them.",
     ),
 ]
-ZnormOption = Annotated[bool | None, typer.Option("--znorm/--no-znorm", help="z-normalize scores (default: the strategy's).")]
-ScoreExamplesOption = Annotated[int, typer.Option("--score-examples", callback=at_least(1), help="Most target examples scored (the paper: 50).")]
+ZnormOption = Annotated[bool | None, typer.Option("--znorm", help="z-normalize the scores before the softmax.")]
+ScoreExamplesOption = Annotated[
+    int, typer.Option("--score-examples", callback=at_least(1), show_default=False, help=f"Most target examples scored (default {SCORE_EXAMPLES}).")
+]
 StepsOption = Annotated[
     int | None,
-    typer.Option("--steps", callback=at_least(1), help="Step cap of the strategies' trainings on the target (train: --max-steps)."),
+    typer.Option("--steps", callback=at_least(1), help="Step cap of a strategy's own trainings."),
 ]
 # The training budget: of `train`'s own training, and of every training a strategy runs on the target (guarded's
 # two, auto's cross-validation, θ_t), so that `ensemble` decides under the budget `train` will train with.
-EpochsOption = Annotated[int, typer.Option("--epochs", callback=at_least(1), help="Most epochs (early stopping may end sooner).")]
-MaxStepsOption = Annotated[int | None, typer.Option("--max-steps", callback=at_least(1), help="Stop after this many optimizer steps.")]
-LrOption = Annotated[float, typer.Option("--lr", callback=positive, help="Learning rate (the paper: 5e-4).")]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", callback=at_least(1), help="Examples per step (the paper: 8).")]
-PatienceOption = Annotated[int, typer.Option("--patience", callback=at_least(1), help="Dev evaluations without gain before stopping.")]
+EPOCHS, LR, BATCH_SIZE, PATIENCE = 10, 5e-4, 8, 3  # the paper's lr and batch size
+EpochsOption = Annotated[int, typer.Option("--epochs", callback=at_least(1), show_default=False, help=f"Most epochs (default {EPOCHS}).")]
+MaxStepsOption = Annotated[int | None, typer.Option("--max-steps", callback=at_least(1), help="Most optimizer steps.")]
+LrOption = Annotated[float, typer.Option("--lr", callback=positive, show_default=False, help=f"Learning rate (default {LR:g}).")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", callback=at_least(1), show_default=False, help=f"Examples per step (default {BATCH_SIZE}).")]
+PatienceOption = Annotated[
+    int, typer.Option("--patience", callback=at_least(1), show_default=False, help=f"Dev evaluations without gain before stopping (default {PATIENCE}).")
+]
 EvalEveryOption = Annotated[int | None, typer.Option("--eval-every", callback=at_least(1), help="Steps between dev evaluations (default: an epoch).")]
 # Steps before patience may stop a training: a default init that starts slowly is not cut short (the step cap still ends it).
-MinStepsOption = Annotated[int, typer.Option("--min-steps", callback=at_least(0), help="Steps before patience may stop a training.")]
 MIN_STEPS = 60  # the transfer benchmark's converged budget: patience counts only after 60 steps
+MinStepsOption = Annotated[
+    int, typer.Option("--min-steps", callback=at_least(0), show_default=False, help=f"Steps before patience may stop training (default {MIN_STEPS}).")
+]
 SkipCorruptOption = Annotated[bool, typer.Option("--skip-corrupt", help="Leave out candidates whose blobs fail their check.")]
-SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), help="Seed of the init, the k-shot sample and training.")]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu or cuda.")]
+SeedOption = Annotated[int, typer.Option("--seed", callback=at_least(0), show_default=False, help="Seed of the init, k-shot sample and training (default 0).")]
+DeviceOption = Annotated[str, typer.Option("--device", show_default=False, help="auto (default: a GPU if any), cpu or cuda.")]
 
 
 def parse_method_options(items: list[str] | None) -> dict[str, str]:

@@ -14,9 +14,13 @@ import typer
 from cli import render
 from cli.errors import fail, opened
 from cli.options import (
+    BATCH_SIZE,
     DEFAULT_DEVICE,
     DEFAULT_METHOD,
+    EPOCHS,
+    LR,
     MIN_STEPS,
+    PATIENCE,
     BaseModelFilter,
     BaseModelOption,
     BatchSizeOption,
@@ -50,7 +54,7 @@ from cli.options import (
     at_least,
     parse_method_options,
 )
-from hub import DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, SCORE_EXAMPLES, TransferOptions, load_dataset, strategy_summaries
+from hub import COMBINE_OPERATORS, DEFAULT_COMBINE, DEFAULT_STRATEGY, NO_TRANSFER, SCORE_EXAMPLES, TransferOptions, load_dataset, strategy_summaries
 
 app = typer.Typer()
 
@@ -79,12 +83,13 @@ def search(
 
 @app.command()
 def strategies(as_json: JsonOption = False) -> None:
-    """List the strategies that `ensemble --strategy` and `train --init` take, with what each scores."""
+    """List the strategies that `ensemble --strategy` and `train --init` take, with what each scores, and the merge operators."""
     summaries = strategy_summaries()
     if as_json:
         render.print_json([{"strategy": name, "summary": summary, "default": name == DEFAULT_STRATEGY} for name, summary in summaries])
     else:
         render.console.print(render.strategies_table(summaries, DEFAULT_STRATEGY))
+        render.console.print(f"Merge operators (--combine; ties:0.5 sets a density): {', '.join(COMBINE_OPERATORS)}; default {DEFAULT_COMBINE}.")
 
 
 @app.command()
@@ -106,11 +111,11 @@ def ensemble(
     seed: SeedOption = 0,
     device: DeviceOption = DEFAULT_DEVICE,
     skip_corrupt: SkipCorruptOption = False,
-    epochs: EpochsOption = 10,
+    epochs: EpochsOption = EPOCHS,
     max_steps: MaxStepsOption = None,
-    lr: LrOption = 5e-4,
-    batch_size: BatchSizeOption = 8,
-    patience: PatienceOption = 3,
+    lr: LrOption = LR,
+    batch_size: BatchSizeOption = BATCH_SIZE,
+    patience: PatienceOption = PATIENCE,
     eval_every: EvalEveryOption = None,
     min_steps: MinStepsOption = MIN_STEPS,
     out: OutOption = None,
@@ -176,11 +181,11 @@ def train(
     seed: SeedOption = 0,
     device: DeviceOption = DEFAULT_DEVICE,
     skip_corrupt: SkipCorruptOption = False,
-    epochs: EpochsOption = 10,
+    epochs: EpochsOption = EPOCHS,
     max_steps: MaxStepsOption = None,
-    lr: LrOption = 5e-4,
-    batch_size: BatchSizeOption = 8,
-    patience: PatienceOption = 3,
+    lr: LrOption = LR,
+    batch_size: BatchSizeOption = BATCH_SIZE,
+    patience: PatienceOption = PATIENCE,
     eval_every: EvalEveryOption = None,
     min_steps: MinStepsOption = MIN_STEPS,
     push_module: Annotated[bool, typer.Option("--push", help="Register the trained module with its metrics and its init's provenance.")] = False,
