@@ -82,6 +82,11 @@ class Dataset:
     def size(self) -> int:
         return sum(len(examples) for examples in self.splits.values())
 
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        """Examples per split, in the format's split order."""
+        return {split: len(self.splits[split]) for split in SPLITS if split in self.splits}
+
     def few_shot(self, shots_per_label: int, seed: int) -> Dataset:
         """The k-shot sample of this task: `shots_per_label` train and as many dev examples per gold answer.
 

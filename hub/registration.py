@@ -142,7 +142,7 @@ class Registration:
         digest = digest_of(data)
         schema = tensor_schema(tensors)
         if isinstance(dataset, Dataset):
-            task, info = dataset.card, DatasetInfo(dataset.fingerprint, dataset.size, dataset.source, self.dataset_embedding(dataset))
+            task, info = dataset.card, DatasetInfo(dataset.fingerprint, dataset.size, dataset.source, self.dataset_embedding(dataset), dataset.split_sizes)
         else:
             task, info = dataset, None
         sketch = parameter_sketch(tensors)

@@ -70,6 +70,7 @@ class DatasetRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
     size: Mapped[int] = mapped_column(Integer)
+    split_sizes: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)  # None: registered before 0011 recorded it
     source: Mapped[str] = mapped_column(Text, default="")
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -162,6 +162,7 @@ def _record(row: ModuleRow) -> ModuleRecord:
         task_description=row.task.description,
         task_labels=dict(row.task.labels),
         dataset_size=row.dataset.size if row.dataset is not None else None,
+        dataset_splits=dict(row.dataset.split_sizes or {}) if row.dataset is not None else {},
         config=dict(row.config),
         tensor_schema=list(row.tensor_schema),
         provenance=None if row.ensemble is None else _provenance(row.ensemble),

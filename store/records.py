@@ -67,6 +67,7 @@ class DatasetInfo:
     size: int
     source: str
     embedding: np.ndarray
+    split_sizes: Mapping[str, int] = field(default_factory=dict)  # examples per split (train, dev, test)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class ModuleRecord:
     task_description: str = ""  # the task card's description and label verbalizations (none for a task known only from a model card)
     task_labels: dict[str, str] = field(default_factory=dict)
     dataset_size: int | None = None  # examples in the dataset's splits (None: pushed without a dataset)
+    dataset_splits: dict[str, int] = field(default_factory=dict)  # examples per split ({}: not recorded, or no dataset)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

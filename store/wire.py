@@ -94,7 +94,13 @@ def push_to_json(module: NewModule, task: TaskInfo, dataset: DatasetInfo | None,
         "task": task.to_json(),
         "dataset": None
         if dataset is None
-        else {"fingerprint": dataset.fingerprint, "size": dataset.size, "source": dataset.source, "embedding": vector_to_json(dataset.embedding)},
+        else {
+            "fingerprint": dataset.fingerprint,
+            "size": dataset.size,
+            "source": dataset.source,
+            "embedding": vector_to_json(dataset.embedding),
+            "split_sizes": dict(dataset.split_sizes),
+        },
         "base_model": {"name": base_model.name, "family": base_model.family, "arch_hash": base_model.arch_hash, "revision": base_model.revision},
         "provenance": provenance_to_json(provenance) if provenance is not None else None,
     }
@@ -118,7 +124,13 @@ def push_from_json(data: dict[str, Any]) -> tuple[NewModule, TaskInfo, DatasetIn
     dataset_info = (
         None
         if dataset is None
-        else DatasetInfo(str(dataset["fingerprint"]), int(dataset["size"]), str(dataset["source"]), vector_from_json(dataset["embedding"]))
+        else DatasetInfo(
+            str(dataset["fingerprint"]),
+            int(dataset["size"]),
+            str(dataset["source"]),
+            vector_from_json(dataset["embedding"]),
+            {str(split): int(count) for split, count in dataset.get("split_sizes", {}).items()},
+        )
     )
     base = BaseModelInfo(**data["base_model"])
     provenance = provenance_from_json(data["provenance"]) if data.get("provenance") is not None else None

@@ -160,7 +160,14 @@ def _task(session: Session, task: TaskInfo) -> TaskRow:
 def _dataset(session: Session, dataset: DatasetInfo, task: TaskRow) -> DatasetRow:
     row = session.scalar(select(DatasetRow).where(DatasetRow.fingerprint == dataset.fingerprint))
     if row is None:
-        row = DatasetRow(fingerprint=dataset.fingerprint, task=task, size=dataset.size, source=dataset.source, embedding=vector_bytes(dataset.embedding))
+        row = DatasetRow(
+            fingerprint=dataset.fingerprint,
+            task=task,
+            size=dataset.size,
+            split_sizes=dict(dataset.split_sizes) or None,
+            source=dataset.source,
+            embedding=vector_bytes(dataset.embedding),
+        )
         session.add(row)
         session.flush()
     return row

@@ -278,7 +278,7 @@ def test_a_module_page_reads_whole(browser, server, lab):
         wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "lineage")))
         assert browser.find_element(By.ID, "task-description").text == "Is the second word a hypernym (a more general term) of the first, for WordNet animals?"
         assert [tag.text for tag in browser.find_elements(By.CSS_SELECTOR, "#task-labels .tag")] == ["no: no", "yes: yes"]
-        assert browser.find_element(By.ID, "dataset-size").text.startswith("16 ")  # tiny(): 8 train + 8 dev examples
+        assert browser.find_element(By.ID, "dataset-size").text == "16 (train 8, dev 8)"  # tiny(): 8 train + 8 dev examples, per split
 
         config = browser.find_element(By.ID, "config").text
         assert '"r": 4' in config and "null" not in config
