@@ -155,7 +155,13 @@ def run(
         weighted = Weighted([], [], [])
     else:
         weighted = strategy.weigh(context_for(target, evaluator, options, memo), candidates, weighting, progress)
-    tensors = weighted.tensors(strategy.composition, lambda: evaluator.default_tensors(), operator, options.seed)
+
+    def default_init() -> dict[str, torch.Tensor]:
+        if evaluator is None:  # a strategy that may keep the default init (group-average without a source of the category)
+            raise EnsemblingError(f"strategy {strategy.name} kept the default init, which takes the model to make; pass an evaluator")
+        return evaluator.default_tensors()
+
+    tensors = weighted.tensors(strategy.composition, default_init, operator, options.seed)
     if options.layers is not None and weighted.sources:
         tensors = restrict(tensors, evaluator.default_tensors(), options.layers)
     ranked = tuple(SourceWeight(source, score, weight) for source, score, weight in zip(weighted.sources, weighted.scores, weighted.weights))
