@@ -141,8 +141,8 @@ def test_hub_in_python_takes_the_url_and_the_token(served: Served, monkeypatch: 
     ("scope", "verb", "expected"),
     [
         (None, ("list",), "needs a token of scope read"),
-        ("read", ("rm", "1"), "has scope read; this needs admin"),
-        ("write", ("token", "list"), "has scope write; this needs admin"),
+        ("read", ("rm", "1"), "has scope read; this needs admin: ask an admin for a token of scope admin"),
+        ("write", ("token", "list"), "has scope write; this needs admin: ask an admin for a token of scope admin"),
     ],
 )
 def test_a_missing_or_small_token_is_one_line_naming_the_scope(served: Served, scope, verb, expected):

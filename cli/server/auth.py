@@ -59,7 +59,7 @@ def authorize(request: Request, scope: str) -> TokenRecord | None:
     if token is None:
         raise Denied(401, f"the token is unknown or revoked; this needs a token of scope {scope}: ask an admin for a new one")
     if not allows(token.scope, scope):
-        raise Denied(403, f"token {token.name!r} has scope {token.scope}; this needs {scope}: ask an admin for a {scope} token")
+        raise Denied(403, f"token {token.name!r} has scope {token.scope}; this needs {scope}: ask an admin for a token of scope {scope}")
     return token
 
 
