@@ -361,11 +361,11 @@ class Hub:
         return [SearchHit(record, hits[record.id]) for record in ranked[:top_k]]
 
     def list(self, *, base_model: str | None = None, method: str | None = None, category: str | None = None, task: str | None = None) -> list[ModuleRecord]:
-        """The registry's modules, oldest first; each filter given keeps only modules of that base model, method, category or task. Writes nothing."""
+        """The registry's modules, oldest first; each of `base_model`, `method`, `category` and `task` given keeps only the modules that match it. Writes nothing."""
         return self.registry.catalog.list_modules(ModuleQuery(base_model=_base_name(base_model), method=method, category=category, task=task))
 
     def show(self, module_id: int) -> ModuleRecord:
-        """One module's record (task, method, schema, metrics, provenance); NotFound when there is none. Writes nothing."""
+        """Module `module_id`'s record (task, method, schema, metrics, provenance); NotFound when there is none. Writes nothing."""
         return self.registry.catalog.get_module(module_id)
 
     def remove(self, module_id: int) -> ModuleRecord:
@@ -376,7 +376,7 @@ class Hub:
         return self.registry.remove_module(module_id)
 
     def load_tensors(self, record: ModuleRecord) -> dict[str, torch.Tensor]:
-        """The module's tensors, read from its blob (the digest is verified). Writes nothing."""
+        """The tensors of the module `record` describes, read from its blob (the digest is verified). Writes nothing."""
         from store.tensors import from_bytes
 
         return from_bytes(self.registry.blobs.get(record.blob_digest, owner=f"module {record.id}"))
@@ -523,7 +523,11 @@ class Hub:
         return collect_garbage(self._local("gc"), grace_s, dry_run)
 
     def copy_blobs(self, to: str) -> CopyReport:
-        """Copy the registry's blobs to a directory or s3://BUCKET/PREFIX, verify each there, then switch the registry over."""
+        """Copy the registry's blobs to `to` (a directory or s3://BUCKET/PREFIX) and verify each there; the report.
+
+        Writes: the blobs at `to`, then the registry's recorded blob location, switched only once every blob is
+        verified there. Local registries only.
+        """
         return copy_blobs(self._local("blobs copy"), to)
 
     def verify(self, repair: bool = False) -> VerifyReport:

@@ -10,6 +10,8 @@ network, a PostgreSQL URL, hour-long jobs).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import re
@@ -138,3 +140,21 @@ def test_nothing_points_to_design_notes_outside_the_repository():
         if "DESIGN.md" in text or "../shared/" in text
     ]
     assert not pointers, f"files pointing to design notes outside the repository: {pointers}"
+
+
+def test_every_public_hub_method_names_its_arguments_and_what_it_writes():
+    """The Python API's reference is its docstrings: each public method names every argument (or the method whose
+    arguments it shares) and says what it writes, "Writes nothing" included."""
+    from hub.api import Hub
+
+    for name, member in vars(Hub).items():
+        if name.startswith("_"):
+            continue
+        function = member.__func__ if isinstance(member, staticmethod) else getattr(member, "fget", getattr(member, "func", member))
+        doc = inspect.getdoc(function) or ""
+        assert doc, f"Hub.{name} has no docstring"
+        if not isinstance(member, (property, functools.cached_property)):
+            shared = re.search(r"[Aa]rguments as `", doc) is not None
+            unnamed = [arg for arg in inspect.signature(function).parameters if arg != "self" and not re.search(rf"\b{arg}\b", doc)]
+            assert shared or not unnamed, f"Hub.{name}'s docstring does not name {unnamed}"
+            assert re.search(r"\bwrit|\bWrites\b", doc), f"Hub.{name}'s docstring does not say what it writes"
