@@ -54,6 +54,19 @@ def write_toy_suite(root: Path) -> None:
         write_dataset(from_records(card, splits), root / name)
 
 
+def examples_read(monkeypatch) -> list[tuple[str, str | None]]:
+    """Every (text, text_pair) any model reads from now on: the cross-encoder's collate, spied."""
+    seen: list[tuple[str, str | None]] = []
+    collate = CrossEncoderFormulation.collate
+
+    def spy(self, examples):
+        seen.extend((example.text, example.text_pair) for example in examples)
+        return collate(self, examples)
+
+    monkeypatch.setattr(CrossEncoderFormulation, "collate", spy)
+    return seen
+
+
 def test_transfer_benchmark_end_to_end_and_resume(tmp_path, capsys):
     bench = load_benchmark()
     suite = tmp_path / "suite"
@@ -122,14 +135,7 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
     common = ["--suite", str(suite), "--registry", str(registry), *TINY]
     assert bench.main([*common, "--out", str(tmp_path / "sources"), "--strategies", "random"]) == 0  # sources trained here
 
-    seen: list[tuple[str, str | None]] = []
-    collate = CrossEncoderFormulation.collate
-
-    def spy(self, examples):
-        seen.extend((example.text, example.text_pair) for example in examples)
-        return collate(self, examples)
-
-    monkeypatch.setattr(CrossEncoderFormulation, "collate", spy)
+    seen = examples_read(monkeypatch)
     every = [
         "random",
         "average",
@@ -227,14 +233,7 @@ def test_the_lab_preset_reads_only_the_k_shot_sample_over_each_pool_size(tmp_pat
     write_toy_suite(root / "toys")
     registry, manifest = tmp_path / "registry", tmp_path / "manifest.csv"
     modules = {row["module_id"] for row in lab_pool.build(registry, manifest, root, ["toys"], kinds=("early",), log=lambda line: None)}
-    seen: list[tuple[str, str | None]] = []
-    collate = CrossEncoderFormulation.collate
-
-    def spy(self, examples):
-        seen.extend((example.text, example.text_pair) for example in examples)
-        return collate(self, examples)
-
-    monkeypatch.setattr(CrossEncoderFormulation, "collate", spy)
+    seen = examples_read(monkeypatch)
     bench = load_benchmark()
     arms = list(LAB["strategies"])
     common = ["--lab", "--suite", str(root), "--manifest", str(manifest), "--registry", str(registry), *TINY, "--targets", "toy-animal", "--strategies", *arms]
