@@ -4,7 +4,8 @@
     python benchmarks/lab_pool.py check                 # the manifest against the registry, one line per problem
     python benchmarks/lab_pool.py plan                  # what `build` trains, in order, and how far it got
 
-Every task of the suites below gets, on the default base model (minilm), in this order:
+Every task of the suites below gets, on the default base model (minilm), round by round (shuffled and duplicate
+share the last round, task by task):
 
 | kind | what it is | tags |
 | --- | --- | --- |
@@ -56,6 +57,8 @@ from benchmarks.transferbench.settings import STANDARD, Settings  # noqa: E402
 from benchmarks.transferbench.sources import chance_of, source_config  # noqa: E402
 
 SEEDS = {"source": 0, "early": 0, "undertrained": 0, "shuffled": 0, "duplicate": 1}
+# The two costly kinds that come last share a round, task by task, so a pool cut short holds both.
+ROUNDS = (("source",), ("early",), ("undertrained",), ("shuffled", "duplicate"))
 UNDERTRAINED_LR_DIVISOR = 20
 METHOD = "lora"
 
@@ -79,14 +82,15 @@ def lab_settings(registry: Path, device: str = "cpu") -> Settings:
 
 
 def plan(tasks: dict[str, tuple[str, object]], kinds: Sequence[str] = KINDS) -> list[Entry]:
-    """Kind by kind; within a kind the suites take turns, so a pool cut short still spans every suite."""
+    """Round by round (ROUNDS); within a round the suites take turns, so a pool cut short still spans every suite."""
     by_suite: dict[str, list[str]] = {}
     for name, (suite, _) in tasks.items():
         by_suite.setdefault(suite, []).append(name)
     turns: list[str] = []
     for rank in range(max(map(len, by_suite.values()), default=0)):
         turns += [names[rank] for names in by_suite.values() if rank < len(names)]
-    return [Entry(name, tasks[name][0], kind, SEEDS[kind]) for kind in kinds for name in turns]
+    rounds = [[kind for kind in round_ if kind in kinds] for round_ in ROUNDS]
+    return [Entry(name, tasks[name][0], kind, SEEDS[kind]) for round_ in rounds for name in turns for kind in round_]
 
 
 def shuffled_labels(examples: Sequence, seed: int) -> list:
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites-root", type=Path, default=ROOT / "suites", help="folder of the suites (default: %(default)s)")
     parser.add_argument("--suites", nargs="+", default=list(SUITES), help="suites whose tasks the pool holds (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="train at most this many modules this run")
-    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="kinds of module to train, in this order (default: all)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="kinds of module to train, in the plan's rounds (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     args = parser.parse_args(argv)

@@ -54,12 +54,14 @@ def rewrite(manifest: Path, index: int, **changes: str) -> None:
     pool.write_manifest(manifest, rows)
 
 
-def test_plan_takes_turns_across_suites_kind_by_kind(suites: Path) -> None:
+def test_plan_takes_turns_across_suites_round_by_round(suites: Path) -> None:
     tasks = pool.load_suites(suites, ["one", "two"])
     entries = lab_pool.plan(tasks)
     assert len(entries) == len(tasks) * len(lab_pool.KINDS)
     assert [(e.task, e.kind) for e in entries[:3]] == [("one-a", "source"), ("two-a", "source"), ("one-b", "source")]
-    assert [e.kind for e in entries[::3]] == list(lab_pool.KINDS)
+    assert [e.kind for e in entries[:9:3]] == ["source", "early", "undertrained"]
+    assert [(e.task, e.kind) for e in entries[9:12]] == [("one-a", "shuffled"), ("one-a", "duplicate"), ("two-a", "shuffled")]
+    assert [e.kind for e in lab_pool.plan(tasks, ["duplicate", "source"])] == ["source"] * 3 + ["duplicate"] * 3
     assert {e.seed for e in entries if e.kind == "duplicate"} == {1}
     with pytest.raises(pool.PoolError, match="no suite"):
         pool.load_suites(suites, ["one", "missing"])
