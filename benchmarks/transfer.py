@@ -32,7 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.transferbench import report  # noqa: E402
 from benchmarks.transferbench.pool import ALL, DEFAULT_MANIFEST, DEFAULT_REGISTRY, ERRORS, PoolError, error_line, lab_sources, load_suites, pools, read_manifest  # noqa: E402
-from benchmarks.transferbench.runs import RunStore  # noqa: E402
+from benchmarks.transferbench.runs import RunStore, of_current_pools  # noqa: E402
 from benchmarks.transferbench.settings import BUDGETS, LAB, QUICK, STANDARD, Settings, split_arm  # noqa: E402
 from benchmarks.transferbench.stats import is_single  # noqa: E402
 
@@ -350,6 +350,17 @@ def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[s
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings, lab = parse(argv)
+    try:
+        return run_benchmark(settings, lab, argv)
+    except ERRORS as error:  # a registry to upgrade, a missing module: one line, not a traceback
+        print(error_line(error, settings.registry), file=sys.stderr)
+        return 2
+
+
+def run_benchmark(settings: Settings, lab: LabPool | None, argv: list[str]) -> int:
+    """Run what is missing (nothing with --report), then write the report of every stored run of this protocol."""
+    from ensembling.strategies import NO_TRANSFER
+
     suite = load_tasks(settings)
     tasks, targets = check(settings, suite)
     unusable = set() if settings.report_only else unusable_samples(settings, suite, targets)
@@ -366,8 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = None if settings.report_only else time.perf_counter() - started
     # The report covers every run stored under this protocol, whichever invocation made it, and says what it left out.
     store = RunStore(settings.out, settings.protocol_digest())
-    stored = store.all_rows(store.targets(list(settings.methods)), list(settings.methods))
+    stored, aside = of_current_pools(store.all_rows(store.targets(list(settings.methods)), list(settings.methods)), NO_TRANSFER)
     runs, left_out = reportable(stored, settings)
+    if aside:
+        left_out.append(f"{aside} runs made against other source modules than their cell's latest (kept on disk, rerun against these)")
     report_targets = [name for name in targets if any(run["target"] == name for run in runs)]
     report_targets += sorted({run["target"] for run in runs} - set(report_targets))
     cells = [row for row in stored if row["kind"] == "cell"]

@@ -126,6 +126,38 @@ def test_transfer_benchmark_end_to_end_and_resume(tmp_path, capsys):
         assert {row["arm"] for row in csv.DictReader(handle)} == {"random"}
 
 
+def test_runs_made_against_other_sources_are_run_again_and_set_aside(tmp_path, capsys):
+    """A source module replaced in the registry: every arm that reads sources runs again; random, which reads none, does not."""
+    from hub import Hub
+    from hub.backbones import resolve_base_model
+    from hub.methods import get_method
+
+    bench = load_benchmark()
+    suite = tmp_path / "suite"
+    write_toy_suite(suite)
+    out = tmp_path / "out"
+    argv = ["--suite", str(suite), "--out", str(out), *TINY, "--shots", "1", "--strategies", "random", "average"]
+    assert bench.main(argv) == 0
+    with Hub(out / "registry") as hub:
+        (old,) = hub.list(task="toy-plant")
+        tensors = {name: tensor * 2 for name, tensor in hub.load_tensors(old).items()}
+        data = load_dataset(suite / "toy-plant")
+        backbone = hub.backbone(resolve_base_model(None))
+        hub.remove(old.id)
+        hub.register(get_method("lora"), dict(old.config), tensors, data, backbone, metrics=old.metrics, tags=old.tags)
+    capsys.readouterr()
+    assert bench.main(argv) == 0
+    stored = [json.loads(line) for path in (out / "runs").rglob("*.jsonl") for line in path.read_text().splitlines()]
+    runs = [row for row in stored if row["kind"] == "run"]
+    # toy-animal and toy-tool read toy-plant: their average runs again; toy-plant's own sources are unchanged.
+    assert sorted((row["target"], row["arm"]) for row in runs) == sorted(
+        [(target, "random") for target in WORDS] + [(target, "average") for target in WORDS] + [("toy-animal", "average"), ("toy-tool", "average")]
+    )
+    assert "2 runs made against other source modules than their cell's latest" in capsys.readouterr().out
+    with (out / "runs.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2 * len(WORDS)
+
+
 def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_path, monkeypatch):
     """Every example any arm tokenizes (scoring, θ_t, training, early stopping) is in the sample; the test split only for the score."""
     bench = load_benchmark()

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 
-from benchmarks.transferbench.runs import RunStore
+from benchmarks.transferbench.runs import RunStore, pool_digest
 from benchmarks.transferbench.settings import Settings, split_arm
 
 
@@ -73,6 +73,7 @@ def run_cell(
     method_obj = get_method(method)
     backbone = hub.backbone(resolve_base_model(settings.base_model))
     records = [hub.show(sources[task].module_id) for task in sorted(sources) if task != target]
+    pool = pool_digest((record.task, record.blob_digest) for record in records)
     config = dict(records[0].config)
     candidates, _skipped = hub.transfer.load_candidates([candidate_of(record) for record in records], skip_corrupt=False)
     formulation = formulation_for(backbone.ref)
@@ -81,7 +82,11 @@ def run_cell(
     arms = [NO_TRANSFER, *[name for name in settings.strategies if name != NO_TRANSFER]]
     if settings.oracle:
         arms += [single_of(candidate.task) for candidate in sorted(candidates, key=lambda candidate: candidate.task)]
-    if all(store.has(target, method, shots, seed, arm) for arm in arms):
+
+    def stored(arm: str) -> bool:
+        return store.has(target, method, shots, seed, arm, None if arm == NO_TRANSFER else pool)
+
+    if all(stored(arm) for arm in arms):
         return
     sample = full.few_shot(shots, seed).without_test()
     # The target is embedded from its sample, as `adapters ensemble` would embed a k-shot dataset.
@@ -90,12 +95,12 @@ def run_cell(
         backbone, method_obj, config, sample, device=settings.device, seed=seed, score_examples=settings.score_examples,
         tuning=target_config(settings, seed), model=model,
     )  # fmt: skip
-    if not store.has_cell(target, method, shots, seed, fields=("similarity",)):
-        store.add_cell(target, method, shots, seed, source_diagnostics(evaluator, candidates))
+    if not store.has_cell(target, method, shots, seed, pool, fields=("similarity",)):
+        store.add_cell(target, method, shots, seed, source_diagnostics(evaluator, candidates), pool)
     options = Options(seed=seed, reference_steps=settings.target_max_steps, tune_steps=settings.tune_steps, pool_size=settings.pool_size)
     memo: dict[str, object] = {}
     for arm in arms:
-        if store.has(target, method, shots, seed, arm):
+        if stored(arm):
             if arm == NO_TRANSFER:
                 evaluator.use_reference(Tuned(store.random_module(target, method, shots, seed), 0, math.nan))
             continue
@@ -105,7 +110,7 @@ def run_cell(
             init = compose_init(get_strategy(strategy), candidates, sample, evaluator, replace(options, combine=combine), memo=memo)
         except EnsemblingError as error:
             log(f"skip {arm} for {target} ({shots}-shot, seed {seed}): {error}")
-            store.add_skip(target, method, shots, seed, arm, str(error))
+            store.add_skip(target, method, shots, seed, arm, str(error), pool)
             continue
         built = time.perf_counter()
         method_obj.set_tensors(model, init.tensors)
@@ -119,7 +124,7 @@ def run_cell(
             evaluator.use_reference(Tuned(tensors, result.steps, result.best_dev))
         store.add_run(
             dict(
-                target=target, category=full.card.category, method=method, shots=shots, seed=seed, arm=arm,
+                target=target, category=full.card.category, method=method, shots=shots, seed=seed, arm=arm, pool=pool,
                 test_acc=test_acc, dev_acc=result.best_dev, steps=result.steps, best_step=result.best_step,
                 history=[[row["step"], row["dev"], round(row["seconds"], 3)] for row in result.history], stopped_by=result.stopped_by,
                 init_s=built - started, train_s=trained - built, eval_s=done - trained, tuning_steps=init.tuning_steps,

@@ -2,17 +2,46 @@
 
 Each target is run by one process at a time, so a file has one writer. A line carries
 the protocol digest of the budgets it was run under; lines of another protocol are
-ignored (kept on disk, never mixed into a report). The `random` arm's trained module
-is kept beside them, since it is θ_t for kl and weight-cos when a run resumes.
+ignored (kept on disk, never mixed into a report). A line of a cell also carries the
+digest of the source modules its arms read (`pool`): an arm stored against other
+sources is run again, and the report sets the old line aside. `random` reads no source,
+so its lines stand whatever the pool. Lines written before the pool was recorded carry
+none and are taken as made against their cell's sources. The `random` arm's trained
+module is kept beside them, since it is θ_t for kl and weight-cos when a run resumes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+
+
+def pool_digest(sources: Iterable[tuple[str, str]]) -> str:
+    """The digest of a cell's sources: each (task, blob digest), in any order."""
+    return hashlib.sha256(json.dumps(sorted(sources)).encode()).hexdigest()[:12]
+
+
+def same_pool(row: dict, pool: str | None) -> bool:
+    """Whether a stored line was made against `pool` (None: any); a line from before pools were recorded is."""
+    return pool is None or row.get("pool", pool) == pool
+
+
+def of_current_pools(rows: list[dict], no_transfer: str) -> tuple[list[dict], int]:
+    """The lines made against their cell's latest sources (its last cell line's pool), and how many other runs are set aside."""
+    latest = {(row["target"], row["method"], row["shots"], row["seed"]): row["pool"] for row in rows if row["kind"] == "cell" and "pool" in row}
+    kept, aside = [], 0
+    for row in rows:
+        cell = (row["target"], row["method"], row["shots"], row["seed"])
+        if row["kind"] == "cell" or row.get("arm") == no_transfer or same_pool(row, latest.get(cell)):
+            kept.append(row)
+        elif row["kind"] == "run":
+            aside += 1
+    return kept, aside
 
 
 class RunStore:
@@ -50,24 +79,32 @@ class RunStore:
             os.fsync(handle.fileno())
         self.lines(target, method).append(row)
 
-    def has(self, target: str, method: str, shots: int, seed: int, arm: str) -> bool:
-        return any(row["kind"] in ("run", "skip") and (row["shots"], row["seed"], row["arm"]) == (shots, seed, arm) for row in self.lines(target, method))
+    def has(self, target: str, method: str, shots: int, seed: int, arm: str, pool: str | None = None) -> bool:
+        """Whether the arm's run (or its reason to skip) is stored, made against the sources `pool` (None: any)."""
+        return any(
+            row["kind"] in ("run", "skip") and (row["shots"], row["seed"], row["arm"]) == (shots, seed, arm) and same_pool(row, pool)
+            for row in self.lines(target, method)
+        )
 
-    def has_cell(self, target: str, method: str, shots: int, seed: int, fields: tuple[str, ...] = ()) -> bool:
+    def has_cell(self, target: str, method: str, shots: int, seed: int, pool: str | None = None, fields: tuple[str, ...] = ()) -> bool:
         """Whether the cell's source diagnostics are stored, each source row with `fields` (a later row supersedes an older one)."""
         return any(
-            row["kind"] == "cell" and (row["shots"], row["seed"]) == (shots, seed) and all(field in source for source in row["sources"] for field in fields)
+            row["kind"] == "cell"
+            and (row["shots"], row["seed"]) == (shots, seed)
+            and same_pool(row, pool)
+            and all(field in source for source in row["sources"] for field in fields)
             for row in self.lines(target, method)
         )
 
     def add_run(self, run: dict) -> None:
         self._append(run["target"], run["method"], {"kind": "run", **run})
 
-    def add_skip(self, target: str, method: str, shots: int, seed: int, arm: str, reason: str) -> None:
-        self._append(target, method, {"kind": "skip", "target": target, "method": method, "shots": shots, "seed": seed, "arm": arm, "reason": reason})
+    def add_skip(self, target: str, method: str, shots: int, seed: int, arm: str, reason: str, pool: str) -> None:
+        row = {"kind": "skip", "target": target, "method": method, "shots": shots, "seed": seed, "arm": arm, "reason": reason, "pool": pool}
+        self._append(target, method, row)
 
-    def add_cell(self, target: str, method: str, shots: int, seed: int, sources: list[dict]) -> None:
-        self._append(target, method, {"kind": "cell", "target": target, "method": method, "shots": shots, "seed": seed, "sources": sources})
+    def add_cell(self, target: str, method: str, shots: int, seed: int, sources: list[dict], pool: str) -> None:
+        self._append(target, method, {"kind": "cell", "target": target, "method": method, "shots": shots, "seed": seed, "sources": sources, "pool": pool})
 
     def _module_path(self, target: str, method: str, shots: int, seed: int) -> Path:
         return self.root / method / f"{target}-{shots}shot-seed{seed}-random-{self.protocol}.safetensors"
