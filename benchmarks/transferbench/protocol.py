@@ -131,6 +131,7 @@ def run_cell(
                 effective_sources=init.effective_sources,
                 chosen=init.decision.chosen if init.decision else None, rationale=init.decision.reason if init.decision else None,
                 weights=[[source.candidate.task, source.score, source.weight] for source in init.sources],
+                module_weights=[[source.candidate.id, source.weight] for source in init.sources],  # a task may have several modules
             )
         )  # fmt: skip
         log(
