@@ -3,7 +3,8 @@
     python benchmarks/transfer.py --suite suites/wordnet --quick      # smoke test, ~10 min on 2 CPU cores
     python benchmarks/transfer.py --suite suites/wordnet --standard   # 8 targets, 2 seeds, 4 and 16 shots (2 CPU cores: see README)
     python benchmarks/transfer.py --suite suites/wordnet --seeds 0 1 2 --methods lora adapter prefix --device cuda   # the full run
-    python benchmarks/transfer.py --lab --lab-pool 20     # the pool-size axis: sources from the lab pool's manifest (20, 50, 0 = all)
+    python benchmarks/transfer.py --lab                   # the pool-size curve: sources from the lab pool's manifest, pools of 20, 50, all
+    python benchmarks/transfer.py --lab --lab-pool 20     # one pool size (0: all)
 
 Every task of the benchmark is a source for the others (leave-one-out). Sources are
 trained once to their best dev checkpoint and kept in the benchmark's registry
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -30,10 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.transferbench import report  # noqa: E402
-from benchmarks.transferbench.pool import ALL, DEFAULT_MANIFEST, DEFAULT_REGISTRY, ERRORS, PoolError, error_line, lab_sources, load_suites, pools, read_manifest  # noqa: E402
+from benchmarks.transferbench import curve, report  # noqa: E402
+from benchmarks.transferbench.pool import (  # noqa: E402
+    DEFAULT_MANIFEST,
+    DEFAULT_REGISTRY,
+    ERRORS,
+    POOL_SIZES,
+    PoolError,
+    error_line,
+    lab_sources,
+    load_suites,
+    pools,
+    read_manifest,
+)
 from benchmarks.transferbench.runs import RunStore, of_current_pools  # noqa: E402
-from benchmarks.transferbench.settings import BUDGETS, LAB, QUICK, STANDARD, Settings, split_arm  # noqa: E402
+from benchmarks.transferbench.settings import BUDGETS, DESIGN_TARGETS, LAB, QUICK, STANDARD, Settings, split_arm  # noqa: E402
 from benchmarks.transferbench.stats import is_single  # noqa: E402
 
 
@@ -173,17 +186,17 @@ def stored_sources(settings: Settings, suite: dict, tasks: list[str]) -> list:
     return [info for info in found if info is not None]
 
 
-def lab_pool_sources(settings: Settings, lab: LabPool, targets: list[str]) -> dict:
-    """The lab pool of `lab.size` modules (none of the targets' tasks), checked against the registry; a one-line error otherwise."""
+def lab_pool_sources(settings: Settings, manifest: Path, size: int, targets: list[str]) -> dict:
+    """The lab pool of `size` modules (none of the targets' tasks), checked against the registry; a one-line error otherwise."""
     from hub import Hub
 
     try:
-        rows = read_manifest(lab.manifest)
+        rows = read_manifest(manifest)
         if not rows:
-            raise PoolError(f"manifest {lab.manifest} lists no module; build the pool with benchmarks/lab_pool.py build")
+            raise PoolError(f"manifest {manifest} lists no module; build the pool with benchmarks/lab_pool.py build")
         # create=False: the pool's registry is benchmarks/lab_pool.py's to make; a wrong path must not become an empty registry.
         with Hub(settings.registry, create=False) as hub:
-            return lab_sources(hub, pools(rows, set(targets), (lab.size,))[lab.size], settings.base_model)
+            return lab_sources(hub, pools(rows, set(targets), (size,))[size], settings.base_model)
     except ERRORS as error:
         raise SystemExit(error_line(error, settings.registry)) from None
 
@@ -193,10 +206,10 @@ def lab_pool_sources(settings: Settings, lab: LabPool, targets: list[str]) -> di
 
 @dataclass(frozen=True)
 class LabPool:
-    """--lab: which manifest, and how many of its modules (0: all) the pool holds."""
+    """--lab: which manifest, and the pool sizes to run (ALL: every eligible module)."""
 
     manifest: Path
-    size: int
+    sizes: tuple[int, ...]
 
 
 def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
@@ -217,7 +230,13 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
         help=f"the pool-size axis: {len(LAB['targets'])} targets of 4 suites (designed on the 4 WordNet ones, judged on the others), "
         "sources from the lab pool's manifest",
     )
-    parser.add_argument("--lab-pool", type=int, default=None, help="--lab: the pool's size (a seeded subset without the targets' tasks; 0, the default: all)")
+    parser.add_argument(
+        "--lab-pool",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"--lab: the pool sizes (each a seeded subset without the targets' tasks; 0: all); default: {' '.join(map(str, POOL_SIZES))}",
+    )
     parser.add_argument("--manifest", type=Path, default=None, help=f"--lab: the pool's manifest (default: {DEFAULT_MANIFEST.relative_to(ROOT)})")
     parser.add_argument(
         "--budget",
@@ -225,7 +244,9 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
         default=None,
         help="the target budget of every arm: standard (36 steps) or converged (200, patience after 60 steps); --target-* options override it",
     )
-    parser.add_argument("--out", type=Path, default=None, help="default out/transfer-<preset> (--lab: out/transfer-lab/pool-<size>)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default out/transfer-<preset> (--lab: the curve there, each pool size's runs in OUT/pool-<size>)"
+    )
     parser.add_argument("--registry", type=Path, default=None, help="benchmark registry (default OUT/registry); trained sources are reused from it")
     for name in ("tasks", "targets", "methods", "strategies"):
         parser.add_argument(f"--{name}", nargs="+", default=None)
@@ -251,8 +272,8 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
         parser.error("--suite is required (or --lab)")
     if not args.lab and (args.lab_pool is not None or args.manifest is not None):
         parser.error("--lab-pool and --manifest go with --lab")
-    if args.lab_pool is not None and args.lab_pool < 0:
-        parser.error(f"--lab-pool must be 0 (all) or more, got {args.lab_pool}")
+    if args.lab_pool is not None and min(args.lab_pool) < 0:
+        parser.error(f"--lab-pool sizes must be 0 (all) or more, got {min(args.lab_pool)}")
     values: dict = dict(QUICK) if args.quick else dict(STANDARD) if args.standard else dict(LAB) if args.lab else {}
     if args.budget is not None:
         values.update(budget=args.budget, **BUDGETS[args.budget])
@@ -269,11 +290,10 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
         value = values.get(name.replace("-", "_"))
         if value is not None and (value < 0 if name == "target-min-steps" else value <= 0):
             raise SystemExit(f"error: --{name} must be {'0 or more' if name == 'target-min-steps' else 'positive'}, got {value}")
-    lab = LabPool(args.manifest or DEFAULT_MANIFEST, ALL if args.lab_pool is None else args.lab_pool) if args.lab else None
+    lab = LabPool(args.manifest or DEFAULT_MANIFEST, tuple(dict.fromkeys(args.lab_pool or POOL_SIZES))) if args.lab else None
     out = args.out or ROOT / "out" / f"transfer-{values.get('preset', 'custom')}"
     registry = args.registry or out / "registry"
-    if lab is not None:
-        out = args.out or out / f"pool-{lab.size or 'all'}"
+    if lab is not None:  # OUT holds the curve and one folder per pool size
         registry = args.registry or DEFAULT_REGISTRY
     suite = args.suite or ROOT / "suites"
     settings = Settings(suite=suite, out=out, registry=registry, report_only=args.report, oracle=args.oracle, **values)
@@ -351,20 +371,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings, lab = parse(argv)
     try:
-        return run_benchmark(settings, lab, argv)
+        print(run_benchmark(settings, argv) if lab is None else run_curve(settings, lab, argv))
     except ERRORS as error:  # a registry to upgrade, a missing module: one line, not a traceback
         print(error_line(error, settings.registry), file=sys.stderr)
         return 2
+    return 0
 
 
-def run_benchmark(settings: Settings, lab: LabPool | None, argv: list[str]) -> int:
-    """Run what is missing (nothing with --report), then write the report of every stored run of this protocol."""
+def stored_runs(settings: Settings) -> tuple[list[dict], list[dict], list[str]]:
+    """Every reportable run stored under this protocol (whichever invocation made it), every cell and skip line, and what was left out."""
     from ensembling.strategies import NO_TRANSFER
 
+    store = RunStore(settings.out, settings.protocol_digest())
+    stored, aside = of_current_pools(store.all_rows(store.targets(list(settings.methods)), list(settings.methods)), NO_TRANSFER)
+    runs, left_out = reportable(stored, settings)
+    if aside:
+        left_out.append(f"{aside} runs made against other source modules than their cell's latest (kept on disk, rerun against these)")
+    return runs, [row for row in stored if row["kind"] in ("cell", "skip")], left_out + store.other_protocols(list(settings.methods))
+
+
+def run_benchmark(settings: Settings, argv: list[str], pool_sources: dict | None = None) -> str:
+    """Run what is missing (nothing with --report), then write and return the report of every stored run of this protocol."""
     suite = load_tasks(settings)
     tasks, targets = check(settings, suite)
     unusable = set() if settings.report_only else unusable_samples(settings, suite, targets)
-    pool_sources = None if lab is None else lab_pool_sources(settings, lab, targets)
     settings.out.mkdir(parents=True, exist_ok=True)
     (settings.out / "settings.json").write_text(json.dumps(settings.to_json(), indent=2) + "\n", encoding="utf-8")
     command = "python benchmarks/transfer.py " + " ".join(argv)
@@ -375,23 +405,61 @@ def run_benchmark(settings: Settings, lab: LabPool | None, argv: list[str]) -> i
     else:
         sources = stored_sources(settings, suite, tasks) if settings.report_only else run_all(settings, tasks, targets, unusable)
     wall = None if settings.report_only else time.perf_counter() - started
-    # The report covers every run stored under this protocol, whichever invocation made it, and says what it left out.
-    store = RunStore(settings.out, settings.protocol_digest())
-    stored, aside = of_current_pools(store.all_rows(store.targets(list(settings.methods)), list(settings.methods)), NO_TRANSFER)
-    runs, left_out = reportable(stored, settings)
-    if aside:
-        left_out.append(f"{aside} runs made against other source modules than their cell's latest (kept on disk, rerun against these)")
+    runs, lines, left_out = stored_runs(settings)
     report_targets = [name for name in targets if any(run["target"] == name for run in runs)]
     report_targets += sorted({run["target"] for run in runs} - set(report_targets))
-    cells = [row for row in stored if row["kind"] == "cell"]
-    skips = [row for row in stored if row["kind"] == "skip"]
-    left_out += store.other_protocols(list(settings.methods))
+    cells = [row for row in lines if row["kind"] == "cell"]
+    skips = [row for row in lines if row["kind"] == "skip"]
     text = report.render(runs, cells, skips, sources, settings, command, wall, report_targets, left_out)
     report.write_csvs(settings.out, runs, sources)
     report.heatmaps(settings.out, runs, settings, targets, tasks)
     (settings.out / "results.md").write_text(text, encoding="utf-8")
-    print(text)
-    return 0
+    return text
+
+
+def run_curve(settings: Settings, lab: LabPool, argv: list[str]) -> str:
+    """--lab: each pool size's runs in OUT/pool-<size>, the cheapest informative ones first, then the curve (curve.md, curve.png).
+
+    Phase by phase (each seed, then each shots), every pool size that takes that seed runs its missing cells, and the
+    curve is rewritten after each phase, so an interrupted run leaves the curve of what it reached. Sizes between the
+    smallest and the largest take the first seed only: the curve's ends carry every seed.
+    """
+    by_size = {size: replace(settings, out=settings.out / pool_folder(size), seeds=seeds_at(size, lab.sizes, settings.seeds)) for size in lab.sizes}
+    sources = {size: lab_pool_sources(settings, lab.manifest, size, list(settings.targets)) for size in lab.sizes}
+    if not settings.report_only:
+        for seed in settings.seeds:
+            for shots in settings.shots:
+                for size, pool_settings in by_size.items():
+                    if seed in pool_settings.seeds:
+                        run_benchmark(replace(pool_settings, shots=(shots,), seeds=(seed,)), argv, sources[size])
+                write_curve(settings, lab, by_size, argv)
+    for size, pool_settings in by_size.items():  # each pool's report over all its runs
+        run_benchmark(replace(pool_settings, report_only=True), argv, sources[size])
+    return write_curve(settings, lab, by_size, argv)
+
+
+def seeds_at(size: int, sizes: Sequence[int], seeds: Sequence[int]) -> tuple[int, ...]:
+    """Every seed at the smallest and the largest pool; the first alone in between (the issue's budget)."""
+    order = lambda size: size or math.inf  # noqa: E731  (ALL, 0, is the largest)
+    return tuple(seeds) if size in (min(sizes, key=order), max(sizes, key=order)) else tuple(seeds[:1])
+
+
+def pool_folder(size: int) -> str:
+    return f"pool-{size or 'all'}"
+
+
+def write_curve(settings: Settings, lab: LabPool, by_size: dict[int, Settings], argv: list[str]) -> str:
+    rows = read_manifest(lab.manifest)
+    subsets = pools(rows, set(settings.targets), lab.sizes)
+    found = [curve.Pool(size, len(subsets[size]), stored_runs(pool_settings)[0]) for size, pool_settings in by_size.items()]
+    arms = list(settings.strategies)
+    kind_of = {int(row["module_id"]): row["kind"] for row in rows}
+    judged = [target for target in settings.targets if target not in DESIGN_TARGETS]
+    text = curve.render(found, settings.methods, settings.shots, arms, judged, kind_of, "python benchmarks/transfer.py " + " ".join(argv))
+    settings.out.mkdir(parents=True, exist_ok=True)
+    (settings.out / "curve.md").write_text(text, encoding="utf-8")
+    curve.plot(found, settings.methods, settings.shots, arms, settings.out / "curve.png")
+    return text
 
 
 if __name__ == "__main__":

@@ -107,6 +107,11 @@ def test_transfer_benchmark_end_to_end_and_resume(tmp_path, capsys):
     lone = [row for row in stored if row.get("kind") == "run" and row["arm"] == "group-average" and row["target"] == "toy-tool"]
     assert len(lone) == shots * seeds and all(row["chosen"] == "random" and "no source of category 'tools'" in row["rationale"] for row in lone)
 
+    # The arms of a cell share one evaluator; each scoring arm is charged the scoring it reused, the others nothing.
+    scored = [row for row in stored if row.get("kind") == "run" and row["arm"] in ("loss", "cos")]
+    unscored = [row for row in stored if row.get("kind") == "run" and row["arm"] in ("random", "average", "group-average", "random-pool")]
+    assert scored and all(row["reused_s"] > 0 for row in scored) and all(row["reused_s"] == 0 for row in unscored)
+
     # A rerun resumes: every run is on disk, so nothing is trained again.
     lines = sorted(path.read_text() for path in (out / "runs").rglob("*.jsonl"))
     assert bench.main(argv) == 0
@@ -254,6 +259,12 @@ def test_a_bad_operator_arm_is_refused_before_any_work(tmp_path, arm, message):
     assert not (tmp_path / "out" / "registry").exists()  # no source was trained
 
 
+def test_the_curve_takes_every_seed_at_its_ends_and_the_first_in_between():
+    bench = load_benchmark()
+    assert [bench.seeds_at(size, (20, 50, 0), (0, 1)) for size in (20, 50, 0)] == [(0, 1), (0,), (0, 1)]
+    assert bench.seeds_at(50, (50,), (0, 1)) == (0, 1)
+
+
 def test_the_lab_preset_reads_only_the_k_shot_sample_over_each_pool_size(tmp_path, monkeypatch):
     """--lab: the sources are the manifest's pool (never the target's task), and no arm of the preset reads a labelled
     target example outside its k-shot sample, at every pool size."""
@@ -269,9 +280,10 @@ def test_the_lab_preset_reads_only_the_k_shot_sample_over_each_pool_size(tmp_pat
     bench = load_benchmark()
     arms = list(LAB["strategies"])
     common = ["--lab", "--suite", str(root), "--manifest", str(manifest), "--registry", str(registry), *TINY, "--targets", "toy-animal", "--strategies", *arms]
+    lab = tmp_path / "lab"
+    assert bench.main([*common, "--lab-pool", "1", str(ALL), "--out", str(lab)]) == 0
     for size in (1, ALL):
-        out = tmp_path / f"pool-{size}"
-        assert bench.main([*common, "--lab-pool", str(size), "--out", str(out)]) == 0
+        out = lab / f"pool-{size or 'all'}"
         with (out / "sources.csv").open() as handle:
             sources = list(csv.DictReader(handle))
         assert len(sources) == (size or 2) and "toy-animal" not in {row["task"] for row in sources}
@@ -280,11 +292,21 @@ def test_the_lab_preset_reads_only_the_k_shot_sample_over_each_pool_size(tmp_pat
             assert "toy-animal" not in {row["source"] for row in csv.DictReader(handle)}
         runs = [json.loads(line) for line in (out / "runs" / "lora" / "toy-animal.jsonl").read_text().splitlines()]
         assert {row["arm"] for row in runs if row["kind"] in ("run", "skip")} == set(arms)
-    # --report rewrites the report from the stored runs, the design/judged split of the targets stated
-    assert bench.main([*common, "--out", str(tmp_path / f"pool-{ALL}"), "--report"]) == 0
+    # The curve: one row per arm and pool size; the toy pool holds early checkpoints only, so average's weight is all junk.
+    curve = (lab / "curve.md").read_text()
+    for shots in (1, 2):
+        (row,) = [line for line in curve.split(f"## lora, {shots}-shot")[1].split("\n## ")[0].splitlines() if line.startswith("| average | all (2) |")]
+        assert row.endswith("| 100.0 |")
+    assert "| random-pool | 1 |" in curve and "Goal at the full pool, best arm" in curve
+    assert (lab / "curve.png").stat().st_size > 0
+    # --report rewrites every pool's report and the curve from the stored runs, the design/judged split of the targets stated
+    (lab / "curve.md").unlink()
+    assert bench.main([*common, "--lab-pool", "1", str(ALL), "--out", str(lab), "--report"]) == 0
+    without_command = lambda text: [line for line in text.splitlines() if not line.startswith("Command:")]  # noqa: E731
+    assert without_command((lab / "curve.md").read_text()) == without_command(curve)
     assert (
         "design targets (the default and anything tuned on the lab pool was designed on these) none; judged targets toy-animal."
-        in (tmp_path / f"pool-{ALL}" / "results.md").read_text()
+        in (lab / "pool-all" / "results.md").read_text()
     )
 
     target = load_dataset(root / "toys" / "toy-animal")

@@ -104,7 +104,7 @@ def run_cell(
             if arm == NO_TRANSFER:
                 evaluator.use_reference(Tuned(store.random_module(target, method, shots, seed), 0, math.nan))
             continue
-        started = time.perf_counter()
+        started, reused = time.perf_counter(), evaluator.reused_s
         try:
             strategy, combine = split_arm(arm)
             init = compose_init(get_strategy(strategy), candidates, sample, evaluator, replace(options, combine=combine), memo=memo)
@@ -127,7 +127,7 @@ def run_cell(
                 target=target, category=full.card.category, method=method, shots=shots, seed=seed, arm=arm, pool=pool,
                 test_acc=test_acc, dev_acc=result.best_dev, steps=result.steps, best_step=result.best_step,
                 history=[[row["step"], row["dev"], round(row["seconds"], 3)] for row in result.history], stopped_by=result.stopped_by,
-                init_s=built - started, train_s=trained - built, eval_s=done - trained, tuning_steps=init.tuning_steps,
+                init_s=built - started, reused_s=evaluator.reused_s - reused, train_s=trained - built, eval_s=done - trained, tuning_steps=init.tuning_steps,
                 effective_sources=init.effective_sources,
                 chosen=init.decision.chosen if init.decision else None, rationale=init.decision.reason if init.decision else None,
                 weights=[[source.candidate.task, source.score, source.weight] for source in init.sources],

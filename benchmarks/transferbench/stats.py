@@ -83,6 +83,11 @@ def leave_one_target_out(runs: list[dict], method: str, shots: int, candidates: 
     return gains, picks
 
 
+def init_seconds(run: dict) -> float:
+    """An arm's init cost as if it ran alone: its own seconds plus the scoring it reused from arms before it in the cell."""
+    return run["init_s"] + run.get("reused_s", 0.0)
+
+
 def is_single(arm: str) -> bool:
     """An oracle arm: one source alone (single:<task>)."""
     return arm.startswith(f"{SINGLE}:")
@@ -185,5 +190,5 @@ def sooner(runs: list[dict], method: str, shots: int, arm: str, seed: int = 0) -
             continue
         step_ratios.append(theirs[0] / own[0])
         if own[1] and theirs[1] is not None:
-            second_ratios.append((run["init_s"] + theirs[1]) / own[1])
+            second_ratios.append((init_seconds(run) + theirs[1]) / own[1])
     return Sooner(mean_interval(step_ratios, seed), mean_interval(second_ratios, seed), never, units)

@@ -1,0 +1,180 @@
+"""The lab preset's pool-size curve: per pool size, each arm against `random` and `random-pool`, as a table and a plot.
+
+Per (method, shots, pool size, arm) over (target, seed) units: Δ vs random-pool and vs random with their paired
+95 % intervals, the same Δ vs random-pool on the judged targets alone (nothing was designed on them), the worst
+target, the share of the oracle (where the oracle's single-source arms ran), the selection seconds per target
+(the arm's init as if it ran alone: search, scoring, composition) and the share of its weight on junk modules.
+The goal (issue: lab scale) is read at the full pool: the best arm that reads no test label beats random-pool by
+at least GOAL_POINTS with an interval excluding 0, reaches GOAL_ORACLE % of the oracle, and puts under GOAL_JUNK %
+of its weight on junk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+
+from benchmarks.transferbench.pool import ALL, junk_share
+from benchmarks.transferbench.stats import Delta, init_seconds, paired_delta, per_target_delta, share_of_oracle
+from ensembling.strategies import NO_TRANSFER, RANDOM_POOL
+
+GOAL_POINTS = 5.0
+GOAL_ORACLE = 80.0
+GOAL_JUNK = 5.0
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One pool size's stored runs: `size` as asked (ALL: every eligible module) and `modules`, how many it holds."""
+
+    size: int
+    modules: int
+    runs: Sequence[dict]
+
+    @property
+    def label(self) -> str:
+        return f"all ({self.modules})" if self.size == ALL else str(self.modules)
+
+
+@dataclass(frozen=True)
+class Point:
+    arm: str
+    pool: Pool
+    vs_pool: Delta
+    vs_random: Delta
+    judged_vs_pool: Delta
+    worst: tuple[str, float] | None
+    oracle: Delta
+    selection_s: float
+    junk_percent: float
+
+
+def junk_percent(runs: Sequence[dict], kind_of: Mapping[int, str]) -> float:
+    """Mean over runs of the share of the absolute weight on junk modules, in %; NaN where no run records its modules."""
+    shares = [junk_share({int(module): weight for module, weight in run["module_weights"]}, kind_of) for run in runs if run.get("module_weights")]
+    return 100 * mean(shares) if shares else math.nan
+
+
+def points(pool: Pool, method: str, shots: int, arms: Sequence[str], judged: Sequence[str], kind_of: Mapping[int, str]) -> list[Point]:
+    """One point per arm (besides random) that ran on this pool at these shots."""
+    found = []
+    for arm in arms:
+        mine = [run for run in pool.runs if run["method"] == method and run["shots"] == shots and run["arm"] == arm]
+        if arm == NO_TRANSFER or not mine:
+            continue
+        judged_runs = [run for run in pool.runs if run["target"] in judged]
+        targets = per_target_delta(list(pool.runs), method, shots, arm, NO_TRANSFER)
+        worst = min(targets.items(), key=lambda item: item[1]) if targets else None
+        found.append(
+            Point(
+                arm, pool,
+                paired_delta(list(pool.runs), method, shots, arm, RANDOM_POOL),
+                paired_delta(list(pool.runs), method, shots, arm, NO_TRANSFER),
+                paired_delta(judged_runs, method, shots, arm, RANDOM_POOL),
+                worst,
+                share_of_oracle(list(pool.runs), method, shots, arm),
+                mean(init_seconds(run) for run in mine),
+                junk_percent(mine, kind_of),
+            )
+        )  # fmt: skip
+    return found
+
+
+def verdict(full: Sequence[Point]) -> str:
+    """The goal read at the full pool for the arm with the best Δ vs random-pool (random-pool itself is the reference)."""
+    ranked = sorted((point for point in full if point.arm != RANDOM_POOL and point.vs_pool.units), key=lambda point: -point.vs_pool.mean)
+    if not ranked:
+        return "Goal at the full pool: no arm besides random-pool has run there yet."
+    best = ranked[0]
+    beats = best.vs_pool.mean >= GOAL_POINTS and best.vs_pool.low > 0
+    oracle = not math.isnan(best.oracle.mean) and best.oracle.mean >= GOAL_ORACLE
+    junk = not math.isnan(best.junk_percent) and best.junk_percent < GOAL_JUNK
+    oracle_text = "not measured (no oracle arms at this pool)" if best.oracle.units == 0 else f"{best.oracle.text()} % ({'met' if oracle else 'not met'})"
+    return (
+        f"Goal at the full pool, best arm {best.arm}: Δ vs random-pool {best.vs_pool.text()} over {best.vs_pool.units} units "
+        f"(≥ +{GOAL_POINTS:g} with the interval above 0: {'met' if beats else 'not met'}); share of the oracle {oracle_text}; "
+        f"weight on junk {best.junk_percent:.1f} % (< {GOAL_JUNK:g} %: {'met' if junk else 'not met'})."
+    )
+
+
+def render(
+    pools: Sequence[Pool],
+    methods: Sequence[str],
+    shots_list: Sequence[int],
+    arms: Sequence[str],
+    judged: Sequence[str],
+    kind_of: Mapping[int, str],
+    command: str,
+) -> str:
+    lines = [
+        "# Transfer at lab scale: selection against pool size",
+        "",
+        f"Command: `{command}`  ",
+        "Pools: " + ", ".join(f"{pool.label} modules ({len({(run['target'], run['seed']) for run in pool.runs})} target-seed units)" for pool in pools) + ". "
+        "Each pool is a fixed, seeded subset of the lab pool without the targets' tasks; the smaller pools are inside the larger.",
+        "",
+        "Δ columns: mean paired difference in test-accuracy points over (target, seed) units with a 95 % percentile-bootstrap interval. "
+        f"Judged: the targets nothing was designed on ({', '.join(judged) or 'none'}). Worst target: lowest mean Δ vs random over seeds. "
+        "% of oracle: the arm's mean gain over random as a share of the best single source's, where the oracle ran. Selection s/target: "
+        "the arm's init seconds as if it ran alone (search, scoring, composition). Junk: share of the absolute weight on early, "
+        "undertrained and shuffled-label modules.",
+        "",
+    ]
+    for method in methods:
+        for shots in shots_list:
+            rows = [point for pool in pools for point in points(pool, method, shots, arms, judged, kind_of)]
+            if not rows:
+                continue
+            lines += [
+                f"## {method}, {shots}-shot",
+                "",
+                "| arm | pool | Δ random-pool [95 % CI] | Δ random [95 % CI] | judged: Δ random-pool | worst target Δ random | % of oracle | selection s/target | junk weight % |",
+                "| --- | --- | --- | --- | --- | --- | --- | ---: | ---: |",
+            ]
+            for point in sorted(rows, key=lambda point: (list(arms).index(point.arm), point.pool.modules)):
+                worst = f"{point.worst[1]:+.1f} ({point.worst[0]})" if point.worst else "–"
+                oracle = point.oracle.text() if point.oracle.units else "–"
+                junk = "–" if math.isnan(point.junk_percent) else f"{point.junk_percent:.1f}"
+                lines.append(
+                    f"| {point.arm} | {point.pool.label} | {point.vs_pool.text()} | {point.vs_random.text()} | {point.judged_vs_pool.text()} | "
+                    f"{worst} | {oracle} | {point.selection_s:.1f} | {junk} |"
+                )
+            full = [point for point in rows if point.pool.size == ALL]
+            lines += ["", verdict(full), ""]
+    return "\n".join(lines) + "\n"
+
+
+def plot(pools: Sequence[Pool], methods: Sequence[str], shots_list: Sequence[int], arms: Sequence[str], path: Path) -> Path:
+    """Δ vs random-pool against pool size, one line per arm with its 95 % band, one panel per (method, shots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(method, shots) for method in methods for shots in shots_list]
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for axis, (method, shots) in zip(axes[0], panels):
+        for arm in arms:
+            if arm in (NO_TRANSFER, RANDOM_POOL):
+                continue
+            found = [(pool.modules, point.vs_pool) for pool in pools for point in points(pool, method, shots, [arm], [], {}) if point.vs_pool.units]
+            if not found:
+                continue
+            xs = [size for size, _ in found]
+            line = axis.plot(xs, [delta.mean for _, delta in found], marker="o", label=arm)[0]
+            axis.fill_between(xs, [delta.low for _, delta in found], [delta.high for _, delta in found], color=line.get_color(), alpha=0.15)
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xscale("log")
+        axis.set_xticks([pool.modules for pool in pools], [pool.label for pool in pools])
+        axis.set_xlabel("modules in the pool")
+        axis.set_ylabel("Δ test accuracy vs random-pool (points)")
+        axis.set_title(f"{method}, {shots}-shot", fontsize=10)
+        if axis.get_legend_handles_labels()[0]:  # a pool with runs of random-pool alone has no line yet
+            axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
