@@ -15,6 +15,7 @@ dev split, under the same `TrainConfig` the target itself is trained with.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
@@ -85,6 +86,10 @@ class ModelEvaluator:
         self._tuning = dataclasses.replace(tuning or TrainConfig(), device=str(self.device), progress=False)
         self._reference = reference
         self._predictions: dict[str, Rows] = {}
+        # What each cached prediction cost, and the sum of those costs served again from the cache: a caller that
+        # shares one evaluator across strategies charges each the scoring it reused, as if it had run alone.
+        self._seconds: dict[str, float] = {}
+        self.reused_s = 0.0
         self._scoring = _Scoring(self.model, formulation)
 
     def _collate(self, examples: Sequence[Example], size: int) -> list[Batch]:
@@ -103,9 +108,13 @@ class ModelEvaluator:
 
     def predict(self, candidate: Candidate) -> Rows:
         # Keyed by the blob digest: the same stored tensors give the same rows on the same examples.
-        if candidate.digest not in self._predictions:
+        if candidate.digest in self._predictions:
+            self.reused_s += self._seconds[candidate.digest]
+        else:
+            started = time.perf_counter()
             self.apply(candidate.tensors)
             self._predictions[candidate.digest] = self.rows()
+            self._seconds[candidate.digest] = time.perf_counter() - started
         return self._predictions[candidate.digest]
 
     def predict_many(self, candidates: Sequence[Candidate], group_size: int | None = None) -> list[Rows]:
@@ -116,6 +125,7 @@ class ModelEvaluator:
         as it was; a group of one is `predict`, which applies the candidate.
         """
         pending = list({candidate.digest: candidate for candidate in candidates if candidate.digest not in self._predictions}.values())
+        self.reused_s += sum(self._seconds[digest] for digest in {candidate.digest for candidate in candidates} if digest in self._predictions)
         size = self._group_size(pending) if group_size is None else group_size
         if size < 1:
             raise ValueError(f"group_size must be at least 1, not {size}")
@@ -125,7 +135,9 @@ class ModelEvaluator:
             if len(group) == 1:
                 self.predict(group[0])
             elif group:
+                started = time.perf_counter()
                 self._predictions.update(zip((candidate.digest for candidate in group), self._group_rows(group), strict=True))
+                self._seconds.update(dict.fromkeys((candidate.digest for candidate in group), (time.perf_counter() - started) / len(group)))
         return [self._predictions[candidate.digest] for candidate in candidates]
 
     def _group_size(self, pending: Sequence[Candidate]) -> int:
