@@ -378,8 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def stored_runs(settings: Settings) -> tuple[list[dict], list[dict], list[str]]:
-    """Every reportable run stored under this protocol (whichever invocation made it), every cell and skip line, and what was left out."""
+def stored_runs(settings: Settings) -> tuple[list[dict], list[dict], list[dict], list[str]]:
+    """Every reportable run stored under this protocol (whichever invocation made it), its cell and skip lines, and what was left out."""
     from ensembling.strategies import NO_TRANSFER
 
     store = RunStore(settings.out, settings.protocol_digest())
@@ -387,7 +387,8 @@ def stored_runs(settings: Settings) -> tuple[list[dict], list[dict], list[str]]:
     runs, left_out = reportable(stored, settings)
     if aside:
         left_out.append(f"{aside} runs made against other source modules than their cell's latest (kept on disk, rerun against these)")
-    return runs, [row for row in stored if row["kind"] in ("cell", "skip")], left_out + store.other_protocols(list(settings.methods))
+    cells, skips = ([row for row in stored if row["kind"] == kind] for kind in ("cell", "skip"))
+    return runs, cells, skips, left_out + store.other_protocols(list(settings.methods))
 
 
 def run_benchmark(settings: Settings, argv: list[str], pool_sources: dict | None = None) -> str:
@@ -405,11 +406,9 @@ def run_benchmark(settings: Settings, argv: list[str], pool_sources: dict | None
     else:
         sources = stored_sources(settings, suite, tasks) if settings.report_only else run_all(settings, tasks, targets, unusable)
     wall = None if settings.report_only else time.perf_counter() - started
-    runs, lines, left_out = stored_runs(settings)
+    runs, cells, skips, left_out = stored_runs(settings)
     report_targets = [name for name in targets if any(run["target"] == name for run in runs)]
     report_targets += sorted({run["target"] for run in runs} - set(report_targets))
-    cells = [row for row in lines if row["kind"] == "cell"]
-    skips = [row for row in lines if row["kind"] == "skip"]
     text = report.render(runs, cells, skips, sources, settings, command, wall, report_targets, left_out)
     report.write_csvs(settings.out, runs, sources)
     report.heatmaps(settings.out, runs, settings, targets, tasks)
@@ -426,16 +425,17 @@ def run_curve(settings: Settings, lab: LabPool, argv: list[str]) -> str:
     """
     by_size = {size: replace(settings, out=settings.out / pool_folder(size), seeds=seeds_at(size, lab.sizes, settings.seeds)) for size in lab.sizes}
     sources = {size: lab_pool_sources(settings, lab.manifest, size, list(settings.targets)) for size in lab.sizes}
+    kind_of = {int(row["module_id"]): row["kind"] for row in read_manifest(lab.manifest)}
     if not settings.report_only:
         for seed in settings.seeds:
             for shots in settings.shots:
                 for size, pool_settings in by_size.items():
                     if seed in pool_settings.seeds:
                         run_benchmark(replace(pool_settings, shots=(shots,), seeds=(seed,)), argv, sources[size])
-                write_curve(settings, lab, by_size, argv)
+                write_curve(settings, by_size, sources, kind_of, argv)
     for size, pool_settings in by_size.items():  # each pool's report over all its runs
         run_benchmark(replace(pool_settings, report_only=True), argv, sources[size])
-    return write_curve(settings, lab, by_size, argv)
+    return write_curve(settings, by_size, sources, kind_of, argv)
 
 
 def seeds_at(size: int, sizes: Sequence[int], seeds: Sequence[int]) -> tuple[int, ...]:
@@ -448,17 +448,14 @@ def pool_folder(size: int) -> str:
     return f"pool-{size or 'all'}"
 
 
-def write_curve(settings: Settings, lab: LabPool, by_size: dict[int, Settings], argv: list[str]) -> str:
-    rows = read_manifest(lab.manifest)
-    subsets = pools(rows, set(settings.targets), lab.sizes)
-    found = [curve.Pool(size, len(subsets[size]), stored_runs(pool_settings)[0]) for size, pool_settings in by_size.items()]
-    arms = list(settings.strategies)
-    kind_of = {int(row["module_id"]): row["kind"] for row in rows}
+def write_curve(settings: Settings, by_size: dict[int, Settings], sources: dict[int, dict], kind_of: dict[int, str], argv: list[str]) -> str:
+    found = [curve.Pool(size, len(sources[size]), stored_runs(pool_settings)[0]) for size, pool_settings in by_size.items()]
     judged = [target for target in settings.targets if target not in DESIGN_TARGETS]
-    text = curve.render(found, settings.methods, settings.shots, arms, judged, kind_of, "python benchmarks/transfer.py " + " ".join(argv))
+    by_panel = curve.panels(found, settings.methods, settings.shots, list(settings.strategies), judged, kind_of)
+    text = curve.render(found, by_panel, judged, "python benchmarks/transfer.py " + " ".join(argv))
     settings.out.mkdir(parents=True, exist_ok=True)
     (settings.out / "curve.md").write_text(text, encoding="utf-8")
-    curve.plot(found, settings.methods, settings.shots, arms, settings.out / "curve.png")
+    curve.plot(found, by_panel, settings.out / "curve.png")
     return text
 
 

@@ -60,26 +60,40 @@ def junk_percent(runs: Sequence[dict], kind_of: Mapping[int, str]) -> float:
 
 def points(pool: Pool, method: str, shots: int, arms: Sequence[str], judged: Sequence[str], kind_of: Mapping[int, str]) -> list[Point]:
     """One point per arm (besides random) that ran on this pool at these shots."""
+    runs = list(pool.runs)
+    judged_runs = [run for run in runs if run["target"] in judged]
     found = []
     for arm in arms:
-        mine = [run for run in pool.runs if run["method"] == method and run["shots"] == shots and run["arm"] == arm]
+        mine = [run for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == arm]
         if arm == NO_TRANSFER or not mine:
             continue
-        judged_runs = [run for run in pool.runs if run["target"] in judged]
-        targets = per_target_delta(list(pool.runs), method, shots, arm, NO_TRANSFER)
+        targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER)
         worst = min(targets.items(), key=lambda item: item[1]) if targets else None
         found.append(
             Point(
                 arm, pool,
-                paired_delta(list(pool.runs), method, shots, arm, RANDOM_POOL),
-                paired_delta(list(pool.runs), method, shots, arm, NO_TRANSFER),
+                paired_delta(runs, method, shots, arm, RANDOM_POOL),
+                paired_delta(runs, method, shots, arm, NO_TRANSFER),
                 paired_delta(judged_runs, method, shots, arm, RANDOM_POOL),
                 worst,
-                share_of_oracle(list(pool.runs), method, shots, arm),
+                share_of_oracle(runs, method, shots, arm),
                 mean(init_seconds(run) for run in mine),
                 junk_percent(mine, kind_of),
             )
         )  # fmt: skip
+    return found
+
+
+def panels(
+    pools: Sequence[Pool], methods: Sequence[str], shots_list: Sequence[int], arms: Sequence[str], judged: Sequence[str], kind_of: Mapping[int, str]
+) -> dict[tuple[str, int], list[Point]]:
+    """(method, shots) -> the points of every pool size there, in arm order then pool size; panels without a run left out."""
+    found = {}
+    for method in methods:
+        for shots in shots_list:
+            rows = [point for pool in pools for point in points(pool, method, shots, arms, judged, kind_of)]
+            if rows:
+                found[(method, shots)] = sorted(rows, key=lambda point: (list(arms).index(point.arm), point.pool.modules))
     return found
 
 
@@ -100,15 +114,7 @@ def verdict(full: Sequence[Point]) -> str:
     )
 
 
-def render(
-    pools: Sequence[Pool],
-    methods: Sequence[str],
-    shots_list: Sequence[int],
-    arms: Sequence[str],
-    judged: Sequence[str],
-    kind_of: Mapping[int, str],
-    command: str,
-) -> str:
+def render(pools: Sequence[Pool], by_panel: Mapping[tuple[str, int], Sequence[Point]], judged: Sequence[str], command: str) -> str:
     lines = [
         "# Transfer at lab scale: selection against pool size",
         "",
@@ -123,44 +129,36 @@ def render(
         "undertrained and shuffled-label modules.",
         "",
     ]
-    for method in methods:
-        for shots in shots_list:
-            rows = [point for pool in pools for point in points(pool, method, shots, arms, judged, kind_of)]
-            if not rows:
-                continue
-            lines += [
-                f"## {method}, {shots}-shot",
-                "",
-                "| arm | pool | Δ random-pool [95 % CI] | Δ random [95 % CI] | judged: Δ random-pool | worst target Δ random | % of oracle | selection s/target | junk weight % |",
-                "| --- | --- | --- | --- | --- | --- | --- | ---: | ---: |",
-            ]
-            for point in sorted(rows, key=lambda point: (list(arms).index(point.arm), point.pool.modules)):
-                worst = f"{point.worst[1]:+.1f} ({point.worst[0]})" if point.worst else "–"
-                oracle = point.oracle.text() if point.oracle.units else "–"
-                junk = "–" if math.isnan(point.junk_percent) else f"{point.junk_percent:.1f}"
-                lines.append(
-                    f"| {point.arm} | {point.pool.label} | {point.vs_pool.text()} | {point.vs_random.text()} | {point.judged_vs_pool.text()} | "
-                    f"{worst} | {oracle} | {point.selection_s:.1f} | {junk} |"
-                )
-            full = [point for point in rows if point.pool.size == ALL]
-            lines += ["", verdict(full), ""]
+    for (method, shots), rows in by_panel.items():
+        lines += [
+            f"## {method}, {shots}-shot",
+            "",
+            "| arm | pool | Δ random-pool [95 % CI] | Δ random [95 % CI] | judged: Δ random-pool | worst target Δ random | % of oracle | selection s/target | junk weight % |",
+            "| --- | --- | --- | --- | --- | --- | --- | ---: | ---: |",
+        ]
+        for point in rows:
+            worst = f"{point.worst[1]:+.1f} ({point.worst[0]})" if point.worst else "–"
+            oracle = point.oracle.text() if point.oracle.units else "–"
+            junk = "–" if math.isnan(point.junk_percent) else f"{point.junk_percent:.1f}"
+            lines.append(
+                f"| {point.arm} | {point.pool.label} | {point.vs_pool.text()} | {point.vs_random.text()} | {point.judged_vs_pool.text()} | "
+                f"{worst} | {oracle} | {point.selection_s:.1f} | {junk} |"
+            )
+        lines += ["", verdict([point for point in rows if point.pool.size == ALL]), ""]
     return "\n".join(lines) + "\n"
 
 
-def plot(pools: Sequence[Pool], methods: Sequence[str], shots_list: Sequence[int], arms: Sequence[str], path: Path) -> Path:
+def plot(pools: Sequence[Pool], by_panel: Mapping[tuple[str, int], Sequence[Point]], path: Path) -> Path:
     """Δ vs random-pool against pool size, one line per arm with its 95 % band, one panel per (method, shots)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(method, shots) for method in methods for shots in shots_list]
-    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    for axis, (method, shots) in zip(axes[0], panels):
-        for arm in arms:
-            if arm in (NO_TRANSFER, RANDOM_POOL):
-                continue
-            found = [(pool.modules, point.vs_pool) for pool in pools for point in points(pool, method, shots, [arm], [], {}) if point.vs_pool.units]
+    figure, axes = plt.subplots(1, max(len(by_panel), 1), figsize=(6 * max(len(by_panel), 1), 4.5), squeeze=False)
+    for axis, ((method, shots), rows) in zip(axes[0], by_panel.items()):
+        for arm in dict.fromkeys(point.arm for point in rows if point.arm != RANDOM_POOL):
+            found = [(point.pool.modules, point.vs_pool) for point in rows if point.arm == arm and point.vs_pool.units]
             if not found:
                 continue
             xs = [size for size, _ in found]
