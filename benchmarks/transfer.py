@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.transferbench import report  # noqa: E402
+from benchmarks.transferbench.oracle import stored_oracle_arms  # noqa: E402
 from benchmarks.transferbench.pool import ALL, DEFAULT_MANIFEST, DEFAULT_REGISTRY, ERRORS, PoolError, error_line, lab_sources, load_suites, pools, read_manifest  # noqa: E402
 from benchmarks.transferbench.runs import RunStore, of_current_pools  # noqa: E402
 from benchmarks.transferbench.settings import BUDGETS, LAB, QUICK, STANDARD, Settings, split_arm  # noqa: E402
@@ -243,6 +244,15 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
         action="store_true",
         help="also train each target from every source alone (one more training per source and sample): the oracle and its %% columns",
     )
+    parser.add_argument(
+        "--oracle-subset",
+        type=int,
+        nargs=2,
+        metavar=("NEAREST", "RANDOM"),
+        default=None,
+        help="--oracle over a subset of each cell's sources, a lower bound on the oracle: the NEAREST by dataset embedding to the k-shot "
+        "sample plus RANDOM others drawn by (target, shots, seed); default every source (--lab: 20 10)",
+    )
     parser.add_argument("--report", action="store_true", help="only write the report of the runs stored so far (trains and runs nothing)")
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--device", default=None, help="auto, cpu or cuda")
@@ -253,10 +263,14 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
         parser.error("--lab-pool and --manifest go with --lab")
     if args.lab_pool is not None and args.lab_pool < 0:
         parser.error(f"--lab-pool must be 0 (all) or more, got {args.lab_pool}")
+    if args.oracle_subset is not None and not args.oracle:
+        parser.error("--oracle-subset goes with --oracle")
+    if args.oracle_subset is not None and (min(args.oracle_subset) < 0 or sum(args.oracle_subset) == 0):
+        parser.error(f"--oracle-subset takes two counts of 0 or more, not both 0; got {' '.join(map(str, args.oracle_subset))}")
     values: dict = dict(QUICK) if args.quick else dict(STANDARD) if args.standard else dict(LAB) if args.lab else {}
     if args.budget is not None:
         values.update(budget=args.budget, **BUDGETS[args.budget])
-    for name in ("tasks", "targets", "methods", "strategies", "shots", "seeds"):
+    for name in ("tasks", "targets", "methods", "strategies", "shots", "seeds", "oracle_subset"):
         if getattr(args, name) is not None:
             values[name] = tuple(getattr(args, name))
     for name in [*numbers, "base-model", "device"]:
@@ -325,15 +339,19 @@ def unusable_samples(settings: Settings, suite: dict, targets: list[str]) -> set
 
 def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[str]]:
     """The stored runs the report can use, and one line per kind it cannot (an arm no strategy of this deltahub runs; the oracle's
-    arms without --oracle)."""
+    arms without --oracle, or outside the subset of their cell's sources that this --oracle-subset draws)."""
     from ensembling.errors import EnsemblingError
 
-    runs, unknown, singles = [], Counter(), 0
+    subset = stored_oracle_arms(rows, settings.oracle_subset) if settings.oracle and settings.oracle_subset is not None else None
+    runs, unknown, singles, outside = [], Counter(), 0, 0
     for row in rows:
         if row["kind"] != "run":
             continue
         if is_single(row["arm"]) and not settings.oracle:
             singles += 1
+            continue
+        if is_single(row["arm"]) and subset is not None and row["arm"] not in subset.get((row["target"], row["method"], row["shots"], row["seed"]), ()):
+            outside += 1
             continue
         try:
             split_arm(row["arm"])
@@ -344,6 +362,10 @@ def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[s
     left_out = [f"{count} runs of arm {arm}: no strategy of that name in this deltahub" for arm, count in sorted(unknown.items())]
     if singles:
         left_out.append(f"{singles} runs of the oracle's single-source arms: pass --oracle to report them")
+    if outside:
+        left_out.append(
+            f"{outside} runs of single-source arms outside the oracle's subset of their cell's sources (another --oracle-subset's, or a cell line without module ids)"
+        )
     return runs, left_out
 
 
