@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.transferbench import report  # noqa: E402
-from benchmarks.transferbench.oracle import stored_oracle_arms  # noqa: E402
 from benchmarks.transferbench.pool import ALL, DEFAULT_MANIFEST, DEFAULT_REGISTRY, ERRORS, PoolError, error_line, lab_sources, load_suites, pools, read_manifest  # noqa: E402
 from benchmarks.transferbench.runs import RunStore, of_current_pools  # noqa: E402
 from benchmarks.transferbench.settings import BUDGETS, LAB, QUICK, STANDARD, Settings, split_arm  # noqa: E402
@@ -259,14 +258,14 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
     args = parser.parse_args(argv)
     if args.suite is None and not args.lab:
         parser.error("--suite is required (or --lab)")
-    if not args.lab and (args.lab_pool is not None or args.manifest is not None):
-        parser.error("--lab-pool and --manifest go with --lab")
-    if args.lab_pool is not None and args.lab_pool < 0:
-        parser.error(f"--lab-pool must be 0 (all) or more, got {args.lab_pool}")
     if args.oracle_subset is not None and not args.oracle:
         parser.error("--oracle-subset goes with --oracle")
     if args.oracle_subset is not None and (min(args.oracle_subset) < 0 or sum(args.oracle_subset) == 0):
         parser.error(f"--oracle-subset takes two counts of 0 or more, not both 0; got {' '.join(map(str, args.oracle_subset))}")
+    if not args.lab and (args.lab_pool is not None or args.manifest is not None):
+        parser.error("--lab-pool and --manifest go with --lab")
+    if args.lab_pool is not None and args.lab_pool < 0:
+        parser.error(f"--lab-pool must be 0 (all) or more, got {args.lab_pool}")
     values: dict = dict(QUICK) if args.quick else dict(STANDARD) if args.standard else dict(LAB) if args.lab else {}
     if args.budget is not None:
         values.update(budget=args.budget, **BUDGETS[args.budget])
@@ -340,6 +339,7 @@ def unusable_samples(settings: Settings, suite: dict, targets: list[str]) -> set
 def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[str]]:
     """The stored runs the report can use, and one line per kind it cannot (an arm no strategy of this deltahub runs; the oracle's
     arms without --oracle, or outside the subset of their cell's sources that this --oracle-subset draws)."""
+    from benchmarks.transferbench.oracle import stored_oracle_arms
     from ensembling.errors import EnsemblingError
 
     subset = stored_oracle_arms(rows, settings.oracle_subset) if settings.oracle and settings.oracle_subset is not None else None
