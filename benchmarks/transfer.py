@@ -262,7 +262,17 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
     parser.add_argument(
         "--oracle",
         action="store_true",
-        help="also train each target from every source alone (one more training per source and sample): the oracle and its %% columns",
+        help="also train each target from every source alone (one more training per source and sample): the oracle and its %% columns "
+        "(--lab: always, at the full pool and the smallest shots)",
+    )
+    parser.add_argument(
+        "--oracle-subset",
+        type=int,
+        nargs=2,
+        metavar=("NEAREST", "RANDOM"),
+        default=None,
+        help="--oracle over a subset of each cell's sources, a lower bound on the oracle: the NEAREST by dataset embedding to the k-shot "
+        "sample plus RANDOM others drawn by (target, shots, seed); default every source (--lab: 20 10)",
     )
     parser.add_argument("--report", action="store_true", help="only write the report of the runs stored so far (trains and runs nothing)")
     parser.add_argument("--base-model", default=None)
@@ -270,6 +280,10 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
     args = parser.parse_args(argv)
     if args.suite is None and not args.lab:
         parser.error("--suite is required (or --lab)")
+    if args.oracle_subset is not None and not (args.oracle or args.lab):
+        parser.error("--oracle-subset goes with --oracle (or --lab, which runs the oracle)")
+    if args.oracle_subset is not None and (min(args.oracle_subset) < 0 or sum(args.oracle_subset) == 0):
+        parser.error(f"--oracle-subset takes two counts of 0 or more, not both 0; got {' '.join(map(str, args.oracle_subset))}")
     if not args.lab and (args.lab_pool is not None or args.manifest is not None):
         parser.error("--lab-pool and --manifest go with --lab")
     if args.lab_pool is not None and min(args.lab_pool) < 0:
@@ -277,7 +291,7 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
     values: dict = dict(QUICK) if args.quick else dict(STANDARD) if args.standard else dict(LAB) if args.lab else {}
     if args.budget is not None:
         values.update(budget=args.budget, **BUDGETS[args.budget])
-    for name in ("tasks", "targets", "methods", "strategies", "shots", "seeds"):
+    for name in ("tasks", "targets", "methods", "strategies", "shots", "seeds", "oracle_subset"):
         if getattr(args, name) is not None:
             values[name] = tuple(getattr(args, name))
     for name in [*numbers, "base-model", "device"]:
@@ -296,7 +310,8 @@ def parse(argv: Sequence[str]) -> tuple[Settings, LabPool | None]:
     if lab is not None:  # OUT holds the curve and one folder per pool size
         registry = args.registry or DEFAULT_REGISTRY
     suite = args.suite or ROOT / "suites"
-    settings = Settings(suite=suite, out=out, registry=registry, report_only=args.report, oracle=args.oracle, **values)
+    values["oracle"] = args.oracle or values.get("oracle", False)
+    settings = Settings(suite=suite, out=out, registry=registry, report_only=args.report, **values)
     if not settings.strategies:
         from ensembling.strategies import Family, of_family, shuffled_of
 
@@ -345,15 +360,20 @@ def unusable_samples(settings: Settings, suite: dict, targets: list[str]) -> set
 
 def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[str]]:
     """The stored runs the report can use, and one line per kind it cannot (an arm no strategy of this deltahub runs; the oracle's
-    arms without --oracle)."""
+    arms without --oracle, or outside the subset of their cell's sources that this --oracle-subset draws)."""
+    from benchmarks.transferbench.oracle import stored_oracle_arms
     from ensembling.errors import EnsemblingError
 
-    runs, unknown, singles = [], Counter(), 0
+    subset = stored_oracle_arms(rows, settings.oracle_subset) if settings.oracle and settings.oracle_subset is not None else None
+    runs, unknown, singles, outside = [], Counter(), 0, 0
     for row in rows:
         if row["kind"] != "run":
             continue
         if is_single(row["arm"]) and not settings.oracle:
             singles += 1
+            continue
+        if is_single(row["arm"]) and subset is not None and row["arm"] not in subset.get((row["target"], row["method"], row["shots"], row["seed"]), ()):
+            outside += 1
             continue
         try:
             split_arm(row["arm"])
@@ -364,6 +384,10 @@ def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[s
     left_out = [f"{count} runs of arm {arm}: no strategy of that name in this deltahub" for arm, count in sorted(unknown.items())]
     if singles:
         left_out.append(f"{singles} runs of the oracle's single-source arms: pass --oracle to report them")
+    if outside:
+        left_out.append(
+            f"{outside} runs of single-source arms outside the oracle's subset of their cell's sources (another --oracle-subset's, or a cell line without module ids)"
+        )
     return runs, left_out
 
 
@@ -419,19 +443,28 @@ def run_benchmark(settings: Settings, argv: list[str], pool_sources: dict | None
 def run_curve(settings: Settings, lab: LabPool, argv: list[str]) -> str:
     """--lab: each pool size's runs in OUT/pool-<size>, the cheapest informative ones first, then the curve (curve.md, curve.png).
 
-    Phase by phase (each seed, then each shots), every pool size that takes that seed runs its missing cells, and the
-    curve is rewritten after each phase, so an interrupted run leaves the curve of what it reached. Sizes between the
-    smallest and the largest take the first seed only: the curve's ends carry every seed.
+    Phase by phase (each seed, then each shots), every pool size that takes that seed runs its missing cells, the full pool
+    first (the goal is read there), and the curve is rewritten after each phase, so an interrupted run leaves the curve of
+    what it reached. Sizes between the smallest and the largest take the first seed only: the curve's ends carry every
+    seed. The oracle (with --oracle, the lab default) runs at the largest pool and the smallest shots only: the issue's budget.
     """
-    by_size = {size: replace(settings, out=settings.out / pool_folder(size), seeds=seeds_at(size, lab.sizes, settings.seeds)) for size in lab.sizes}
-    sources = {size: lab_pool_sources(settings, lab.manifest, size, list(settings.targets)) for size in lab.sizes}
+    order = sorted(lab.sizes, key=lambda size: -(size or math.inf))
+    by_size = {
+        size: replace(
+            settings, out=settings.out / pool_folder(size), seeds=seeds_at(size, lab.sizes, settings.seeds), oracle=settings.oracle and size == order[0]
+        )
+        for size in order
+    }
+    sources = {size: lab_pool_sources(settings, lab.manifest, size, list(settings.targets)) for size in order}
     kind_of = {int(row["module_id"]): row["kind"] for row in read_manifest(lab.manifest)}
+    oracle_shots = min(settings.shots)
     if not settings.report_only:
         for seed in settings.seeds:
             for shots in settings.shots:
                 for size, pool_settings in by_size.items():
                     if seed in pool_settings.seeds:
-                        run_benchmark(replace(pool_settings, shots=(shots,), seeds=(seed,)), argv, sources[size])
+                        phase = replace(pool_settings, shots=(shots,), seeds=(seed,), oracle=pool_settings.oracle and shots == oracle_shots)
+                        run_benchmark(phase, argv, sources[size])
                 write_curve(settings, by_size, sources, kind_of, argv)
     for size, pool_settings in by_size.items():  # each pool's report over all its runs
         run_benchmark(replace(pool_settings, report_only=True), argv, sources[size])
@@ -452,7 +485,7 @@ def write_curve(settings: Settings, by_size: dict[int, Settings], sources: dict[
     found = [curve.Pool(size, len(sources[size]), stored_runs(pool_settings)[0]) for size, pool_settings in by_size.items()]
     judged = [target for target in settings.targets if target not in DESIGN_TARGETS]
     by_panel = curve.panels(found, settings.methods, settings.shots, list(settings.strategies), judged, kind_of)
-    text = curve.render(found, by_panel, judged, "python benchmarks/transfer.py " + " ".join(argv))
+    text = curve.render(found, by_panel, judged, "python benchmarks/transfer.py " + " ".join(argv), settings.oracle_subset)
     settings.out.mkdir(parents=True, exist_ok=True)
     (settings.out / "curve.md").write_text(text, encoding="utf-8")
     curve.plot(found, by_panel, settings.out / "curve.png")

@@ -288,6 +288,23 @@ def test_random_pool_draws_its_pool_by_seed_without_reading_the_target():
     assert STRATEGIES["random-pool"].family is Family.CONTROL and not STRATEGIES["random-pool"].needs
 
 
+def test_single_names_a_task_or_one_of_its_modules_and_refuses_an_ambiguous_task():
+    candidates = [fake(1, [1.0, 0.0], task="a"), fake(2, [0.0, 1.0], task="b"), fake(3, [0.0, 3.0], task="b")]
+    target = Target("target", "c")
+    alone = run(get_strategy("single:a"), candidates, target, None)
+    assert [(s.candidate.id, s.weight) for s in alone.sources] == [(1, 1.0)]
+    module = run(get_strategy("single:b#3"), candidates, target, None)
+    assert [s.candidate.id for s in module.sources] == [3] and torch.equal(module.tensors["w"], candidates[2].tensors["w"])
+    assert get_strategy("single:b#3").label == "single:b#3"
+    with pytest.raises(EnsemblingError, match=r"single:b: task 'b' has 2 modules among the candidates \(2, 3\); name one: single:b#<id>"):
+        run(get_strategy("single:b"), candidates, target, None)
+    with pytest.raises(EnsemblingError, match="no module 1 of task 'b'"):
+        run(get_strategy("single:b#1"), candidates, target, None)
+    for bad in ("single:b#x", "single:#3"):
+        with pytest.raises(EnsemblingError, match="name a module as single:<task>#<module id>"):
+            get_strategy(bad)
+
+
 def test_performance_composes_tuned_sources_and_its_shuffled_control_permutes_those(tiny_setting):
     evaluator, modules = tiny_setting
     candidates = [modules["random"], modules["own-data"]]

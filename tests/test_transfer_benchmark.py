@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hub.datasets import TaskCard, from_records, load_dataset, write_dataset
+from hub.embeddings import DatasetEncoder
 from hub.formulations.cross_encoder import CrossEncoderFormulation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,15 +56,22 @@ def write_toy_suite(root: Path) -> None:
 
 
 def examples_read(monkeypatch) -> list[tuple[str, str | None]]:
-    """Every (text, text_pair) any model reads from now on: the cross-encoder's collate, spied."""
+    """Every (text, text_pair) any model reads from now on: the cross-encoder's collate and the dataset encoder (the
+    similarity that retrieval and the oracle's subset rank by), spied."""
     seen: list[tuple[str, str | None]] = []
-    collate = CrossEncoderFormulation.collate
+    collate, embed = CrossEncoderFormulation.collate, DatasetEncoder.embed
 
     def spy(self, examples):
         seen.extend((example.text, example.text_pair) for example in examples)
         return collate(self, examples)
 
+    def spy_embed(self, dataset, *args, **kwargs):
+        # Every example of every split it is given: it embeds the train split (else dev), so this is all it may read.
+        seen.extend((example.text, example.text_pair) for examples in dataset.splits.values() for example in examples)
+        return embed(self, dataset, *args, **kwargs)
+
     monkeypatch.setattr(CrossEncoderFormulation, "collate", spy)
+    monkeypatch.setattr(DatasetEncoder, "embed", spy_embed)
     return seen
 
 
@@ -291,13 +299,17 @@ def test_the_lab_preset_reads_only_the_k_shot_sample_over_each_pool_size(tmp_pat
         with (out / "weights.csv").open() as handle:
             assert "toy-animal" not in {row["source"] for row in csv.DictReader(handle)}
         runs = [json.loads(line) for line in (out / "runs" / "lora" / "toy-animal.jsonl").read_text().splitlines()]
-        assert {row["arm"] for row in runs if row["kind"] in ("run", "skip")} == set(arms)
+        assert {row["arm"] for row in runs if row["kind"] in ("run", "skip") and not row["arm"].startswith("single:")} == set(arms)
+        # The oracle: at the full pool only, at the smallest shots only, over both of its modules (the subset is larger)
+        singles = {(row["arm"], row["shots"]) for row in runs if row["kind"] == "run" and row["arm"].startswith("single:")}
+        assert singles == ({(f"single:{row['task']}", 1) for row in sources} if size == ALL else set())
     # The curve: one row per arm and pool size; the toy pool holds early checkpoints only, so average's weight is all junk.
     curve = (lab / "curve.md").read_text()
     for shots in (1, 2):
         (row,) = [line for line in curve.split(f"## lora, {shots}-shot")[1].split("\n## ")[0].splitlines() if line.startswith("| average | all (2) |")]
         assert row.endswith("| 100.0 |")
     assert "| random-pool | 1 |" in curve and "Goal at the full pool, best arm" in curve
+    assert "The oracle ran at pool all (2) (lora, 1-shot)." in curve
     assert (lab / "curve.png").stat().st_size > 0
     # --report rewrites every pool's report and the curve from the stored runs, the design/judged split of the targets stated
     (lab / "curve.md").unlink()
@@ -317,3 +329,100 @@ def test_the_lab_preset_reads_only_the_k_shot_sample_over_each_pool_size(tmp_pat
     read = set(seen) & (labelled | test)
     assert read & allowed, "the spy saw none of the sample: it is not watching the arms"
     assert read - allowed - test == set(), f"arms read target examples outside the k-shot sample: {sorted(read - allowed - test)}"
+
+
+def test_the_oracle_subset_is_the_nearest_plus_a_draw_seeded_by_the_cell():
+    from benchmarks.transferbench.oracle import Source, arm_names, oracle_arms, oracle_sources
+
+    # Ten modules of five tasks (two each); similarity rises with the module id; module 9 has none (pushed without a dataset).
+    sources = [Source(f"task-{i % 5}", i, None if i == 9 else i / 10) for i in range(10)]
+    picked = oracle_sources(sources, (3, 2), "t", 4, 0)
+    assert [source.module_id for source in picked[:3]] == [8, 7, 6]
+    assert len(picked) == 5 and set(picked[3:]) <= set(sources) - set(picked[:3])
+    assert oracle_sources(list(reversed(sources)), (3, 2), "t", 4, 0) == picked  # the draw does not depend on the sources' order
+    draws = {frozenset(oracle_sources(sources, (3, 2), *cell)[3:]) for cell in [("t", 4, seed) for seed in range(5)] + [("u", 4, 0), ("t", 16, 0)]}
+    assert len(draws) > 1  # seeded by (target, shots, seed)
+    assert 9 not in {source.module_id for source in oracle_sources(sources, (9, 0), "t", 4, 0)}  # no similarity: never among the nearest
+    assert set(oracle_sources(sources, (20, 10), "t", 4, 0)) == set(oracle_sources(sources, None, "t", 4, 0)) == set(sources)
+    # A task with several modules: every arm names its module; otherwise the task.
+    assert arm_names(sources)[:2] == ["single:task-0#0", "single:task-1#1"]
+    assert arm_names([Source("a", 1, 0.1), Source("b", 2, 0.2)]) == ["single:a", "single:b"]
+    arms = oracle_arms(sources, (3, 2), "t", 4, 0)
+    assert len(set(arms)) == 5 and {"single:task-3#8", "single:task-2#7", "single:task-1#6"} <= set(arms)
+
+
+def test_the_lab_oracle_trains_from_the_nearest_and_seeded_random_modules_each_named_by_id(tmp_path, monkeypatch):
+    """--lab's oracle over a pool where each task has two modules: per cell, the oracle's arms are the NEAREST modules by
+    dataset-embedding similarity to the k-shot sample plus RANDOM others drawn by (target, shots, seed), each arm named by its
+    module; the report says over which sources and that the oracle is then a lower bound; no arm reads a labelled target
+    example outside the k-shot sample, the similarity included."""
+    from benchmarks import lab_pool
+    from benchmarks.transferbench.oracle import Source, oracle_sources
+    from hub import Hub
+
+    root = tmp_path / "suites"
+    write_toy_suite(root / "toys")
+    registry, manifest, lab = tmp_path / "registry", tmp_path / "manifest.csv", tmp_path / "lab"
+    out = lab / "pool-all"
+    built = lab_pool.build(registry, manifest, root, ["toys"], kinds=("early", "undertrained"), log=lambda line: None)
+    pool = {int(row["module_id"]): row["task"] for row in built if row["task"] != "toy-animal"}
+    assert len(pool) == 4 and len(set(pool.values())) == 2  # two tasks, two modules each
+    seen = examples_read(monkeypatch)
+    bench = load_benchmark()
+    common = ["--lab", "--lab-pool", "0", "--suite", str(root), "--manifest", str(manifest), "--registry", str(registry), "--out", str(lab), *TINY]
+    common += ["--shots", "1", "--targets", "toy-animal", "--strategies", "random", "average"]
+    assert bench.main([*common, "--oracle-subset", "1", "1"]) == 0
+
+    lines = (out / "runs" / "lora" / "toy-animal.jsonl").read_text()
+    stored = [json.loads(line) for line in lines.splitlines()]
+    (cell,) = [row for row in stored if row["kind"] == "cell"]
+    singles = [row for row in stored if row["kind"] == "run" and row["arm"].startswith("single:")]
+    arms = [row["arm"] for row in singles]
+    assert len(arms) == len(set(arms)) == 2
+    for row in singles:  # each arm names one module and composes it alone
+        task, module = row["arm"].removeprefix("single:").split("#")
+        assert pool[int(module)] == task and row["module_weights"] == [[int(module), 1.0]]
+    # The similarity is the target's k-shot sample's: what `adapters search` gives for the sample alone.
+    target = load_dataset(root / "toys" / "toy-animal")
+    with Hub(registry) as hub:
+        hits = {hit.module.id: hit.similarity for hit in hub.search(target.few_shot(1, 0).without_test(), top_k=10)}
+    assert {row["module_id"]: row["similarity"] for row in cell["sources"]} == pytest.approx({module: hits[module] for module in pool})
+    nearest = max(cell["sources"], key=lambda row: row["similarity"])["module_id"]
+    chosen = {int(arm.split("#")[1]) for arm in arms}
+    assert nearest in chosen
+    sources = [Source(row["source"], row["module_id"], row["similarity"]) for row in cell["sources"]]
+    assert chosen == {source.module_id for source in oracle_sources(sources, (1, 1), "toy-animal", 1, 0)}
+    results = (out / "results.md").read_text()
+    assert (
+        "It is over 2 of 4 sources per (target, seed): the 1 nearest by dataset embedding to the k-shot sample plus 1 of the others drawn "
+        "at random (seeded by target, shots and seed); so it is a lower bound on the oracle" in results
+    )
+    assert "| average |" in results.split("### The oracle (lora, 1-shot")[1]
+    assert "The oracle ran at pool all (4) (lora, 1-shot). It is over 2 of 4 sources per (target, seed)" in (lab / "curve.md").read_text()
+
+    # A smaller subset trains nothing: its arm is stored, and the report counts only the subset's arm, setting the other aside.
+    assert bench.main([*common, "--oracle-subset", "1", "0"]) == 0
+    assert (out / "runs" / "lora" / "toy-animal.jsonl").read_text() == lines
+    results = (out / "results.md").read_text()
+    assert "It is over 1 of 4 sources per (target, seed): the 1 nearest" in results
+    assert "1 runs of single-source arms outside the oracle's subset of their cell's sources" in results
+
+    key = lambda example: (example.text, example.text_pair)  # noqa: E731
+    allowed = {key(example) for split in ("train", "dev") for example in target.few_shot(1, 0).split(split)}
+    labelled = {key(example) for split in ("train", "dev") for example in target.split(split)}
+    test = {key(example) for example in target.split("test")}
+    read = set(seen) & (labelled | test)
+    assert read & allowed, "the spy saw none of the sample: it is not watching the arms"
+    assert read - allowed - test == set(), f"arms read target examples outside the k-shot sample: {sorted(read - allowed - test)}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"), [(["--oracle-subset", "20", "10"], "--oracle-subset goes with --oracle"), (["--oracle", "--oracle-subset", "0", "0"], "not both 0")]
+)
+def test_a_bad_oracle_subset_is_refused(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        load_benchmark().parse(["--suite", str(tmp_path), *argv])
+    assert message in capsys.readouterr().err
+    lab = load_benchmark().parse(["--lab"])[0]
+    assert lab.oracle and lab.oracle_subset == (20, 10)  # the lab preset's default
+    assert load_benchmark().parse(["--suite", str(tmp_path), "--oracle"])[0].oracle_subset is None  # elsewhere every source

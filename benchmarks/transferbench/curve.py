@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
+from benchmarks.transferbench.oracle import subset_text
 from benchmarks.transferbench.pool import ALL, junk_share
-from benchmarks.transferbench.stats import Delta, init_seconds, paired_delta, per_target_delta, share_of_oracle
+from benchmarks.transferbench.stats import Delta, init_seconds, is_single, paired_delta, per_target_delta, share_of_oracle
 from ensembling.strategies import NO_TRANSFER, RANDOM_POOL
 
 GOAL_POINTS = 5.0
@@ -114,7 +115,25 @@ def verdict(full: Sequence[Point]) -> str:
     )
 
 
-def render(pools: Sequence[Pool], by_panel: Mapping[tuple[str, int], Sequence[Point]], judged: Sequence[str], command: str) -> str:
+def oracle_scope(pools: Sequence[Pool], subset: tuple[int, int] | None) -> str:
+    """Where the oracle ran and over which modules: a lower bound where over a subset of the pool."""
+    counts: dict[tuple, int] = {}
+    for pool in pools:
+        for run in pool.runs:
+            if is_single(run["arm"]):
+                unit = (pool.label, run["method"], run["shots"], run["target"], run["seed"])
+                counts[unit] = counts.get(unit, 0) + 1
+    if not counts:
+        return "The oracle has not run on any pool yet."
+    where = sorted({(label, method, shots) for label, method, shots, _target, _seed in counts}, key=str)
+    modules = {pool.label: pool.modules for pool in pools}
+    scope = subset_text(subset, list(counts.values()), [modules[unit[0]] for unit in counts])
+    return "The oracle ran at " + ", ".join(f"pool {label} ({method}, {shots}-shot)" for label, method, shots in where) + "." + (f" {scope}" if scope else "")
+
+
+def render(
+    pools: Sequence[Pool], by_panel: Mapping[tuple[str, int], Sequence[Point]], judged: Sequence[str], command: str, subset: tuple[int, int] | None
+) -> str:
     lines = [
         "# Transfer at lab scale: selection against pool size",
         "",
@@ -126,7 +145,7 @@ def render(pools: Sequence[Pool], by_panel: Mapping[tuple[str, int], Sequence[Po
         f"Judged: the targets nothing was designed on ({', '.join(judged) or 'none'}). Worst target: lowest mean Δ vs random over seeds. "
         "% of oracle: the arm's mean gain over random as a share of the best single source's, where the oracle ran. Selection s/target: "
         "the arm's init seconds as if it ran alone (search, scoring, composition). Junk: share of the absolute weight on early, "
-        "undertrained and shuffled-label modules.",
+        "undertrained and shuffled-label modules. " + oracle_scope(pools, subset),
         "",
     ]
     for (method, shots), rows in by_panel.items():

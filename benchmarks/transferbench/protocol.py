@@ -7,7 +7,9 @@ trained module is θ_t for kl and weight-cos. Every arm is trained with the same
 `TrainConfig` (budget, early stopping on the k-shot dev, seed). Inits come from
 `hub.transfer.make_evaluator` + `hub.transfer.compose_init`, the code path of
 `adapters ensemble`; one memo per sample lets each shuffled control permute the
-weights its strategy found, and auto reuses the inits of the arms run before it.
+weights its strategy found, and auto reuses the inits of the arms run before it. With
+`--oracle` the target is also trained from each source alone, at lab scale from a subset of
+the sources drawn from the sample's dataset-embedding similarities (oracle.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 
+from benchmarks.transferbench.oracle import Source, cell_sources, oracle_arms
 from benchmarks.transferbench.runs import RunStore, pool_digest
 from benchmarks.transferbench.settings import Settings, split_arm
 
@@ -45,6 +48,7 @@ def source_diagnostics(evaluator, candidates) -> list[dict]:
         rows.append(
             {
                 "source": candidate.task,
+                "module_id": candidate.id,  # a lab-pool task has several modules
                 "category": candidate.category,
                 "zero_shot": float((predictions.log_probs.argmax(dim=1) == predictions.gold).double().mean()),
                 "confidence": float(probs.max(dim=1).values.double().mean()),
@@ -63,7 +67,7 @@ def run_cell(
     from ensembling.candidates import Tuned
     from ensembling.ensemble import Options
     from ensembling.errors import EnsemblingError
-    from ensembling.strategies import NO_TRANSFER, get_strategy, single_of
+    from ensembling.strategies import NO_TRANSFER, get_strategy
     from hub.backbones import formulation_for, resolve_base_model
     from hub.methods import get_method
     from hub.training import measure, train
@@ -79,23 +83,26 @@ def run_cell(
     formulation = formulation_for(backbone.ref)
     model = backbone.attach(method_obj, config)
     test = test_examples(full, settings)
+    sample = full.few_shot(shots, seed).without_test()
+    # The target is embedded from its sample, as `adapters ensemble` would embed a k-shot dataset.
+    candidates = hub.transfer.with_similarity(candidates, sample, backbone, method_obj)
+    cell = store.cell(target, method, shots, seed, pool, fields=("similarity", "module_id"))
     arms = [NO_TRANSFER, *[name for name in settings.strategies if name != NO_TRANSFER]]
     if settings.oracle:
-        arms += [single_of(candidate.task) for candidate in sorted(candidates, key=lambda candidate: candidate.task)]
+        # Its subset is drawn by similarity to the sample; the report draws it again from the cell line's, so from those where stored.
+        pooled = cell_sources(cell) if cell is not None else [Source(candidate.task, candidate.id, candidate.similarity) for candidate in candidates]
+        arms += oracle_arms(pooled, settings.oracle_subset, target, shots, seed)
 
     def stored(arm: str) -> bool:
         return store.has(target, method, shots, seed, arm, None if arm == NO_TRANSFER else pool)
 
     if all(stored(arm) for arm in arms):
         return
-    sample = full.few_shot(shots, seed).without_test()
-    # The target is embedded from its sample, as `adapters ensemble` would embed a k-shot dataset.
-    candidates = hub.transfer.with_similarity(candidates, sample, backbone, method_obj)
     evaluator = make_evaluator(
         backbone, method_obj, config, sample, device=settings.device, seed=seed, score_examples=settings.score_examples,
         tuning=target_config(settings, seed), model=model,
     )  # fmt: skip
-    if not store.has_cell(target, method, shots, seed, pool, fields=("similarity",)):
+    if cell is None:
         store.add_cell(target, method, shots, seed, source_diagnostics(evaluator, candidates), pool)
     options = Options(seed=seed, reference_steps=settings.target_max_steps, tune_steps=settings.tune_steps, pool_size=settings.pool_size)
     memo: dict[str, object] = {}

@@ -9,6 +9,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from benchmarks.transferbench.oracle import Source, arm_names, cell_sources, subset_text
 from benchmarks.transferbench.settings import DESIGN_TARGETS, LAB, Settings, split_arm
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import (
@@ -166,23 +167,35 @@ def related_or_sharp(runs: list[dict], cells: list[dict], method: str, arms: lis
     return lines
 
 
-def oracle_lines(runs: list[dict], cells: list[dict], method: str, shots: int, arms: list[str]) -> list[str]:
-    """Each arm's gain as a share of the oracle's, and whether its weights (or dataset similarity) follow the single-source gains."""
+def weights_by_arm(run: dict, named: dict[str, Source]) -> dict[str, float]:
+    """A run's weight on each source, keyed by the source's single arm (of the cell's sources `named` by arm)."""
+    arm_of = {(source.task, source.module_id): arm for arm, source in named.items()}
+    # Runs and cell lines stored before module ids were recorded have none: their tasks are unique, and both sides key on (task, None).
+    ids = [module_id for module_id, _weight in run.get("module_weights", ())] or [None] * len(run["weights"])
+    return {arm_of[(task, module_id)]: weight for (task, _score, weight), module_id in zip(run["weights"], ids) if (task, module_id) in arm_of}
+
+
+def oracle_lines(runs: list[dict], cells: list[dict], method: str, shots: int, arms: list[str], subset: tuple[int, int] | None) -> list[str]:
+    """Each arm's gain as a share of the oracle's (and over which sources the oracle is), and whether its weights (or dataset
+    similarity) follow the single-source gains."""
     oracle = oracle_delta(runs, method, shots)
     if oracle.units == 0:
         return []
     gains = single_gains(runs, method, shots)
-    similarity = {
-        (cell["target"], cell["seed"]): {row["source"]: row["similarity"] for row in cell["sources"] if row.get("similarity") is not None}
+    named = {
+        (cell["target"], cell["seed"]): dict(zip(arm_names(cell_sources(cell)), cell_sources(cell)))
         for cell in cells
         if cell["method"] == method and cell["shots"] == shots
     }
+    similarity = {unit: {arm: source.similarity for arm, source in sources.items() if source.similarity is not None} for unit, sources in named.items()}
     by_similarity = mean(spearman([similarity[unit][s] for s in gains[unit] if s in similarity.get(unit, {})],
                                   [gains[unit][s] for s in gains[unit] if s in similarity.get(unit, {})]) for unit in gains)  # fmt: skip
+    scope = subset_text(subset, [len(gains[unit]) for unit in gains], [len(named.get(unit, gains[unit])) for unit in gains])
     lines = [
         f"Oracle: the best single source per (target, seed), picked by test accuracy (so no arm can reach it by choice): "
-        f"Δ random {oracle.text()} over {oracle.units} units. ρ(dataset-embedding similarity, single-source gain), mean over units: "
-        f"{'–' if math.isnan(by_similarity) else f'{by_similarity:+.2f}'} (does `adapters search` rank the sources that help first?).",
+        f"Δ random {oracle.text()} over {oracle.units} units.{' ' + scope if scope else ''} ρ(dataset-embedding similarity, single-source "
+        f"gain), mean over units: {'–' if math.isnan(by_similarity) else f'{by_similarity:+.2f}'} (does `adapters search` rank the sources "
+        "that help first?).",
         "",
         "| arm | Δ random | % of oracle [95 % CI] | ρ(weights, single-source gains) |",
         "| --- | ---: | ---: | ---: |",
@@ -197,7 +210,7 @@ def oracle_lines(runs: list[dict], cells: list[dict], method: str, shots: int, a
         for run in runs:
             unit = (run["target"], run["seed"])
             if run["method"] == method and run["shots"] == shots and run["arm"] == arm and unit in gains and run["weights"]:
-                weights = {source: weight for source, _score, weight in run["weights"]}
+                weights = weights_by_arm(run, named.get(unit, {}))
                 shared = [source for source in weights if source in gains[unit]]
                 rho.append(spearman([weights[source] for source in shared], [gains[unit][source] for source in shared]))
         rho_text = "–" if math.isnan(mean(rho)) else f"{mean(rho):+.2f}"
@@ -469,7 +482,7 @@ def time_lines(runs: list[dict], arms: list[str]) -> list[str]:
         lines.append(time_row(arm, rows))
     singles = [run for run in runs if is_single(run["arm"])]
     if singles:
-        lines.append(time_row("oracle (every single:<source>)", singles))
+        lines.append(time_row("oracle (its single:<source> arms)", singles))
     return lines
 
 
@@ -582,7 +595,7 @@ def render(
             operators = operator_lines(runs, method, shots, arms)
             if operators:
                 parts += [f"### Composition operators ({method}, {shots}-shot): each against its strategy composed linearly", "", *operators, ""]
-            oracle = oracle_lines(runs, cells, method, shots, arms)
+            oracle = oracle_lines(runs, cells, method, shots, arms, settings.oracle_subset)
             if oracle:
                 parts += [f"### The oracle ({method}, {shots}-shot; goal: the best strategy ≥ {ORACLE_GOAL_PERCENT:.0f} % of it)", "", *oracle, ""]
         parts += [

@@ -86,15 +86,17 @@ class RunStore:
             for row in self.lines(target, method)
         )
 
-    def has_cell(self, target: str, method: str, shots: int, seed: int, pool: str | None = None, fields: tuple[str, ...] = ()) -> bool:
-        """Whether the cell's source diagnostics are stored, each source row with `fields` (a later row supersedes an older one)."""
-        return any(
-            row["kind"] == "cell"
+    def cell(self, target: str, method: str, shots: int, seed: int, pool: str | None = None, fields: tuple[str, ...] = ()) -> dict | None:
+        """The cell's latest stored source diagnostics made against `pool`, each source row with `fields`; None: none stored."""
+        found = [
+            row
+            for row in self.lines(target, method)
+            if row["kind"] == "cell"
             and (row["shots"], row["seed"]) == (shots, seed)
             and same_pool(row, pool)
             and all(field in source for source in row["sources"] for field in fields)
-            for row in self.lines(target, method)
-        )
+        ]
+        return found[-1] if found else None
 
     def add_run(self, run: dict) -> None:
         self._append(run["target"], run["method"], {"kind": "run", **run})

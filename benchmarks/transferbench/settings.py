@@ -82,7 +82,9 @@ class Settings:
     tune_steps: int = 60
     pool_size: int = 3
     device: str = AUTO_DEVICE
-    oracle: bool = False  # also train each target from every source alone (arms single:<task>), for the oracle
+    oracle: bool = False  # also train each target from every source alone (its single arms), for the oracle
+    # The oracle's sources per cell: the `nearest` by dataset embedding plus `drawn` at random (oracle.py); None: every source.
+    oracle_subset: tuple[int, int] | None = None
     workers: int = 1
     preset: str = "custom"
     budget: str = "custom"  # the name of the target budget (BUDGETS); its values are what the digest records
@@ -106,6 +108,7 @@ class Settings:
             "strategies",
             "device",
             "oracle",
+            "oracle_subset",
             "workers",
             "preset",
             "budget",
@@ -182,4 +185,8 @@ LAB = dict(
     budget="converged",
     **BUDGETS["converged"],
     test_cap=60,
+    # The oracle runs at the full pool only, at the smallest shots (run_curve); one single arm per module there is about
+    # 200 trainings per cell, so it is over a subset, a lower bound.
+    oracle=True,
+    oracle_subset=(20, 10),
 )

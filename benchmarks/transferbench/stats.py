@@ -89,18 +89,18 @@ def init_seconds(run: dict) -> float:
 
 
 def is_single(arm: str) -> bool:
-    """An oracle arm: one source alone (single:<task>)."""
+    """An oracle arm: one source alone (single:<task>, or single:<task>#<module id>)."""
     return arm.startswith(f"{SINGLE}:")
 
 
 def single_gains(runs: list[dict], method: str, shots: int) -> dict[tuple[str, int], dict[str, float]]:
-    """Per (target, seed): each source's gain in points when the target is trained from it alone, over `random`."""
+    """Per (target, seed): each single arm's gain in points over `random` (the target trained from that source alone)."""
     random_acc = accuracies(runs, method, shots, NO_TRANSFER)
     gains: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
     for run in runs:
         unit = (run["target"], run["seed"])
         if run["method"] == method and run["shots"] == shots and is_single(run["arm"]) and unit in random_acc:
-            gains[unit][run["arm"].split(":", 1)[1]] = 100 * run["test_acc"] - random_acc[unit]
+            gains[unit][run["arm"]] = 100 * run["test_acc"] - random_acc[unit]
     return dict(gains)
 
 

@@ -21,7 +21,8 @@ NO_TRANSFER = "random"  # the method's default init: every gain is measured agai
 UNIFORM = "average"  # equal weights over every source
 RANDOM_POOL = "random-pool"  # equal weights over a few random sources (control)
 SHUFFLED = "shuffled"  # shuffled:<strategy>, a strategy's weights permuted (control)
-SINGLE = "single"  # single:<task>, one source alone (the oracle's arms)
+SINGLE = "single"  # single:<task> or single:<task>#<module id>, one source alone (the oracle's arms)
+MODULE_MARK = "#"  # single:<task>#<module id> names one module of a task that has several
 
 
 def shuffled_of(strategy: str) -> str:
@@ -29,9 +30,9 @@ def shuffled_of(strategy: str) -> str:
     return f"{SHUFFLED}:{strategy}"
 
 
-def single_of(task: str) -> str:
-    """The name of the arm that composes `task`'s source alone."""
-    return f"{SINGLE}:{task}"
+def single_of(task: str, module_id: int | None = None) -> str:
+    """The name of the arm that composes `task`'s source alone, or its module `module_id` alone."""
+    return f"{SINGLE}:{task}" if module_id is None else f"{SINGLE}:{task}{MODULE_MARK}{module_id}"
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
@@ -75,6 +76,7 @@ _load_all()
 
 __all__ = [
     "DEFAULT",
+    "MODULE_MARK",
     "NO_TRANSFER",
     "RANDOM_POOL",
     "SHUFFLED",
