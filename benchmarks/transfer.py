@@ -441,14 +441,16 @@ def run_benchmark(settings: Settings, argv: list[str], pool_sources: dict | None
 
 
 def run_curve(settings: Settings, lab: LabPool, argv: list[str]) -> str:
-    """--lab: each pool size's runs in OUT/pool-<size>, the cheapest informative ones first, then the curve (curve.md, curve.png).
+    """--lab: each pool size's runs in OUT/pool-<size>, the most informative first, then the curve (curve.md, curve.png).
 
-    Phase by phase (each seed, then each shots), every pool size that takes that seed runs its missing cells, the full pool
-    first (the goal is read there), and the curve is rewritten after each phase, so an interrupted run leaves the curve of
-    what it reached. Sizes between the smallest and the largest take the first seed only: the curve's ends carry every
-    seed. The oracle (with --oracle, the lab default) runs at the largest pool and the smallest shots only: the issue's budget.
+    Seed by seed: each shots count at every pool size that takes the seed (the curve's ends first: the full pool, where
+    the goal is read, then the smallest, then the sizes between), then the oracle's single-source arms (with --oracle,
+    the lab default) at the full pool and the smallest shots only, the issue's budget. The curve is rewritten after each
+    phase, so an interrupted run leaves the curve of what it reached. Sizes between the smallest and the largest take the
+    first seed only: the curve's ends carry every seed.
     """
-    order = sorted(lab.sizes, key=lambda size: -(size or math.inf))
+    by_largest = sorted(lab.sizes, key=lambda size: -(size or math.inf))
+    order = list(dict.fromkeys([by_largest[0], by_largest[-1], *by_largest[1:-1]]))
     by_size = {
         size: replace(
             settings, out=settings.out / pool_folder(size), seeds=seeds_at(size, lab.sizes, settings.seeds), oracle=settings.oracle and size == order[0]
@@ -457,14 +459,12 @@ def run_curve(settings: Settings, lab: LabPool, argv: list[str]) -> str:
     }
     sources = {size: lab_pool_sources(settings, lab.manifest, size, list(settings.targets)) for size in order}
     kind_of = {int(row["module_id"]): row["kind"] for row in read_manifest(lab.manifest)}
-    oracle_shots = min(settings.shots)
     if not settings.report_only:
         for seed in settings.seeds:
-            for shots in settings.shots:
-                for size, pool_settings in by_size.items():
-                    if seed in pool_settings.seeds:
-                        phase = replace(pool_settings, shots=(shots,), seeds=(seed,), oracle=pool_settings.oracle and shots == oracle_shots)
-                        run_benchmark(phase, argv, sources[size])
+            phases = [(size, shots, False) for shots in settings.shots for size in order if seed in by_size[size].seeds]
+            phases += [(order[0], min(settings.shots), True)] if by_size[order[0]].oracle else []
+            for size, shots, oracle in phases:
+                run_benchmark(replace(by_size[size], shots=(shots,), seeds=(seed,), oracle=oracle), argv, sources[size])
                 write_curve(settings, by_size, sources, kind_of, argv)
     for size, pool_settings in by_size.items():  # each pool's report over all its runs
         run_benchmark(replace(pool_settings, report_only=True), argv, sources[size])
