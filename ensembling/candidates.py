@@ -37,6 +37,7 @@ class Candidate:
 
     `similarity`: the cosine of its dataset's embedding with the target's, filled by whoever
     builds the candidates when a strategy needs it (`Needs.SIMILARITY`); None otherwise.
+    `dev_acc`: the accuracy its card records on its own task's dev split; None where none was recorded.
     """
 
     id: int
@@ -47,6 +48,7 @@ class Candidate:
     base_model: str = ""
     metadata: Mapping[str, object] = field(default_factory=dict)
     similarity: float | None = None
+    dev_acc: float | None = None
 
     @property
     def label(self) -> str:

@@ -295,6 +295,7 @@ def candidate_of(record: ModuleRecord) -> Candidate:
         {},
         f"{record.base_model}@{record.base_arch_hash[:12]}",
         {"fingerprint": record.dataset_fingerprint},
+        dev_acc=record.metrics.get("dev_acc"),
     )
 
 

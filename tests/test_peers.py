@@ -150,3 +150,48 @@ def test_retrieval_through_the_hub_ranks_sources_by_their_datasets_embeddings(su
         for key, tensor in result.tensors.items():
             expected = sum(hub.load_tensors(hub.show(source.module_id))[key].double() for source in result.sources) / 3
             assert torch.allclose(tensor.double(), expected, atol=1e-6)
+
+
+def test_task_retrieval_takes_the_k_nearest_tasks_each_by_its_module_with_the_best_recorded_dev_accuracy():
+    def module(i: int, task: str, similarity: float | None, dev_acc: float | None) -> Candidate:
+        return Candidate(i, task, "c", f"{i:064d}", {"w": torch.tensor([float(i), 0.0])}, "base", similarity=similarity, dev_acc=dev_acc)
+
+    # Task a is nearest and has three modules (its junk scored lower on its own dev split), b two, c and d one each.
+    candidates = [
+        module(1, "a", 0.9, 0.40), module(2, "a", 0.9, 0.80), module(3, "a", 0.9, 0.10),
+        module(4, "b", 0.7, None), module(5, "b", 0.7, 0.60), module(6, "c", 0.5, 0.90), module(7, "d", 0.2, 0.95),
+    ]  # fmt: skip
+    result = run(get_strategy("task-retrieval"), candidates, Target("target", "c"), None, Options(pool_size=3))  # reads no model
+    assert [source.module_id for source in result.sources] == [2, 5, 6]  # one module a task: a's best, b's recorded one, then c
+    assert [source.weight for source in result.sources] == pytest.approx([1 / 3] * 3)
+    assert [source.module_id for source in run(get_strategy("retrieval"), candidates, Target("target", "c"), None).sources] == [1, 2, 3]
+    # Ties on the recorded accuracy, or none recorded, go to the older module.
+    assert [
+        source.module_id
+        for source in run(get_strategy("task-retrieval"), [module(9, "a", 0.5, None), module(8, "a", 0.5, None)], Target("t", "c"), None).sources
+    ] == [8]
+
+
+def test_task_retrieval_through_the_hub_reads_each_modules_dev_accuracy_from_its_card(suite, tmp_path):
+    data = tmp_path / "data"
+    target = tiny(suite, "wn-isa-animal", data)
+    with Hub(tmp_path / "registry") as hub:
+        registered = {}
+        for seed, (task, dev_acc) in enumerate(
+            [("wn-isa-plant", 0.3), ("wn-isa-plant", 0.9), ("wn-isa-plant", 0.5), ("wn-synonym-noun", 0.7), ("wn-cloze-verb", 0.6)]
+        ):
+            module = hub.new_module("minilm", "lora", {"r": 4})
+            generator = torch.Generator().manual_seed(seed)
+            tensors = {name: torch.randn(tensor.shape, generator=generator) * 0.05 for name, tensor in module.tensors().items()}
+            record = hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone, metrics={"dev_acc": dev_acc})
+            registered[record.id] = (task, dev_acc)
+        by_task = hub.ensemble(target, TransferOptions(strategy="task-retrieval"), register=False)
+        by_module = hub.ensemble(target, TransferOptions(strategy="retrieval"), register=False)
+        embedding = hub.dataset_embedding(load_dataset(target))
+        cosine = {task: float(np.dot(embedding, hub.dataset_embedding(load_dataset(data / task)))) for task, _ in registered.values()}
+    # One module a task, the k = 3 tasks in order of similarity; the plant task by its module with the best recorded accuracy.
+    assert [registered[source.module_id][0] for source in by_task.sources] == sorted(set(cosine), key=lambda task: -cosine[task])
+    assert [source.candidate.dev_acc for source in by_task.sources if registered[source.module_id][0] == "wn-isa-plant"] == [0.9]
+    # retrieval ranks modules: the modules of one dataset tie, so the nearest task with three modules fills all k slots.
+    nearest = sorted(registered, key=lambda module_id: (-cosine[registered[module_id][0]], module_id))[:3]
+    assert [source.module_id for source in by_module.sources] == nearest

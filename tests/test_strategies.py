@@ -105,7 +105,7 @@ def test_weights_refuse_non_finite_scores_and_bad_top_k():
 def test_every_strategy_is_registered_with_the_designed_sign_and_temperature():
     assert known() == [
         "auto", "guarded", "cos", "el2n", "grand", "kl", "loss", "euclidean", "performance", "weight-cos", "average", "group-average", "random",
-        "lorahub", "retrieval", "random-pool", "shuffled:<strategy>", "single:<task>",
+        "lorahub", "retrieval", "task-retrieval", "random-pool", "shuffled:<strategy>", "single:<task>",
     ]  # fmt: skip
     assert of_family(Family.PAPER) == ["cos", "el2n", "grand", "kl", "loss"]
     for name, cls in STRATEGIES.items():
