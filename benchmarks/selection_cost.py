@@ -10,7 +10,8 @@ narrows the pool to its N modules nearest the target, then the strategy scores o
 seconds of search (embedding the target and querying the index), of loading the candidates'
 tensors (read and digest-checked), and of scoring + weighting + composing; plus the share of the
 weight put on junk modules. Nothing is trained and nothing is registered. Rows go to
-benchmarks/results/lab-pool/selection-cost.csv as they are measured.
+benchmarks/results/lab-pool/selection-cost.csv as they are measured; then (or alone, with
+--report) the summary per pool size, candidates and strategy goes to selection-cost.md beside it.
 """
 
 from __future__ import annotations
@@ -106,9 +107,46 @@ def measure(
     return measured
 
 
+def summary(rows: list[dict], command: str) -> str:
+    """Per (strategy, candidates, pool size): mean and worst seconds per target, modules scored, junk share; and how the
+    seconds grow from the smallest pool to the largest against the pool's growth (sub-linear: the ratio below 1)."""
+    groups: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for row in rows:
+        groups.setdefault((row["strategy"], str(row["candidates"])), {}).setdefault(int(row["pool"]), []).append(row)
+    lines = [
+        "# Selection cost against pool size",
+        "",
+        f"Command: `{command}`. Seconds per target: search + loading + scoring and composition.",
+        "",
+        "| strategy | candidates | pool | targets | scored | mean s/target | worst s/target | junk share % |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    growth = []
+    for (strategy, candidates), by_pool in groups.items():
+        means = {}
+        for size, measured in sorted(by_pool.items()):
+            seconds = [float(row["total_s"]) for row in measured]
+            means[size] = sum(seconds) / len(seconds)
+            junk = 100 * sum(float(row["junk_share"]) for row in measured) / len(measured)
+            scored = sum(int(row["scored"]) for row in measured) / len(measured)
+            lines.append(f"| {strategy} | {candidates} | {size} | {len(measured)} | {scored:.0f} | {means[size]:.1f} | {max(seconds):.1f} | {junk:.1f} |")
+        small, large = min(means), max(means)
+        if large > small:
+            ratio = (means[large] / means[small]) / (large / small)
+            growth.append(
+                f"{strategy}, candidates {candidates}: ×{means[large] / means[small]:.1f} seconds for ×{large / small:.1f} modules ({ratio:.2f} of linear)"
+            )
+    return "\n".join([*lines, "", "Growth from the smallest pool to the largest: " + "; ".join(growth) + ".", ""])
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", nargs="+", required=True)
+    parser.add_argument("--targets", nargs="+", help="the targets to measure (required unless --report)")
     parser.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--suites-root", type=Path, default=ROOT / "suites")
@@ -119,15 +157,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lab-pool" / "selection-cost.csv")
-    args = parser.parse_args(argv)
+    parser.add_argument("--report", action="store_true", help="only write the summary of the rows in --out (measures nothing)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/selection_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.report:
+        if not args.out.exists():
+            print(f"error: no rows at {args.out}; measure them first (without --report)", file=sys.stderr)
+            return 2
+        text = summary(read_rows(args.out), command)
+        args.out.with_suffix(".md").write_text(text, encoding="utf-8")
+        print(text)
+        return 0
+    if not args.targets:
+        parser.error("--targets is required (or --report)")
     import torch
 
     torch.set_num_threads(args.threads)
     try:
-        measure(args.registry, args.manifest, args.suites_root, args.targets, args.sizes, args.candidates, args.strategies, args.shots, args.out)
+        rows = measure(args.registry, args.manifest, args.suites_root, args.targets, args.sizes, args.candidates, args.strategies, args.shots, args.out)
     except ERRORS as error:
         print(error_line(error, args.registry), file=sys.stderr)
         return 2
+    text = summary(rows, command)
+    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
     return 0
 
 

@@ -202,3 +202,8 @@ def test_selection_cost_scores_the_whole_pool_or_the_nearest_candidates(tmp_path
     assert all(row["junk_share"] == "1.000" for row in rows)  # every module here is an early checkpoint
     with out.open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 2
+    # The summary: one line per (strategy, candidates, pool size), and the growth from the smallest pool to the largest.
+    text = selection_cost.summary(rows + [{**row, "pool": 1, "total_s": "1.00"} for row in rows], "cmd")
+    assert "| loss | all | 1 | 1 | 2 |" in text and "| loss | all | 2 | 1 | 2 |" in text
+    assert "Growth from the smallest pool to the largest: loss, candidates all: ×" in text
+    assert selection_cost.main(["--out", str(out), "--report"]) == 0 and out.with_suffix(".md").read_text().startswith("# Selection cost")
