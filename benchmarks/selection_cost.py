@@ -37,6 +37,7 @@ from benchmarks.transferbench.pool import (  # noqa: E402
     check_manifest,
     error_line,
     junk_share,
+    kinds_of,
     load_suites,
     pools,
     read_manifest,
@@ -65,7 +66,7 @@ def measure(
     if missing:
         raise PoolError(f"no task {', '.join(missing)} in the manifest's suites; pick targets from them")
     settings = lab_settings(registry)
-    kind_of = {int(row["module_id"]): row["kind"] for row in rows}
+    kind_of = kinds_of(rows)
     by_size = pools(rows, set(targets), sizes)
     measured: list[dict] = []
     out.parent.mkdir(parents=True, exist_ok=True)

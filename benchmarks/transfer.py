@@ -40,6 +40,7 @@ from benchmarks.transferbench.pool import (  # noqa: E402
     POOL_SIZES,
     PoolError,
     error_line,
+    kinds_of,
     lab_sources,
     load_suites,
     pools,
@@ -458,7 +459,7 @@ def run_curve(settings: Settings, lab: LabPool, argv: list[str]) -> str:
         for size in order
     }
     sources = {size: lab_pool_sources(settings, lab.manifest, size, list(settings.targets)) for size in order}
-    kind_of = {int(row["module_id"]): row["kind"] for row in read_manifest(lab.manifest)}
+    kind_of = kinds_of(read_manifest(lab.manifest))
     if not settings.report_only:
         for seed in settings.seeds:
             phases = [(size, shots, False) for shots in settings.shots for size in order if seed in by_size[size].seeds]

@@ -179,6 +179,18 @@ def test_pools_are_nested_seeded_and_keep_the_targets_out() -> None:
     assert pool.pools(rows, targets, sizes=(20,), seed=1)[20] != chosen[20]
 
 
+def test_a_module_listed_under_several_kinds_is_pooled_once_under_its_least_junk_kind() -> None:
+    # The registry stores identical tensors once: a source whose best checkpoint is its step-25 checkpoint is also its early one.
+    rows = manifest_rows(10)
+    rows[1] = {**rows[1], "task": rows[0]["task"], "module_id": rows[0]["module_id"]}  # an early checkpoint that is the source
+    rows[2] = {**rows[2], "task": rows[4]["task"], "module_id": rows[4]["module_id"]}  # an undertrained run that is the duplicate
+    assert (rows[0]["kind"], rows[1]["kind"], rows[4]["kind"], rows[2]["kind"]) == ("source", "early", "duplicate", "undertrained")
+    chosen = pool.pools(rows, set(), sizes=(pool.ALL,))[pool.ALL]
+    assert len(chosen) == len({row["module_id"] for row in chosen}) == 8
+    kinds = pool.kinds_of(rows[::-1])
+    assert kinds[int(rows[0]["module_id"])] == "source" and kinds[int(rows[4]["module_id"])] == "duplicate"
+
+
 def test_plan_summary_has_one_row_per_kind_built() -> None:
     rows = [row for row in manifest_rows(10) if row["kind"] != "duplicate"]
     table = lab_pool.summary(rows).splitlines()

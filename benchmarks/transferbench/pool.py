@@ -91,13 +91,32 @@ def check_manifest(hub, rows: Sequence[Mapping[str, str]], base_model: str) -> N
             )
 
 
-def pools(rows: Sequence[Mapping[str, str]], targets: Collection[str], sizes: Sequence[int] = POOL_SIZES, seed: int = 0) -> dict[int, list[Mapping[str, str]]]:
-    """Pool size -> its modules: nested prefixes of one seeded order of the modules of non-target tasks.
+def distinct_modules(rows: Sequence[Mapping[str, str]]) -> list[Mapping[str, str]]:
+    """One row per module, in module-id order.
 
-    The order is drawn over the rows sorted by module id, so it does not depend on the manifest's row
+    The registry stores identical tensors once, so two plan entries can be one module: a source whose best
+    checkpoint is its step-25 checkpoint is also its early checkpoint. Such a module is listed under its
+    least junk kind (the order of KINDS, duplicate before the junk): it is the source, not junk.
+    """
+    rank = {kind: index for index, kind in enumerate(sorted(KINDS, key=lambda kind: (kind in JUNK, KINDS.index(kind))))}
+    chosen: dict[int, Mapping[str, str]] = {}
+    for row in sorted(rows, key=lambda row: (int(row["module_id"]), rank[row["kind"]])):
+        chosen.setdefault(int(row["module_id"]), row)
+    return list(chosen.values())
+
+
+def kinds_of(rows: Sequence[Mapping[str, str]]) -> dict[int, str]:
+    """Module id -> its kind (a module listed under several: its least junk one)."""
+    return {int(row["module_id"]): row["kind"] for row in distinct_modules(rows)}
+
+
+def pools(rows: Sequence[Mapping[str, str]], targets: Collection[str], sizes: Sequence[int] = POOL_SIZES, seed: int = 0) -> dict[int, list[Mapping[str, str]]]:
+    """Pool size -> its modules: nested prefixes of one seeded order of the distinct modules of non-target tasks.
+
+    The order is drawn over the modules sorted by id, so it does not depend on the manifest's row
     order; a size at least the number of eligible modules (or ALL) is every eligible module.
     """
-    eligible = sorted((row for row in rows if row["task"] not in targets), key=lambda row: int(row["module_id"]))
+    eligible = [row for row in distinct_modules(rows) if row["task"] not in targets]
     random.Random(f"lab-pool:{seed}").shuffle(eligible)
     return {size: eligible[: size or len(eligible)] for size in sizes}
 
