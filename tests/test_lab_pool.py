@@ -189,6 +189,9 @@ def test_a_module_listed_under_several_kinds_is_pooled_once_under_its_least_junk
     assert len(chosen) == len({row["module_id"] for row in chosen}) == 8
     kinds = pool.kinds_of(rows[::-1])
     assert kinds[int(rows[0]["module_id"])] == "source" and kinds[int(rows[4]["module_id"])] == "duplicate"
+    # A run whose best checkpoint is its first is the method's default init: junk, whatever its plan kind.
+    rows[3] = {**rows[3], "best_step": "0"}
+    assert pool.kinds_of(rows)[int(rows[3]["module_id"])] == pool.STALLED and pool.junk_share({int(rows[3]["module_id"]): 1.0}, pool.kinds_of(rows)) == 1.0
 
 
 def test_plan_summary_has_one_row_per_kind_built() -> None:

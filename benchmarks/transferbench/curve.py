@@ -145,7 +145,7 @@ def render(
         f"Judged: the targets nothing was designed on ({', '.join(judged) or 'none'}). Worst target: lowest mean Δ vs random over seeds. "
         "% of oracle: the arm's mean gain over random as a share of the best single source's, where the oracle ran. Selection s/target: "
         "the arm's init seconds as if it ran alone (search, scoring, composition). Junk: share of the absolute weight on early, "
-        "undertrained and shuffled-label modules. " + oracle_scope(pools, subset),
+        "undertrained and shuffled-label modules and on runs whose best checkpoint was their first (the default init). " + oracle_scope(pools, subset),
         "",
     ]
     for (method, shots), rows in by_panel.items():

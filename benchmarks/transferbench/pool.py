@@ -19,7 +19,10 @@ from hub.errors import USER_ERRORS
 
 FIELDS = ("task", "suite", "kind", "seed", "module_id", "digest", "base_model", "dev_acc", "chance", "steps", "best_step", "seconds")
 KINDS = ("source", "early", "undertrained", "shuffled", "duplicate")
-JUNK = frozenset({"early", "undertrained", "shuffled"})
+# A run whose best checkpoint is its first never left the method's default init: whatever its plan kind, its module
+# is that init (on the lab pool, one set of tensors under 27 module ids of 27 tasks), junk like the others.
+STALLED = "stalled"
+JUNK = frozenset({"early", "undertrained", "shuffled", STALLED})
 ALL = 0  # the pool size meaning every eligible module
 POOL_SIZES = (20, 50, ALL)
 SUITES = ("wordnet", "sentiment", "phonetics", "manpages")
@@ -106,8 +109,8 @@ def distinct_modules(rows: Sequence[Mapping[str, str]]) -> list[Mapping[str, str
 
 
 def kinds_of(rows: Sequence[Mapping[str, str]]) -> dict[int, str]:
-    """Module id -> its kind (a module listed under several: its least junk one)."""
-    return {int(row["module_id"]): row["kind"] for row in distinct_modules(rows)}
+    """Module id -> its kind (a module listed under several: its least junk one; STALLED where its best step is 0)."""
+    return {int(row["module_id"]): STALLED if int(row["best_step"]) == 0 else row["kind"] for row in distinct_modules(rows)}
 
 
 def pools(rows: Sequence[Mapping[str, str]], targets: Collection[str], sizes: Sequence[int] = POOL_SIZES, seed: int = 0) -> dict[int, list[Mapping[str, str]]]:
