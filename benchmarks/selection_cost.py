@@ -159,16 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lab-pool" / "selection-cost.csv")
     parser.add_argument("--report", action="store_true", help="only write the summary of the rows in --out (measures nothing)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    command = "python benchmarks/selection_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    command = "python benchmarks/selection_cost.py " + " ".join(argv)
     if args.report:
         if not args.out.exists():
             print(f"error: no rows at {args.out}; measure them first (without --report)", file=sys.stderr)
             return 2
-        text = summary(read_rows(args.out), command)
-        args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-        print(text)
-        return 0
+        return write_summary(read_rows(args.out), args.out, command)
     if not args.targets:
         parser.error("--targets is required (or --report)")
     import torch
@@ -179,8 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     except ERRORS as error:
         print(error_line(error, args.registry), file=sys.stderr)
         return 2
+    return write_summary(rows, args.out, command)
+
+
+def write_summary(rows: list[dict], out: Path, command: str) -> int:
+    """The summary of `rows` beside their CSV (selection-cost.md) and on stdout."""
     text = summary(rows, command)
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
     print(text)
     return 0
 

@@ -101,9 +101,8 @@ def distinct_modules(rows: Sequence[Mapping[str, str]]) -> list[Mapping[str, str
     checkpoint is its step-25 checkpoint is also its early checkpoint. Such a module is listed under its
     least junk kind (the order of KINDS, duplicate before the junk): it is the source, not junk.
     """
-    rank = {kind: index for index, kind in enumerate(sorted(KINDS, key=lambda kind: (kind in JUNK, KINDS.index(kind))))}
     chosen: dict[int, Mapping[str, str]] = {}
-    for row in sorted(rows, key=lambda row: (int(row["module_id"]), rank[row["kind"]])):
+    for row in sorted(rows, key=lambda row: (int(row["module_id"]), row["kind"] in JUNK, KINDS.index(row["kind"]))):
         chosen.setdefault(int(row["module_id"]), row)
     return list(chosen.values())
 

@@ -1,3 +1,6 @@
+from collections.abc import Sequence
+
+from ensembling.candidates import Candidate
 from ensembling.strategies import register
 from ensembling.strategies.base import Composition, Family, Needs, Strategy
 
@@ -22,5 +25,9 @@ class Retrieval(Strategy):
     needs = frozenset({Needs.SIMILARITY})
 
     def select(self, candidates, context):
-        ranked = sorted(candidates, key=lambda candidate: (candidate.similarity is None, -(candidate.similarity or 0.0), candidate.id))
-        return ranked[: context.pool_size]
+        return nearest(candidates, context.pool_size)
+
+
+def nearest(candidates: Sequence[Candidate], k: int) -> list[Candidate]:
+    """The k candidates of highest similarity; ties to the older module, those without a similarity last."""
+    return sorted(candidates, key=lambda candidate: (candidate.similarity is None, -(candidate.similarity or 0.0), candidate.id))[:k]

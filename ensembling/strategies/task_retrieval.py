@@ -1,6 +1,7 @@
 from ensembling.candidates import Candidate
 from ensembling.strategies import register
 from ensembling.strategies.base import Composition, Family, Needs, Strategy
+from ensembling.strategies.retrieval import nearest
 
 
 @register
@@ -26,5 +27,4 @@ class TaskRetrieval(Strategy):
         best: dict[str, Candidate] = {}
         for candidate in sorted(candidates, key=lambda candidate: (candidate.dev_acc is None, -(candidate.dev_acc or 0.0), candidate.id)):
             best.setdefault(candidate.task, candidate)
-        ranked = sorted(best.values(), key=lambda candidate: (candidate.similarity is None, -(candidate.similarity or 0.0), candidate.id))
-        return ranked[: context.pool_size]
+        return nearest(list(best.values()), context.pool_size)
