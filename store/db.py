@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,12 +65,27 @@ def _sqlite_pragmas(connection, _record) -> None:
     cursor = connection.cursor()
     # WAL lets readers run beside one writer; the busy timeout makes writers wait instead of failing.
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _enter_wal(cursor)
     # NORMAL in WAL mode survives a killed process (only power loss may drop the newest commits,
     # never corrupt); a lost row then leaves an orphan blob for gc, never a row without its blob.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _enter_wal(cursor) -> None:
+    # Switching a new file to WAL needs its exclusive lock, and SQLite answers "locked" at once,
+    # without the busy handler, when two connections make that switch together (as when several
+    # processes open a new registry at one instant): so this waits out the busy timeout itself.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + random.random() * 0.05)
 
 
 def _sqlite_begin(connection) -> None:
