@@ -47,7 +47,7 @@ from benchmarks.transferbench.pool import (  # noqa: E402
     read_manifest,
 )
 from benchmarks.transferbench.runs import RunStore, of_current_pools  # noqa: E402
-from benchmarks.transferbench.settings import BUDGETS, DESIGN_TARGETS, LAB, QUICK, STANDARD, Settings, split_arm  # noqa: E402
+from benchmarks.transferbench.settings import BUDGETS, DESIGN_TARGETS, LAB, QUICK, STANDARD, Settings, parse_arm  # noqa: E402
 from benchmarks.transferbench.stats import is_single  # noqa: E402
 
 
@@ -327,7 +327,7 @@ def check(settings: Settings, suite: dict) -> tuple[list[str], list[str]]:
 
     for name in settings.strategies:
         try:
-            split_arm(name)
+            parse_arm(name)
         except EnsemblingError as error:
             raise SystemExit(f"error: --strategies: {error}") from None
     if NO_TRANSFER not in settings.strategies:
@@ -377,7 +377,7 @@ def reportable(rows: list[dict], settings: Settings) -> tuple[list[dict], list[s
             outside += 1
             continue
         try:
-            split_arm(row["arm"])
+            parse_arm(row["arm"])
         except EnsemblingError:
             unknown[row["arm"]] += 1
             continue

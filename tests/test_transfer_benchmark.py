@@ -205,6 +205,8 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
         "group-average+ties",
         "retrieval+dare_ties",
         "average+magnitude_prune_svd",
+        # two stages (`<strategy>@<N>`): the strategy weighs only the N sources nearest the sample
+        "el2n@1",
     ]
     # Patience of one evaluation, counted only after 2 of the 3 steps: no arm's run may end by patience before step 2.
     budget = ["--target-max-steps", "3", "--target-patience", "1", "--target-min-steps", "2"]
@@ -227,6 +229,11 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
     trained = [row for row in runs if row["kind"] == "run"]
     assert all(row["steps"] >= 2 for row in trained), [(row["arm"], row["steps"], row["stopped_by"]) for row in trained if row["steps"] < 2]
     assert {row["stopped_by"] for row in trained} <= {"patience", "cap"}
+    for cell in [row for row in runs if row["kind"] == "cell"]:
+        nearest = max(cell["sources"], key=lambda source: source["similarity"])
+        (two_stage,) = [row for row in trained if row["arm"] == "el2n@1" and (row["shots"], row["seed"]) == (cell["shots"], cell["seed"])]
+        assert [module for module, _weight in two_stage["module_weights"]] == [nearest["module_id"]]
+    assert len({module for row in trained if row["arm"] == "el2n" for module, _weight in row["module_weights"]}) > 1
 
 
 def test_leave_one_target_out_never_picks_a_strategy_by_its_result_on_the_held_out_target():
@@ -254,8 +261,11 @@ def test_leave_one_target_out_never_picks_a_strategy_by_its_result_on_the_held_o
     [
         ("loss+cat", "cat concatenates ranks"),
         ("loss+mean", "unknown --combine 'mean'"),
-        ("random+svd", "random composes nothing, so it takes no operator"),
+        ("random+svd", "random composes nothing, so it takes no operator or candidates"),
         ("nearest+svd", "unknown strategy 'nearest'"),
+        ("el2n@0", "the count after @ must be a whole number of candidates of at least 1"),
+        ("el2n@ten+svd", "the count after @ must be a whole number"),
+        ("random@3", "random composes nothing, so it takes no operator or candidates"),
     ],
 )
 def test_a_bad_operator_arm_is_refused_before_any_work(tmp_path, arm, message):

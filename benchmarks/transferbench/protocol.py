@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from benchmarks.transferbench.oracle import Source, cell_sources, oracle_arms
 from benchmarks.transferbench.runs import RunStore, pool_digest
-from benchmarks.transferbench.settings import Settings, split_arm
+from benchmarks.transferbench.settings import Settings, parse_arm
 
 
 def target_config(settings: Settings, seed: int):
@@ -68,6 +68,7 @@ def run_cell(
     from ensembling.ensemble import Options
     from ensembling.errors import EnsemblingError
     from ensembling.strategies import NO_TRANSFER, get_strategy
+    from ensembling.strategies.retrieval import nearest
     from hub.backbones import formulation_for, resolve_base_model
     from hub.methods import get_method
     from hub.training import measure, train
@@ -105,7 +106,7 @@ def run_cell(
     if cell is None:
         store.add_cell(target, method, shots, seed, source_diagnostics(evaluator, candidates), pool)
     options = Options(seed=seed, reference_steps=settings.target_max_steps, tune_steps=settings.tune_steps, pool_size=settings.pool_size)
-    memo: dict[str, object] = {}
+    memos: dict[int | None, dict[str, object]] = {}
     for arm in arms:
         if stored(arm):
             if arm == NO_TRANSFER:
@@ -113,8 +114,13 @@ def run_cell(
             continue
         started, reused = time.perf_counter(), evaluator.reused_s
         try:
-            strategy, combine = split_arm(arm)
-            init = compose_init(get_strategy(strategy), candidates, sample, evaluator, replace(options, combine=combine), memo=memo)
+            strategy, combine, count = parse_arm(arm)
+            if count is not None and count >= len(candidates):
+                raise EnsemblingError(f"the pool's {len(candidates)} sources are all within the {count} nearest: this arm is {strategy}'s here")
+            # Two stages: the N sources nearest by dataset embedding, as `--candidates N` narrows them.
+            weighed = candidates if count is None else nearest(candidates, count)
+            # A memo per candidate set: guarded, shuffled and auto reuse an inner strategy's weights only over the same sources.
+            init = compose_init(get_strategy(strategy), weighed, sample, evaluator, replace(options, combine=combine), memo=memos.setdefault(count, {}))
         except EnsemblingError as error:
             log(f"skip {arm} for {target} ({shots}-shot, seed {seed}): {error}")
             store.add_skip(target, method, shots, seed, arm, str(error), pool)

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from benchmarks.transferbench.oracle import Source, arm_names, cell_sources, subset_text
-from benchmarks.transferbench.settings import DESIGN_TARGETS, LAB, Settings, split_arm
+from benchmarks.transferbench.settings import DESIGN_TARGETS, LAB, OPERATOR_MARK, Settings, parse_arm
 from benchmarks.transferbench.sources import SourceInfo
 from benchmarks.transferbench.stats import (
     accuracies,
@@ -27,7 +27,6 @@ from benchmarks.transferbench.stats import (
     spearman,
     steps_to_reach,
 )  # fmt: skip
-from ensembling.operators import LINEAR
 from ensembling.strategies import DEFAULT, NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, Strategy, get_strategy, shuffled_of
 
 GOAL_POINTS = 5.0
@@ -38,8 +37,8 @@ OPERATOR_GOAL_POINTS = 2.0  # issue 24: an operator replaces linear as the defau
 
 
 def strategy_of(arm: str) -> Strategy:
-    """The strategy of an arm (`loss+svd` is loss's, composed with svd)."""
-    return get_strategy(split_arm(arm)[0])
+    """The strategy of an arm (`loss+svd` is loss's, composed with svd; `el2n@20` el2n's, over 20 candidates)."""
+    return get_strategy(parse_arm(arm).strategy)
 
 
 def family_of(arm: str) -> str:
@@ -250,14 +249,14 @@ def operator_lines(runs: list[dict], method: str, shots: int, arms: list[str]) -
         "| --- | ---: | ---: | ---: | --- |",
     ]
     for arm in arms:
-        strategy, operator = split_arm(arm)
-        delta = paired_delta(runs, method, shots, arm, strategy)
-        if operator == LINEAR or delta.units == 0:
+        linear = arm.rpartition(OPERATOR_MARK)[0]  # the same arm composed linearly (el2n@20+svd against el2n@20)
+        delta = paired_delta(runs, method, shots, arm, linear) if linear else None
+        if delta is None or delta.units == 0:
             continue
-        targets = per_target_delta(runs, method, shots, arm, strategy)
+        targets = per_target_delta(runs, method, shots, arm, linear)
         worst = min(targets, key=targets.get)
         seconds = [
-            mean(init_seconds(run) for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == name) for name in (arm, strategy)
+            mean(init_seconds(run) for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == name) for name in (arm, linear)
         ]
         met = delta.mean >= OPERATOR_GOAL_POINTS and delta.excludes_zero
         lines.append(f"| {arm} | {delta.text()} | {targets[worst]:+.1f} ({worst}) | {seconds[0]:.1f} ({seconds[1]:.1f}) | {'MET' if met else 'not met'} |")

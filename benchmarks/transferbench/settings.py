@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from ensembling.errors import EnsemblingError
 from ensembling.operators import LINEAR, parse_operator
@@ -13,6 +14,7 @@ from ensembling.strategies import DEFAULT, NO_TRANSFER, RANDOM_POOL, STRATEGIES,
 from hub.devices import AUTO_DEVICE
 
 OPERATOR_MARK = "+"  # an arm `<strategy>+<operator>` (loss+svd) composes the strategy's weights with that operator (--combine)
+CANDIDATES_MARK = "@"  # an arm `<strategy>@<N>` (el2n@20) weighs the N sources nearest the target (--candidates)
 
 BASELINES = tuple(of_family(Family.BASELINE))
 PAPER = tuple(of_family(Family.PAPER))
@@ -37,19 +39,33 @@ STANDARD_SOURCES = (
 )  # fmt: skip
 
 
-def split_arm(arm: str) -> tuple[str, str]:
-    """An arm's strategy and composition operator: `loss` is (loss, linear), `loss+svd` (loss, svd); refused in one line.
+class Arm(NamedTuple):
+    strategy: str
+    operator: str
+    candidates: int | None  # two-stage: the strategy weighs only the N sources whose datasets are nearest the target's
 
-    The one place an arm name is read: the protocol composes with it and the run's check refuses a bad arm before any work.
+
+def parse_arm(arm: str) -> Arm:
+    """An arm's strategy, composition operator and candidates; refused in one line.
+
+    `loss` is (loss, linear, all sources), `loss+svd` (loss, svd, all), `el2n@20` (el2n, linear, the 20 nearest),
+    as `adapters ensemble --candidates 20` narrows. The one place an arm name is read: the protocol composes with it
+    and the run's check refuses a bad arm before any work.
     """
-    strategy, mark, operator = arm.rpartition(OPERATOR_MARK)
+    selection, mark, operator = arm.rpartition(OPERATOR_MARK)
     if not mark:
-        strategy, operator = arm, LINEAR
+        selection, operator = arm, LINEAR
+    strategy, at, count = selection.partition(CANDIDATES_MARK)
+    candidates = None
+    if at:
+        if not count.isdigit() or int(count) < 1:
+            raise EnsemblingError(f"arm {arm}: the count after {CANDIDATES_MARK} must be a whole number of candidates of at least 1, e.g. el2n@20")
+        candidates = int(count)
     get_strategy(strategy)
     parse_operator(operator)
-    if operator != LINEAR and strategy == NO_TRANSFER:
-        raise EnsemblingError(f"arm {arm}: {NO_TRANSFER} composes nothing, so it takes no operator; name it {NO_TRANSFER}")
-    return strategy, operator
+    if strategy == NO_TRANSFER and (operator != LINEAR or candidates is not None):
+        raise EnsemblingError(f"arm {arm}: {NO_TRANSFER} composes nothing, so it takes no operator or candidates; name it {NO_TRANSFER}")
+    return Arm(strategy, operator, candidates)
 
 
 @dataclass(frozen=True)
@@ -175,12 +191,15 @@ STANDARD = dict(
 # standard one: the converged one costs 4-5x as much (standard run's seconds per arm: the whole curve about 60 core-hours
 # against about 19 on 2 cores). The goal is read against random-pool, itself a composed init, which the standard budget
 # flatters as it flatters the others; Δ vs random is partly a gain in speed under it (docs/benchmarks.md, "Budgets").
+LAB_CANDIDATES = 20
+TWO_STAGE = tuple(f"{name}{CANDIDATES_MARK}{LAB_CANDIDATES}" for name in SCORING_ONLY)
 LAB = dict(
     preset="lab",
     targets=DESIGN_TARGETS + LAB_JUDGED_TARGETS,
     shots=(4, 16),
     seeds=(0, 1),
-    strategies=tuple(dict.fromkeys(BASELINES + SCORING_ONLY + PEERS + (RANDOM_POOL, DEFAULT))),  # the default may be one of the others
+    # Two stages for the scoring strategies: the cost of scoring every module grows with the pool (selection_cost.py).
+    strategies=tuple(dict.fromkeys(BASELINES + SCORING_ONLY + PEERS + TWO_STAGE + (RANDOM_POOL, DEFAULT))),  # the default may be one of the others
     source_max_steps=STANDARD["source_max_steps"],
     source_patience=STANDARD["source_patience"],
     budget="standard",
