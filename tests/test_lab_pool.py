@@ -103,6 +103,7 @@ def test_build_resumes_and_writes_the_manifest(tmp_path: Path, suites: Path) -> 
         ({"digest": "0" * 64}, "has digest 000000000000…, the registry's module"),
         ({"module_id": "999"}, "module 999 (one-a/early/seed 0) is not in the registry"),
         ({"base_model": "google/bert_uncased_L-2_H-128_A-2"}, "is on base model 'google/bert_uncased_L-2_H-128_A-2', the pool's is"),
+        ({"kind": "junk"}, "line 2 (task 'one-a') has kind 'junk'"),
     ],
 )
 def test_a_bad_manifest_stops_before_anything_is_registered(tmp_path: Path, suites: Path, change: dict, message: str, capsys) -> None:
@@ -117,7 +118,7 @@ def test_a_bad_manifest_stops_before_anything_is_registered(tmp_path: Path, suit
     argv = ["check", "--registry", str(tmp_path / "registry"), "--manifest", str(manifest)]
     assert lab_pool.main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: manifest module") and "\n" not in err
+    assert err.startswith("error: manifest ") and "\n" not in err
 
 
 def test_a_registry_the_script_cannot_open_is_one_line_and_the_build_upgrades_it(tmp_path: Path, suites: Path, capsys) -> None:

@@ -53,7 +53,14 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != FIELDS:
             raise PoolError(f"manifest {path} has columns {reader.fieldnames}, expected {list(FIELDS)}; restore it from git")
-        return list(reader)
+        rows = list(reader)
+    for line, row in enumerate(rows, start=2):
+        if row["kind"] not in KINDS or not row["module_id"].isdigit() or not row["best_step"].isdigit():
+            raise PoolError(
+                f"manifest {path} line {line} (task {row['task']!r}) has kind {row['kind']!r}, module id {row['module_id']!r} and best step "
+                f"{row['best_step']!r}; expected a kind of {', '.join(KINDS)} and whole numbers: restore it from git"
+            )
+    return rows
 
 
 def write_manifest(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
