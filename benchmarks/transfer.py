@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.transferbench import curve, report  # noqa: E402
+from benchmarks.transferbench import curve, default_rule, report  # noqa: E402
 from benchmarks.transferbench.pool import (  # noqa: E402
+    ALL,
     DEFAULT_MANIFEST,
     DEFAULT_REGISTRY,
     ERRORS,
@@ -487,6 +488,10 @@ def write_curve(settings: Settings, by_size: dict[int, Settings], sources: dict[
     judged = [target for target in settings.targets if target not in DESIGN_TARGETS]
     by_panel = curve.panels(found, settings.methods, settings.shots, list(settings.strategies), judged, kind_of)
     text = curve.render(found, by_panel, judged, "python benchmarks/transfer.py " + " ".join(argv), settings.oracle_subset)
+    design = [target for target in settings.targets if target in DESIGN_TARGETS]
+    for pool in found:
+        for method in settings.methods if pool.size == ALL else ():
+            text += "\n".join(["", *default_rule.section(pool.runs, method, settings.shots, list(settings.strategies), design, judged, kind_of)])
     settings.out.mkdir(parents=True, exist_ok=True)
     (settings.out / "curve.md").write_text(text, encoding="utf-8")
     curve.plot(found, by_panel, settings.out / "curve.png")
