@@ -417,13 +417,18 @@ def stored_runs(settings: Settings) -> tuple[list[dict], list[dict], list[dict],
     return runs, cells, skips, left_out + store.other_protocols(list(settings.methods))
 
 
-def run_benchmark(settings: Settings, argv: list[str], pool_sources: dict | None = None) -> str:
-    """Run what is missing (nothing with --report), then write and return the report of every stored run of this protocol."""
+def run_benchmark(settings: Settings, argv: list[str], pool_sources: dict | None = None, report_as: Settings | None = None) -> str:
+    """Run what is missing (nothing with --report), then write and return the report of every stored run of this protocol.
+
+    `report_as`: the settings the report and settings.json describe when this run is one part of them (a curve's phase:
+    one shots count and seed of a pool), so that an interrupted curve leaves each pool's whole report, not its last part's.
+    """
     suite = load_tasks(settings)
     tasks, targets = check(settings, suite)
     unusable = set() if settings.report_only else unusable_samples(settings, suite, targets)
+    shown = report_as or settings
     settings.out.mkdir(parents=True, exist_ok=True)
-    (settings.out / "settings.json").write_text(json.dumps(settings.to_json(), indent=2) + "\n", encoding="utf-8")
+    (settings.out / "settings.json").write_text(json.dumps(shown.to_json(), indent=2) + "\n", encoding="utf-8")
     command = "python benchmarks/transfer.py " + " ".join(argv)
     log(f"{len(tasks)} tasks, targets: {', '.join(targets)}; arms: {', '.join(settings.strategies)}; protocol {settings.protocol_digest()}")
     started = time.perf_counter()
@@ -432,12 +437,12 @@ def run_benchmark(settings: Settings, argv: list[str], pool_sources: dict | None
     else:
         sources = stored_sources(settings, suite, tasks) if settings.report_only else run_all(settings, tasks, targets, unusable)
     wall = None if settings.report_only else time.perf_counter() - started
-    runs, cells, skips, left_out = stored_runs(settings)
+    runs, cells, skips, left_out = stored_runs(shown)
     report_targets = [name for name in targets if any(run["target"] == name for run in runs)]
     report_targets += sorted({run["target"] for run in runs} - set(report_targets))
-    text = report.render(runs, cells, skips, sources, settings, command, wall, report_targets, left_out)
+    text = report.render(runs, cells, skips, sources, shown, command, wall, report_targets, left_out)
     report.write_csvs(settings.out, runs, sources)
-    report.heatmaps(settings.out, runs, settings, targets, tasks)
+    report.heatmaps(settings.out, runs, shown, targets, tasks)
     (settings.out / "results.md").write_text(text, encoding="utf-8")
     return text
 
@@ -466,10 +471,11 @@ def run_curve(settings: Settings, lab: LabPool, argv: list[str]) -> str:
             phases = [(size, shots, False) for shots in settings.shots for size in order if seed in by_size[size].seeds]
             phases += [(order[0], min(settings.shots), True)] if by_size[order[0]].oracle else []
             for size, shots, oracle in phases:
-                run_benchmark(replace(by_size[size], shots=(shots,), seeds=(seed,), oracle=oracle), argv, sources[size])
+                run_benchmark(replace(by_size[size], shots=(shots,), seeds=(seed,), oracle=oracle), argv, sources[size], report_as=by_size[size])
                 write_curve(settings, by_size, sources, kind_of, argv)
-    for size, pool_settings in by_size.items():  # each pool's report over all its runs
-        run_benchmark(replace(pool_settings, report_only=True), argv, sources[size])
+    else:
+        for size, pool_settings in by_size.items():
+            run_benchmark(pool_settings, argv, sources[size])
     return write_curve(settings, by_size, sources, kind_of, argv)
 
 

@@ -299,6 +299,22 @@ def test_the_lab_preset_reads_only_the_k_shot_sample_over_each_pool_size(tmp_pat
     arms = list(LAB["strategies"])
     common = ["--lab", "--suite", str(root), "--manifest", str(manifest), "--registry", str(registry), *TINY, "--targets", "toy-animal", "--strategies", *arms]
     lab = tmp_path / "lab"
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted
+
+    # Stopped after its first phase (the full pool, 1 shot): the pool's report and settings describe all of the pool's
+    # runs under the preset, not that phase alone; the next invocation goes on from there.
+    write_curve = bench.write_curve
+    monkeypatch.setattr(bench, "write_curve", interrupted)
+    with pytest.raises(Interrupted):
+        bench.main([*common, "--lab-pool", "1", str(ALL), "--out", str(lab)])
+    assert json.loads((lab / "pool-all" / "settings.json").read_text())["shots"] == [1, 2]
+    assert "## lora, 1-shot" in (lab / "pool-all" / "results.md").read_text()
+    monkeypatch.setattr(bench, "write_curve", write_curve)
     assert bench.main([*common, "--lab-pool", "1", str(ALL), "--out", str(lab)]) == 0
     for size in (1, ALL):
         out = lab / f"pool-{size or 'all'}"
