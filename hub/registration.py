@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -137,7 +138,10 @@ class Registration:
 
         Stored trainable (PEFT's `inference_mode` off); the same weights on the same base model and dataset return the module holding them.
         """
-
+        for key, value in (metrics or {}).items():
+            if not math.isfinite(float(value)):
+                # As a card's metrics are checked: a NaN would sort arbitrarily wherever modules are ranked by a metric.
+                raise HubError(f"metric {key} is {value}, not a finite number; register the module with finite metrics or without it")
         data = to_bytes(tensors)
         digest = digest_of(data)
         schema = tensor_schema(tensors)

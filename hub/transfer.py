@@ -21,7 +21,6 @@ inits with, so the CLI and the benchmark run one code path.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -288,7 +287,6 @@ def _config_note(options: dict[str, Any]) -> str:
 
 def candidate_of(record: ModuleRecord) -> Candidate:
     """A registry module as an ensembling candidate, its tensors not loaded yet."""
-    dev_acc = record.metrics.get("dev_acc")
     return Candidate(
         record.id,
         record.task,
@@ -297,8 +295,7 @@ def candidate_of(record: ModuleRecord) -> Candidate:
         {},
         f"{record.base_model}@{record.base_arch_hash[:12]}",
         {"fingerprint": record.dataset_fingerprint},
-        # A NaN (a metric pushed through the API unchecked) would rank above every real accuracy: none recorded, rather.
-        dev_acc=dev_acc if dev_acc is not None and math.isfinite(dev_acc) else None,
+        dev_acc=record.metrics.get("dev_acc"),
     )
 
 

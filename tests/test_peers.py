@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from ensembling.errors import EnsemblingError
 from ensembling.strategies import get_strategy
 from hub import Hub, TransferOptions, load_dataset
 from hub.datasets import Dataset, write_dataset
-from hub.transfer import candidate_of
+from hub.errors import HubError
 
 TARGET = Target("wn-synonym-noun-target", "synonymy")
 
@@ -180,23 +179,24 @@ def test_task_retrieval_through_the_hub_reads_each_modules_dev_accuracy_from_its
     with Hub(tmp_path / "registry") as hub:
         registered = {}
         for seed, (task, dev_acc) in enumerate(
-            [("wn-isa-plant", 0.3), ("wn-isa-plant", 0.9), ("wn-isa-plant", 0.5), ("wn-isa-plant", math.nan), ("wn-synonym-noun", 0.7), ("wn-cloze-verb", 0.6)]
+            [("wn-isa-plant", 0.3), ("wn-isa-plant", 0.9), ("wn-isa-plant", 0.5), ("wn-synonym-noun", 0.7), ("wn-cloze-verb", 0.6)]
         ):
             module = hub.new_module("minilm", "lora", {"r": 4})
             generator = torch.Generator().manual_seed(seed)
             tensors = {name: torch.randn(tensor.shape, generator=generator) * 0.05 for name, tensor in module.tensors().items()}
             record = hub.register(module.method, module.config, tensors, load_dataset(tiny(suite, task, data)), module.backbone, metrics={"dev_acc": dev_acc})
             registered[record.id] = (task, dev_acc)
-        unrecorded = [candidate_of(hub.show(module_id)).dev_acc for module_id, (_, dev_acc) in registered.items() if math.isnan(dev_acc)]
+        # A metric that is no number would rank arbitrarily: refused in one line, nothing stored.
+        with pytest.raises(HubError, match="metric dev_acc is nan, not a finite number"):
+            hub.register(module.method, module.config, module.tensors(), load_dataset(target), module.backbone, metrics={"dev_acc": float("nan")})
+        assert len(hub.list()) == len(registered)
         by_task = hub.ensemble(target, TransferOptions(strategy="task-retrieval"), register=False)
         by_module = hub.ensemble(target, TransferOptions(strategy="retrieval"), register=False)
         embedding = hub.dataset_embedding(load_dataset(target))
         cosine = {task: float(np.dot(embedding, hub.dataset_embedding(load_dataset(data / task)))) for task, _ in registered.values()}
-    # One module a task, the k = 3 tasks in order of similarity; the plant task by its module with the best recorded
-    # accuracy (a NaN is no accuracy: it does not outrank 0.9).
+    # One module a task, the k = 3 tasks in order of similarity; the plant task by its module with the best recorded accuracy.
     assert [registered[source.module_id][0] for source in by_task.sources] == sorted(set(cosine), key=lambda task: -cosine[task])
     assert [source.candidate.dev_acc for source in by_task.sources if registered[source.module_id][0] == "wn-isa-plant"] == [0.9]
-    assert unrecorded == [None]
     # retrieval ranks modules: the modules of one dataset tie, so the nearest task with three modules fills all k slots.
     nearest = sorted(registered, key=lambda module_id: (-cosine[registered[module_id][0]], module_id))[:3]
     assert [source.module_id for source in by_module.sources] == nearest

@@ -230,7 +230,7 @@ def test_no_arm_reads_a_labelled_target_example_outside_its_k_shot_sample(tmp_pa
     assert all(row["steps"] >= 2 for row in trained), [(row["arm"], row["steps"], row["stopped_by"]) for row in trained if row["steps"] < 2]
     assert {row["stopped_by"] for row in trained} <= {"patience", "cap"}
     for cell in [row for row in runs if row["kind"] == "cell"]:
-        nearest = max(cell["sources"], key=lambda source: source["similarity"])
+        nearest = min(cell["sources"], key=lambda source: (-source["similarity"], source["module_id"]))  # nearest()'s order
         (two_stage,) = [row for row in trained if row["arm"] == "el2n@1" and (row["shots"], row["seed"]) == (cell["shots"], cell["seed"])]
         assert [module for module, _weight in two_stage["module_weights"]] == [nearest["module_id"]]
     assert len({module for row in trained if row["arm"] == "el2n" for module, _weight in row["module_weights"]}) > 1
@@ -266,6 +266,7 @@ def test_leave_one_target_out_never_picks_a_strategy_by_its_result_on_the_held_o
         ("el2n@0", "the count after @ must be a whole number of candidates of at least 1"),
         ("el2n@ten+svd", "the count after @ must be a whole number"),
         ("random@3", "random composes nothing, so it takes no operator or candidates"),
+        ("el2n+svd@20", "the candidates come before the operator, e.g. el2n@20\\+svd"),
     ],
 )
 def test_a_bad_operator_arm_is_refused_before_any_work(tmp_path, arm, message):

@@ -69,7 +69,7 @@ def points(pool: Pool, method: str, shots: int, arms: Sequence[str], judged: Seq
         if arm == NO_TRANSFER or not mine:
             continue
         targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER)
-        worst = min(targets.items(), key=lambda item: item[1]) if targets else None
+        worst = min(targets.items(), key=lambda item: (item[1], item[0])) if targets else None
         found.append(
             Point(
                 arm, pool,

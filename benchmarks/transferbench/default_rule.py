@@ -5,7 +5,8 @@ The rule (written before the 16-shot and second-seed runs; the first seed's 4-sh
 - Candidates: the arms a user picks by name that read the target's sample only to score sources or to rank them by
   dataset embedding (no fitting on it: not lorahub, guarded or auto), whose selection costs at most MAX_SELECTION_S
   per target at the full pool on the machine that ran them.
-- On the design targets at the full pool, over every shots count and seed stored: under GOAL_JUNK % of the weight
+- On the design targets at the full pool, over the (target, shots, seed) units that every candidate and `random` ran
+  (the same data for each): under GOAL_JUNK % of the weight
   on junk, and no design target below −MAX_LOSS points against `random` at any shots count.
 - The best mean Δ vs `random` over the design units wins; a candidate within TIE_POINTS of it ties, and a tie goes
   to the one with the least selection time.
@@ -23,7 +24,7 @@ from statistics import mean
 
 from benchmarks.transferbench.curve import GOAL_JUNK, junk_percent
 from benchmarks.transferbench.report import strategy_of
-from benchmarks.transferbench.stats import Delta, accuracies, init_seconds, paired_delta, per_target_delta
+from benchmarks.transferbench.stats import init_seconds, paired_delta, per_target_delta
 from ensembling.strategies import DEFAULT, NO_TRANSFER, RANDOM_POOL, Family, Needs
 
 MAX_SELECTION_S = 60.0  # the issue's bound on selection per target at >= 200 modules on 2 cores
@@ -42,19 +43,24 @@ class Candidate:
     selection_s: float
 
     def failed(self) -> str | None:
-        if math.isnan(self.junk) or self.junk >= GOAL_JUNK:
+        if math.isnan(self.junk):
+            return "no run records its modules' weights"
+        if self.junk >= GOAL_JUNK:
             return f"junk {self.junk:.1f} % ≥ {GOAL_JUNK:g} %"
         if self.worst[2] < -MAX_LOSS:
             return f"{self.worst[0]} {self.worst[2]:+.1f} at {self.worst[1]} shots"
         return None
 
 
-def eligible(arms: Sequence[str], runs: Sequence[dict]) -> list[str]:
-    """The arms the rule may choose: picked by name, reading the sample only to score or rank, selecting within the bound."""
+def eligible(arms: Sequence[str], runs: Sequence[dict], design: Sequence[str]) -> list[str]:
+    """The arms the rule may choose: picked by name, reading the sample only to score or rank, selecting within the bound
+    (over all of its runs), and run on a design target."""
     found = []
     for arm in arms:
         strategy = strategy_of(arm)
         mine = [run for run in runs if run["arm"] == arm]
+        if not any(run["target"] in design for run in mine):
+            continue
         if arm == NO_TRANSFER or strategy.family in (Family.CONTROL, Family.ORACLE, Family.AUTO) or not mine:
             continue
         if strategy.needs <= READS_ONLY and mean(init_seconds(run) for run in mine) <= MAX_SELECTION_S:
@@ -65,23 +71,22 @@ def eligible(arms: Sequence[str], runs: Sequence[dict]) -> list[str]:
 def candidates(
     runs: Sequence[dict], method: str, shots_list: Sequence[int], arms: Sequence[str], design: Sequence[str], kind_of: Mapping[int, str]
 ) -> list[Candidate]:
-    """Each arm on the design units (target, shots, seed) that every arm and random ran: all are read on the same data."""
+    """Each arm on the design units (target, shots, seed) that every arm and random ran: all are read on the same data.
+
+    An arm skipped on a unit (a documented skip) takes that unit out for all of them.
+    """
     design_runs = [run for run in runs if run["method"] == method and run["target"] in design]
-    scores = {
-        arm: {(target, shots, seed): value for shots in shots_list for (target, seed), value in accuracies(design_runs, method, shots, arm).items()}
-        for arm in [NO_TRANSFER, *arms]
-    }
-    common = set.intersection(*(set(found) for found in scores.values()))
-    units = sorted(common)
+    ran = [{(run["target"], run["shots"], run["seed"]) for run in design_runs if run["arm"] == arm} for arm in [NO_TRANSFER, *arms]]
+    common = set.intersection(*ran)
+    compared = [run for run in design_runs if (run["target"], run["shots"], run["seed"]) in common]
     found = []
-    for arm in arms if units else ():
-        by_target: dict[tuple[str, int], list[float]] = {}
-        for target, shots, seed in units:
-            by_target.setdefault((target, shots), []).append(scores[arm][(target, shots, seed)] - scores[NO_TRANSFER][(target, shots, seed)])
-        (target, shots), worst = min(((key, mean(values)) for key, values in by_target.items()), key=lambda item: item[1])
-        mine = [run for run in design_runs if run["arm"] == arm and (run["target"], run["shots"], run["seed"]) in common]
-        gain = mean(value for values in by_target.values() for value in values)
-        found.append(Candidate(arm, gain, len(units), (target, shots, worst), junk_percent(mine, kind_of), mean(init_seconds(run) for run in mine)))
+    for arm in arms if common else ():
+        by_shots = [paired_delta(compared, method, shots, arm, NO_TRANSFER) for shots in shots_list]
+        gain = sum(delta.mean * delta.units for delta in by_shots if delta.units) / len(common)
+        per_target = {(target, shots): delta for shots in shots_list for target, delta in per_target_delta(compared, method, shots, arm, NO_TRANSFER).items()}
+        (target, shots), worst = min(per_target.items(), key=lambda item: (item[1], item[0]))  # a tie: the first by name
+        mine = [run for run in compared if run["arm"] == arm]
+        found.append(Candidate(arm, gain, len(common), (target, shots, worst), junk_percent(mine, kind_of), mean(init_seconds(run) for run in mine)))
     return found
 
 
@@ -100,15 +105,15 @@ def section(
 ) -> list[str]:  # fmt: skip
     """The rule's table on the design targets, its choice, and the choice judged on the other targets (markdown lines)."""
     runs = [run for run in runs if run["method"] == method]
-    found = sorted(candidates(runs, method, shots_list, eligible(arms, runs), design, kind_of), key=lambda candidate: -candidate.gain)
+    found = sorted(candidates(runs, method, shots_list, eligible(arms, runs, design), design, kind_of), key=lambda candidate: -candidate.gain)
+    heading = [f"## The default at lab scale ({method}, full pool)", ""]
     if not found:
-        return []
+        return [*heading, "No candidate has run with random on a design unit (target, shots, seed) yet.", ""]
     chosen = choose(found)
     lines = [
-        f"## The default at lab scale ({method}, full pool)",
-        "",
+        *heading,
         f"The rule (benchmarks/transferbench/default_rule.py): among the arms that read the sample only to score or rank sources and select in "
-        f"≤ {MAX_SELECTION_S:g} s per target, on the design targets ({', '.join(design)}) over every stored shots count and seed: under "
+        f"≤ {MAX_SELECTION_S:g} s per target, on the design targets ({', '.join(design)}) over the (target, shots, seed) units every candidate and random ran: under "
         f"{GOAL_JUNK:g} % of the weight on junk and no design target below −{MAX_LOSS:g} point vs random; the best mean Δ vs random, a tie "
         f"(within {TIE_POINTS:g} point) going to the least selection time.",
         "",
@@ -136,11 +141,7 @@ def section(
         if not deltas[1].units:
             continue
         targets = per_target_delta(judged_runs, method, shots, chosen.arm, NO_TRANSFER)
-        target, worst = min(targets.items(), key=lambda item: item[1])
+        target, worst = min(targets.items(), key=lambda item: (item[1], item[0]))
         junk = junk_percent([run for run in judged_runs if run["arm"] == chosen.arm and run["shots"] == shots], kind_of)
-        lines.append(f"| {shots} | {' | '.join(_text(delta) for delta in deltas)} | {worst:+.1f} ({target}) | {junk:.1f} |")
+        lines.append(f"| {shots} | {' | '.join(delta.text() for delta in deltas)} | {worst:+.1f} ({target}) | {junk:.1f} |")
     return [*lines, ""]
-
-
-def _text(delta: Delta) -> str:
-    return delta.text() if delta.units else "–"

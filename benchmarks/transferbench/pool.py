@@ -55,12 +55,17 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
             raise PoolError(f"manifest {path} has columns {reader.fieldnames}, expected {list(FIELDS)}; restore it from git")
         rows = list(reader)
     for line, row in enumerate(rows, start=2):
-        if row["kind"] not in KINDS or not row["module_id"].isdigit() or not row["best_step"].isdigit():
+        if row["kind"] not in KINDS or not all(_whole(row[field]) for field in ("module_id", "seed", "best_step")):
             raise PoolError(
-                f"manifest {path} line {line} (task {row['task']!r}) has kind {row['kind']!r}, module id {row['module_id']!r} and best step "
-                f"{row['best_step']!r}; expected a kind of {', '.join(KINDS)} and whole numbers: restore it from git"
+                f"manifest {path} line {line} (task {row['task']!r}) has kind {row['kind']!r}, module id {row['module_id']!r}, seed "
+                f"{row['seed']!r} and best step {row['best_step']!r}; expected a kind of {', '.join(KINDS)} and whole numbers: restore it from git"
             )
     return rows
+
+
+def _whole(value: str | None) -> bool:
+    """A whole number as the manifest writes one (None: a short row)."""
+    return value is not None and value.isascii() and value.isdigit()
 
 
 def write_manifest(path: Path, rows: Sequence[Mapping[str, str]]) -> None:

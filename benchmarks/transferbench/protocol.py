@@ -117,7 +117,7 @@ def run_cell(
             strategy, combine, count = parse_arm(arm)
             if count is not None and count >= len(candidates):
                 raise EnsemblingError(f"the pool's {len(candidates)} sources are all within the {count} nearest: this arm is {strategy}'s here")
-            # Two stages: the N sources nearest by dataset embedding, as `--candidates N` narrows them.
+            # Two stages: the N sources nearest by dataset embedding, the ranking `--candidates N` narrows the registry by.
             weighed = candidates if count is None else nearest(candidates, count)
             # A memo per candidate set: guarded, shuffled and auto reuse an inner strategy's weights only over the same sources.
             init = compose_init(get_strategy(strategy), weighed, sample, evaluator, replace(options, combine=combine), memo=memos.setdefault(count, {}))

@@ -27,6 +27,7 @@ from benchmarks.transferbench.stats import (
     spearman,
     steps_to_reach,
 )  # fmt: skip
+from ensembling.operators import LINEAR
 from ensembling.strategies import DEFAULT, NO_TRANSFER, RANDOM_POOL, UNIFORM, Composition, Family, Strategy, get_strategy, shuffled_of
 
 GOAL_POINTS = 5.0
@@ -249,9 +250,11 @@ def operator_lines(runs: list[dict], method: str, shots: int, arms: list[str]) -
         "| --- | ---: | ---: | ---: | --- |",
     ]
     for arm in arms:
+        if parse_arm(arm).operator == LINEAR:
+            continue
         linear = arm.rpartition(OPERATOR_MARK)[0]  # the same arm composed linearly (el2n@20+svd against el2n@20)
-        delta = paired_delta(runs, method, shots, arm, linear) if linear else None
-        if delta is None or delta.units == 0:
+        delta = paired_delta(runs, method, shots, arm, linear)
+        if delta.units == 0:
             continue
         targets = per_target_delta(runs, method, shots, arm, linear)
         worst = min(targets, key=targets.get)

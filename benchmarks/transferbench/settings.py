@@ -55,10 +55,12 @@ def parse_arm(arm: str) -> Arm:
     selection, mark, operator = arm.rpartition(OPERATOR_MARK)
     if not mark:
         selection, operator = arm, LINEAR
+    if CANDIDATES_MARK in operator:
+        raise EnsemblingError(f"arm {arm}: the candidates come before the operator, e.g. el2n@20+svd")
     strategy, at, count = selection.partition(CANDIDATES_MARK)
     candidates = None
     if at:
-        if not count.isdigit() or int(count) < 1:
+        if not (count.isascii() and count.isdigit()) or int(count) < 1:
             raise EnsemblingError(f"arm {arm}: the count after {CANDIDATES_MARK} must be a whole number of candidates of at least 1, e.g. el2n@20")
         candidates = int(count)
     get_strategy(strategy)
