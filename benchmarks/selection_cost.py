@@ -1,7 +1,7 @@
 """Selection cost against pool size: search, loading, scoring and composition per target, one or two stages.
 
     python benchmarks/selection_cost.py --targets wn-isa-plant senti-polarity man-section pho-stress
-        [--registry /root/deltahub-runs/lab-pool/registry] [--sizes 20 50 100 0] [--candidates 0 20] [--strategies loss el2n]
+        [--registry /root/deltahub-runs/lab-pool/registry] [--sizes 20 50 100 0] [--candidates 0 20] [--strategies loss el2n task-retrieval]
 
 For each target (a k-shot sample of it, as the transfer benchmark draws), each pool of the lab
 manifest (benchmarks/transferbench/pool.py: nested seeded subsets, the targets' tasks out; size 0:
@@ -42,6 +42,7 @@ from benchmarks.transferbench.pool import (  # noqa: E402
     pools,
     read_manifest,
 )
+from ensembling.strategies import DEFAULT  # noqa: E402
 from ensembling.strategies.auto import CANDIDATES  # noqa: E402
 
 SCORING_CANDIDATES = CANDIDATES[:2]
@@ -54,7 +55,7 @@ def measure(
 ) -> list[dict]:
     """One row per (target, pool size, candidates, strategy), written to `out` as measured."""
     from ensembling.ensemble import Options
-    from ensembling.strategies import get_strategy
+    from ensembling.strategies import Needs, get_strategy
     from hub import Hub
     from hub.backbones import resolve_base_model
     from hub.methods import get_method
@@ -92,8 +93,12 @@ def measure(
                     ready = time.perf_counter()
                     for strategy in strategies:
                         begun = time.perf_counter()
-                        evaluator = make_evaluator(backbone, method, dict(records[0].config), sample, device=settings.device, seed=0)
-                        init = compose_init(get_strategy(strategy), loaded, sample, evaluator, Options(seed=0))
+                        # What Hub.ensemble builds for this strategy, and nothing more: similarities, a model to score with.
+                        chosen = get_strategy(strategy)
+                        ranked = hub.transfer.with_similarity(loaded, sample, backbone, method) if Needs.SIMILARITY in chosen.needs else loaded
+                        config = dict(records[0].config)
+                        evaluator = make_evaluator(backbone, method, config, sample, device=settings.device, seed=0) if chosen.needs_model else None
+                        init = compose_init(chosen, ranked, sample, evaluator, Options(seed=0))
                         done = time.perf_counter()
                         row = {
                             "target": target, "pool": size or len(members), "candidates": n or "all", "strategy": strategy, "scored": len(loaded),
@@ -153,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites-root", type=Path, default=ROOT / "suites")
     parser.add_argument("--sizes", nargs="+", type=int, default=[20, 50, 100, ALL], help="pool sizes; 0: every module (default: %(default)s)")
     parser.add_argument("--candidates", nargs="+", type=int, default=[0, 20], help="0: score the whole pool; N: two stages (default: %(default)s)")
-    # The two strategies that score every candidate (auto's first two): the cost that grows with the pool.
-    parser.add_argument("--strategies", nargs="+", default=list(SCORING_CANDIDATES))
+    # The two strategies that score every candidate (auto's first two), whose cost grows with the pool, and the default.
+    parser.add_argument("--strategies", nargs="+", default=list(dict.fromkeys([*SCORING_CANDIDATES, DEFAULT])))
     parser.add_argument("--shots", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lab-pool" / "selection-cost.csv")

@@ -5,8 +5,8 @@ packaged all-MiniLM-L6-v2 until their dev accuracy stops improving (the best dev
 checkpoint is kept, as the paper's sources are) and pushes them with the `adapters`
 CLI. Then a task the registry has never seen arrives with only a few examples per
 label (its k-shot sample: k train + k dev examples per label): it searches for
-related modules, composes them once into an init (the default strategy, group-average,
-averages the modules of the new task's category),
+related modules, composes them once into an init (the default strategy, task-retrieval,
+averages one module of each of the three tasks nearest the new one),
 and trains the new task from that init and from the default (random) init with the same
 k-shot data, budget, early stopping and seed, printing both test scores side by side.
 """

@@ -488,9 +488,9 @@ class Hub:
         """A TrainableModule (a PeftModel for PEFT methods) on a copy of the base model, holding the ensemble's init.
 
         Arguments as `ensemble`; strategy `random` gives the method's default init under `options.seed`. The default
-        strategy, `group-average`, is the uniform average of the registry's modules of the dataset's category: it
-        reads only their category labels, scoring and training nothing, so its cost is loading those modules; with
-        no module of that category the init is the method's default init, and `.transfer.decision` of the returned module says so.
+        strategy, `task-retrieval`, is the uniform average of one module of each of the 3 tasks whose datasets are
+        nearest the dataset's (each task's module with the best dev accuracy on its card): it reads only the catalog's
+        embeddings and metrics, scoring and training nothing, so its cost is loading the candidates.
         Writes: the init, registered as `ensemble` registers it, unless `register=False`.
         """
         return self.transfer.transfer_init(dataset, options or TransferOptions(), register=register)

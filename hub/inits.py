@@ -56,8 +56,8 @@ class TransferResult:
     def decision(self) -> Decision | None:
         """What a choosing strategy (auto, guarded) decided and why: the strategy or default init it kept, and its trials.
 
-        group-average (the default) decides only when no source shares the target's category: it then keeps the
-        default init, and says so here.
+        group-average decides only when no source shares the target's category: it then keeps the default init,
+        and says so here.
 
         None for a strategy that only weighed sources (loss, el2n, average, …): its weights are the whole answer.
         """

@@ -298,26 +298,36 @@ def test_guarded_on_data_too_small_to_hold_anything_out_says_what_it_did_and_tra
     assert snapshot(path) == before
 
 
-def test_the_default_averages_the_modules_of_the_targets_category(registry):
+def test_the_default_composes_one_module_of_each_nearest_task_uniformly(registry):
     path, target = registry
     result = cli("ensemble", str(target), "--json", "--registry", str(path))
     assert result.exit_code == 0, result.output
     made = json.loads(result.output)
+    assert made["strategy"] == DEFAULT == "task-retrieval" and made["chosen"] is None
+    assert len({source["task"] for source in made["sources"]}) == len(made["sources"]) == 3  # k = 3 of the three tasks
+    assert [source["weight"] for source in made["sources"]] == pytest.approx([1 / 3] * 3)
+
+
+def test_group_average_averages_the_modules_of_the_targets_category(registry):
+    path, target = registry
+    result = cli("ensemble", str(target), "--json", "--registry", str(path), "--strategy", "group-average")
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.output)
     weights = [source["weight"] for source in made["sources"]]
-    assert made["strategy"] == DEFAULT and made["chosen"] is None and weights
+    assert made["strategy"] == "group-average" and made["chosen"] is None and weights
     assert {source["category"] for source in made["sources"]} == {load_dataset(target).card.category}
     assert weights == pytest.approx([1 / len(weights)] * len(weights))
 
 
-def test_the_default_without_a_module_of_the_targets_category_keeps_the_default_init_and_says_so(registry, tmp_path):
+def test_group_average_without_a_module_of_the_targets_category_keeps_the_default_init_and_says_so(registry, tmp_path):
     path, target = registry
     data = load_dataset(target)
     unseen = tmp_path / "unseen"
     write_dataset(Dataset(replace(data.card, category="a-category-no-module-has"), data.splits), unseen)
     before = snapshot(path)
-    result = cli("train", str(unseen), "--max-steps", "2", "--registry", str(path), "--init", DEFAULT)
+    result = cli("train", str(unseen), "--max-steps", "2", "--registry", str(path), "--init", "group-average")
     assert result.exit_code == 0, result.output
-    said = [line for line in result.output.splitlines() if line.startswith(f"{DEFAULT}: ")]
+    said = [line for line in result.output.splitlines() if line.startswith("group-average: ")]
     assert len(said) == 1 and "no source of category 'a-category-no-module-has'" in said[0] and "kept the default init" in said[0], result.output
     assert snapshot(path) == before
 

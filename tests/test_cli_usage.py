@@ -10,6 +10,7 @@ from helpers import adapters, cli, one_line_error, snapshot
 from typer.main import get_command
 
 from cli.main import app
+from ensembling.strategies import DEFAULT
 
 COMMANDS = sorted(
     [name] if not hasattr(command, "commands") else [name, sub]
@@ -42,7 +43,7 @@ def test_ensemble_help_lists_no_strategy_but_points_to_them():
     text = _help(["ensemble"]).output
     assert "`adapters strategies`" in text and "weight-cos" not in text
     assert len(text.splitlines()) <= 62  # 181 lines with every strategy's summary in --strategy's help
-    assert "group-average" in text and "[default:" not in text  # each default said once, in its option's help
+    assert DEFAULT in text and "[default:" not in text  # each default said once, in its option's help
     strategies = _help(["strategies"])
     assert strategies.exit_code == 0
     listed = cli("strategies")

@@ -213,11 +213,14 @@ def test_selection_cost_scores_the_whole_pool_or_the_nearest_candidates(tmp_path
 
     build(tmp_path, suites, limit=3)  # the early checkpoints of one-a, two-a, one-b
     out = tmp_path / "cost.csv"
-    rows = selection_cost.measure(tmp_path / "registry", tmp_path / "manifest.csv", suites, ["one-a"], [pool.ALL], [0, 1], ["loss"], 2, out)
-    assert [(row["candidates"], row["scored"]) for row in rows] == [("all", 2), (1, 1)]  # one-a's own module is out of the pool
+    rows = selection_cost.measure(tmp_path / "registry", tmp_path / "manifest.csv", suites, ["one-a"], [pool.ALL], [0, 1], ["loss", "task-retrieval"], 2, out)
+    # one-a's own module is out of the pool; task-retrieval ranks by similarity, which it is given as Hub.ensemble gives it
+    assert [(row["candidates"], row["strategy"], row["scored"]) for row in rows] == [
+        ("all", "loss", 2), ("all", "task-retrieval", 2), (1, "loss", 1), (1, "task-retrieval", 1),
+    ]  # fmt: skip
     assert all(row["junk_share"] == "1.000" for row in rows)  # every module here is an early checkpoint
     with out.open(newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 2
+        assert len(list(csv.DictReader(handle))) == 4
     # The summary: one line per (strategy, candidates, pool size), and the growth from the smallest pool to the largest.
     text = selection_cost.summary(rows + [{**row, "pool": 1, "total_s": "1.00"} for row in rows], "cmd")
     assert "| loss | all | 1 | 1 | 2 |" in text and "| loss | all | 2 | 1 | 2 |" in text

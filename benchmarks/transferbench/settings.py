@@ -177,14 +177,8 @@ STANDARD = dict(
     targets=STANDARD_TARGETS,
     shots=(4, 16),
     seeds=(0, 1),
-    # auto last: it reuses the inits its candidates' arms built on the same sample (the shared memo). task-retrieval is
-    # out: over one module per task it is retrieval.
-    strategies=BASELINES
-    + PAPER
-    + tuple(name for name in PEERS if name != "task-retrieval")
-    + (RANDOM_POOL,)
-    + tuple(shuffled_of(name) for name in SCORING_ONLY)
-    + AUTO,
+    # auto last: it reuses the inits its candidates' arms built on the same sample (the shared memo).
+    strategies=BASELINES + PAPER + PEERS + (RANDOM_POOL,) + tuple(shuffled_of(name) for name in SCORING_ONLY) + AUTO,
     source_max_steps=150,
     source_patience=2,
     budget="standard",

@@ -124,7 +124,7 @@ def ensemble(
     blobs: BlobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compose a new task's init from the registry's modules and register it (default: group-average, which trains nothing)."""
+    """Compose a new task's init from the registry's modules and register it (default: task-retrieval, which trains nothing)."""
     refuse_used_folder(out)
     if plot is not None and not plot.parent.resolve().is_dir():
         fail(f"--plot {plot}: folder {plot.parent} does not exist")

@@ -16,9 +16,10 @@ STRATEGIES: dict[str, type[Strategy]] = {}
 
 # The names callers compare against or default to, declared here so that no strategy
 # name is spelled outside this package (a test checks it).
-DEFAULT = "group-average"  # what `adapters ensemble` and `Hub.transfer_init` use when not told
+DEFAULT = "task-retrieval"  # what `adapters ensemble` and `Hub.transfer_init` use when not told (docs/benchmarks.md)
 NO_TRANSFER = "random"  # the method's default init: every gain is measured against it
 UNIFORM = "average"  # equal weights over every source
+BY_CATEGORY = "group-average"  # equal weights over the sources of the target's category
 RANDOM_POOL = "random-pool"  # equal weights over a few random sources (control)
 SHUFFLED = "shuffled"  # shuffled:<strategy>, a strategy's weights permuted (control)
 SINGLE = "single"  # single:<task> or single:<task>#<module id>, one source alone (the oracle's arms)
@@ -75,6 +76,7 @@ def get_strategy(name: str) -> Strategy:
 _load_all()
 
 __all__ = [
+    "BY_CATEGORY",
     "DEFAULT",
     "MODULE_MARK",
     "NO_TRANSFER",
