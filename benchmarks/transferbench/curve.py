@@ -19,7 +19,7 @@ from statistics import mean
 
 from benchmarks.transferbench.oracle import subset_text
 from benchmarks.transferbench.pool import ALL, junk_share
-from benchmarks.transferbench.stats import Delta, init_seconds, is_single, paired_delta, per_target_delta, share_of_oracle
+from benchmarks.transferbench.stats import Delta, init_seconds, is_single, lowest, paired_delta, per_target_delta, share_of_oracle
 from ensembling.strategies import NO_TRANSFER, RANDOM_POOL
 
 GOAL_POINTS = 5.0
@@ -69,7 +69,7 @@ def points(pool: Pool, method: str, shots: int, arms: Sequence[str], judged: Seq
         if arm == NO_TRANSFER or not mine:
             continue
         targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER)
-        worst = min(targets.items(), key=lambda item: (item[1], item[0])) if targets else None
+        worst = lowest(targets) if targets else None
         found.append(
             Point(
                 arm, pool,

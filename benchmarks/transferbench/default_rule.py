@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from statistics import mean
 
 from benchmarks.transferbench.curve import GOAL_JUNK, junk_percent
-from benchmarks.transferbench.report import strategy_of
-from benchmarks.transferbench.stats import init_seconds, paired_delta, per_target_delta
-from ensembling.strategies import BY_CATEGORY, NO_TRANSFER, RANDOM_POOL, Family, Needs
+from benchmarks.transferbench.report import fixed, strategy_of
+from benchmarks.transferbench.stats import init_seconds, lowest, paired_delta, per_target_delta
+from ensembling.strategies import BY_CATEGORY, NO_TRANSFER, RANDOM_POOL, Needs
 
 MAX_SELECTION_S = 60.0  # the issue's bound on selection per target at >= 200 modules on 2 cores
 MAX_LOSS = 1.0  # the standard default's rule: no design target more than a point below random
@@ -56,14 +56,11 @@ def eligible(arms: Sequence[str], runs: Sequence[dict], design: Sequence[str]) -
     """The arms the rule may choose: picked by name, reading the sample only to score or rank, selecting within the bound
     (over all of its runs), and run on a design target."""
     found = []
-    for arm in arms:
-        strategy = strategy_of(arm)
+    for arm in fixed(list(arms)):
         mine = [run for run in runs if run["arm"] == arm]
         if not any(run["target"] in design for run in mine):
             continue
-        if arm == NO_TRANSFER or strategy.family in (Family.CONTROL, Family.ORACLE, Family.AUTO) or not mine:
-            continue
-        if strategy.needs <= READS_ONLY and mean(init_seconds(run) for run in mine) <= MAX_SELECTION_S:
+        if strategy_of(arm).needs <= READS_ONLY and mean(init_seconds(run) for run in mine) <= MAX_SELECTION_S:
             found.append(arm)
     return found
 
@@ -84,7 +81,7 @@ def candidates(
         by_shots = [paired_delta(compared, method, shots, arm, NO_TRANSFER) for shots in shots_list]
         gain = sum(delta.mean * delta.units for delta in by_shots if delta.units) / len(common)
         per_target = {(target, shots): delta for shots in shots_list for target, delta in per_target_delta(compared, method, shots, arm, NO_TRANSFER).items()}
-        (target, shots), worst = min(per_target.items(), key=lambda item: (item[1], item[0]))  # a tie: the first by name
+        (target, shots), worst = lowest(per_target)
         mine = [run for run in compared if run["arm"] == arm]
         found.append(Candidate(arm, gain, len(common), (target, shots, worst), junk_percent(mine, kind_of), mean(init_seconds(run) for run in mine)))
     return found
@@ -140,8 +137,7 @@ def section(
         deltas = [paired_delta(judged_runs, method, shots, chosen.arm, reference) for reference in (RANDOM_POOL, NO_TRANSFER, BY_CATEGORY)]
         if not deltas[1].units:
             continue
-        targets = per_target_delta(judged_runs, method, shots, chosen.arm, NO_TRANSFER)
-        target, worst = min(targets.items(), key=lambda item: (item[1], item[0]))
+        target, worst = lowest(per_target_delta(judged_runs, method, shots, chosen.arm, NO_TRANSFER))
         junk = junk_percent([run for run in judged_runs if run["arm"] == chosen.arm and run["shots"] == shots], kind_of)
         lines.append(f"| {shots} | {' | '.join(delta.text() for delta in deltas)} | {worst:+.1f} ({target}) | {junk:.1f} |")
     return [*lines, ""]

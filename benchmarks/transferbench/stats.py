@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -12,6 +14,7 @@ from scipy.stats import spearmanr
 from ensembling.strategies import NO_TRANSFER, SINGLE
 
 BOOTSTRAP = 10_000
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ def per_target_delta(runs: list[dict], method: str, shots: int, arm: str, refere
     for unit in set(mine) & set(theirs):
         by_target[unit[0]].append(mine[unit] - theirs[unit])
     return {target: float(np.mean(values)) for target, values in by_target.items()}
+
+
+def lowest(deltas: Mapping[K, float]) -> tuple[K, float]:
+    """The entry with the lowest Δ; a tie goes to the first key in order (not to dict order, which follows set order)."""
+    return min(deltas.items(), key=lambda item: (item[1], item[0]))
 
 
 def leave_one_target_out(runs: list[dict], method: str, shots: int, candidates: list[str]) -> tuple[dict[tuple[str, int], float], dict[str, str]]:
