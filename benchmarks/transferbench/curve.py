@@ -98,21 +98,40 @@ def panels(
     return found
 
 
+def goal_parts(point: Point) -> dict[str, bool]:
+    """Which parts of the goal an arm meets at the full pool: its Δ vs random-pool, its share of the oracle, its junk weight."""
+    return {
+        f"Δ ≥ +{GOAL_POINTS:g} with the interval above 0": point.vs_pool.mean >= GOAL_POINTS and point.vs_pool.low > 0,
+        f"≥ {GOAL_ORACLE:g} % of the oracle": point.oracle.units > 0 and point.oracle.mean >= GOAL_ORACLE,
+        f"< {GOAL_JUNK:g} % junk": not math.isnan(point.junk_percent) and point.junk_percent < GOAL_JUNK,
+    }
+
+
 def verdict(full: Sequence[Point]) -> str:
-    """The goal read at the full pool for the arm with the best Δ vs random-pool (random-pool itself is the reference)."""
-    ranked = sorted((point for point in full if point.arm != RANDOM_POOL and point.vs_pool.units), key=lambda point: -point.vs_pool.mean)
+    """The goal read at the full pool: the arm with the best Δ vs random-pool, and the arms that meet the most of its parts.
+
+    The best Δ alone can hide an arm that meets more of the goal (a slightly smaller gain with far less junk), so both are named.
+    """
+    ranked = sorted((point for point in full if point.arm != RANDOM_POOL and point.vs_pool.units), key=lambda point: (-point.vs_pool.mean, point.arm))
     if not ranked:
         return "Goal at the full pool: no arm besides random-pool has run there yet."
     best = ranked[0]
-    beats = best.vs_pool.mean >= GOAL_POINTS and best.vs_pool.low > 0
-    oracle = not math.isnan(best.oracle.mean) and best.oracle.mean >= GOAL_ORACLE
-    junk = not math.isnan(best.junk_percent) and best.junk_percent < GOAL_JUNK
-    oracle_text = "not measured (no oracle arms at this pool)" if best.oracle.units == 0 else f"{best.oracle.text()} % ({'met' if oracle else 'not met'})"
-    return (
-        f"Goal at the full pool, best arm {best.arm}: Δ vs random-pool {best.vs_pool.text()} over {best.vs_pool.units} units "
-        f"(≥ +{GOAL_POINTS:g} with the interval above 0: {'met' if beats else 'not met'}); share of the oracle {oracle_text}; "
-        f"weight on junk {best.junk_percent:.1f} % (< {GOAL_JUNK:g} %: {'met' if junk else 'not met'})."
+    parts = goal_parts(best)
+    oracle_text = "not measured (no oracle arms at this pool)" if best.oracle.units == 0 else f"{best.oracle.text()} %"
+    text = (
+        f"Goal at the full pool, best arm {best.arm}: Δ vs random-pool {best.vs_pool.text()} over {best.vs_pool.units} units; "
+        f"share of the oracle {oracle_text}; weight on junk {best.junk_percent:.1f} %. "
+        + "; ".join(f"{part}: {'met' if met else 'not met'}" for part, met in parts.items())
+        + "."
     )
+    met = {point.arm: [part for part, ok in goal_parts(point).items() if ok] for point in ranked}
+    most = max(len(found) for found in met.values())
+    if most == len(parts):
+        return text + " Arms meeting every part: " + ", ".join(arm for arm, found in met.items() if len(found) == most) + "."
+    if most == 0:
+        return text + " No arm meets any part."
+    leaders = [arm for arm, found in met.items() if len(found) == most]
+    return text + f" No arm meets every part; the most met ({most} of {len(parts)}): " + ", ".join(f"{arm} ({', '.join(met[arm])})" for arm in leaders) + "."
 
 
 def oracle_scope(pools: Sequence[Pool], subset: tuple[int, int] | None) -> str:
