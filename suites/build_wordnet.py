@@ -16,19 +16,17 @@ On Debian/Ubuntu the database comes with `apt-get install wordnet-base`.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
-import shutil
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-SIZES = {"train": 360, "dev": 64, "test": 200}
-SPLITS = ("train", "dev", "test")
-N_CHOICES = 4
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from suites.common import N_CHOICES, TOTAL, YES_NO, SuiteText, Task, collect, multiple_choice, pick_distinct, sha256_of, task_rng, write_suite  # noqa: E402
+
 POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
 POS_NAMES = {"n": "noun", "v": "verb", "a": "adjective", "r": "adverb"}
 
@@ -85,7 +83,6 @@ SUPERSENSE_LABELS = {
     "verb.stative": "being or having",
     "verb.competition": "competing or fighting",
 }
-YES_NO = {"yes": "yes", "no": "no"}
 # hypernym, instance hypernym, antonym, similar-to
 USED_POINTERS = frozenset({"@", "@i", "!", "&"})
 
@@ -114,27 +111,6 @@ class Synset(NamedTuple):
     def key(self) -> tuple[str, int]:
         return (self.pos, self.offset)
 
-
-@dataclass
-class Task:
-    """A built task: its card and its examples in split order."""
-
-    name: str
-    category: str
-    format: str
-    description: str
-    labels: dict[str, str] = field(default_factory=dict)
-    examples: list[dict] = field(default_factory=list)
-
-    def card(self) -> dict:
-        card = {"name": self.name, "category": self.category,
-                "format": self.format, "description": self.description}
-        if self.labels:
-            card["labels"] = self.labels
-        return card
-
-
-# ---------------------------------------------------------------- parsing
 
 def clean_word(word: str) -> str:
     """Lemma as text: drop the adjective position marker, spaces for '_'."""
@@ -259,50 +235,8 @@ def blank(sentence: str, word: str) -> str | None:
     return "___".join(parts + [sentence[start:]])
 
 
-def collect(rng: random.Random, candidates: list, make: Callable[[object, int], dict | None],
-            key: Callable[[dict], str], total: int) -> list[dict]:
-    """Shuffle candidates and build examples until `total`, skipping repeats.
-
-    `make` gets the candidate and the index of the example it would become,
-    so that formats can balance their labels by position.
-    """
-    order = list(candidates)
-    rng.shuffle(order)
-    seen: set[str] = set()
-    out: list[dict] = []
-    for cand in order:
-        if len(out) >= total:
-            break
-        ex = make(cand, len(out))
-        if ex is not None and key(ex) not in seen:
-            seen.add(key(ex))
-            out.append(ex)
-    return out
-
-
-def multiple_choice(rng: random.Random, text: str, answer: str,
-                    distractors: list[str], index: int) -> dict:
-    """A multiple-choice example whose answer sits at index % N_CHOICES."""
-    choices = list(distractors)
-    rng.shuffle(choices)
-    choices.insert(index % N_CHOICES, answer)
-    return {"text": text, "choices": choices, "label": index % N_CHOICES}
-
-
-def pick_distinct(rng: random.Random, pool: list[str], n: int,
-                  ok: Callable[[str], bool], tries: int = 200) -> list[str] | None:
-    """n distinct strings from pool that pass `ok`, or None."""
-    chosen: list[str] = []
-    for _ in range(tries):
-        c = pool[rng.randrange(len(pool))]
-        if c not in chosen and ok(c):
-            chosen.append(c)
-            if len(chosen) == n:
-                return chosen
-    return None
-
-
-TOTAL = sum(SIZES.values())
+# The shipped suite was built deduplicating on the text alone (a pair's first word, a question without its choices);
+# common.input_key would keep more examples and so change the suite.
 text_key: Callable[[dict], str] = lambda ex: ex["text"]
 
 
@@ -318,7 +252,7 @@ def supersense(wn: WordNet, rng: random.Random, name: str, lexnames: list[str]) 
         pool = [s for s in wn.by_lexname[ln] if good_text(s.definition)]
         # a definition shared by two synsets must not land in two splits
         exs = collect(rng, pool, lambda s, i: None if s.definition in seen
-                      else {"text": s.definition, "label": s.lexname}, text_key, quota)
+                      else {"text": s.definition, "label": s.lexname}, quota, key=text_key)
         seen.update(e["text"] for e in exs)
         per_label.append(exs)
     # round-robin over labels keeps every split (a contiguous slice) balanced
@@ -351,7 +285,7 @@ def definition(wn: WordNet, rng: random.Random, pos: str) -> Task:
 
     return Task(f"wn-definition-{POS_FILES[pos]}", "definition", "multiple_choice",
                 f"Choose the WordNet definition of a {pos_name} among four glosses.",
-                {}, collect(rng, wn.by_pos[pos], make, text_key, TOTAL))
+                {}, collect(rng, wn.by_pos[pos], make, TOTAL, key=text_key))
 
 
 def term(wn: WordNet, rng: random.Random, pos: str) -> Task:
@@ -372,7 +306,7 @@ def term(wn: WordNet, rng: random.Random, pos: str) -> Task:
 
     return Task(f"wn-term-{POS_FILES[pos]}", "definition", "multiple_choice",
                 f"Choose the {pos_name} that a WordNet definition defines.",
-                {}, collect(rng, wn.by_pos[pos], make, text_key, TOTAL))
+                {}, collect(rng, wn.by_pos[pos], make, TOTAL, key=text_key))
 
 
 def cloze(wn: WordNet, rng: random.Random, pos: str) -> Task:
@@ -401,7 +335,7 @@ def cloze(wn: WordNet, rng: random.Random, pos: str) -> Task:
 
     return Task(f"wn-cloze-{POS_FILES[pos]}", "cloze", "multiple_choice",
                 f"Fill the blank in a WordNet example sentence with the right {pos_name}.",
-                {}, collect(rng, found, make, text_key, TOTAL))
+                {}, collect(rng, found, make, TOTAL, key=text_key))
 
 
 def taxonomy(wn: WordNet, rng: random.Random, name: str, lexnames: list[str],
@@ -433,7 +367,7 @@ def taxonomy(wn: WordNet, rng: random.Random, name: str, lexnames: list[str],
     return Task(name, "taxonomy", "pair",
                 f"Is the second word a hypernym (a more general term) of the first, "
                 f"for WordNet {what}?", YES_NO,
-                collect(rng, with_parents, make, text_key, TOTAL))
+                collect(rng, with_parents, make, TOTAL, key=text_key))
 
 
 def antonym_pairs(wn: WordNet, pos: str) -> list[tuple[str, str]]:
@@ -471,7 +405,7 @@ def antonym(wn: WordNet, rng: random.Random, pos: str) -> Task:
 
     return Task(f"wn-antonym-{POS_FILES[pos]}", "antonymy", "multiple_choice",
                 f"Choose the antonym of a {pos_name} among four {pos_name}s.",
-                {}, collect(rng, pairs, make, text_key, TOTAL))
+                {}, collect(rng, pairs, make, TOTAL, key=text_key))
 
 
 def antonym_or_synonym(wn: WordNet, rng: random.Random) -> Task:
@@ -496,7 +430,7 @@ def antonym_or_synonym(wn: WordNet, rng: random.Random) -> Task:
 
     return Task("wn-antonym-pair-adj", "antonymy", "pair",
                 "Are two adjectives antonyms (yes) or near-synonyms (no)?", YES_NO,
-                collect(rng, pairs, make, text_key, TOTAL))
+                collect(rng, pairs, make, TOTAL, key=text_key))
 
 
 def synonym(wn: WordNet, rng: random.Random, pos: str) -> Task:
@@ -521,7 +455,7 @@ def synonym(wn: WordNet, rng: random.Random, pos: str) -> Task:
 
     return Task(f"wn-synonym-{POS_FILES[pos]}", "synonymy", "pair",
                 f"Do two {pos_name}s share a WordNet synset (are they synonyms)?", YES_NO,
-                collect(rng, multi, make, text_key, TOTAL))
+                collect(rng, multi, make, TOTAL, key=text_key))
 
 
 # ---------------------------------------------------------------- the suite
@@ -570,82 +504,7 @@ def build_tasks(wn: WordNet, seed: int) -> list[Task]:
     jobs.append(("antonym-pair", lambda r: antonym_or_synonym(wn, r)))
     for pos in "nvar":
         jobs.append((f"synonym-{pos}", lambda r, p=pos: synonym(wn, r, p)))
-    # str seeds are hashed with sha512 by `random`, independent of PYTHONHASHSEED
-    return [make(random.Random(f"{seed}:{job}")) for job, make in jobs]
-
-
-def split(examples: list[dict]) -> dict[str, list[dict]]:
-    """Test first, then dev, then train; scaled down when a task is short."""
-    n = len(examples)
-    scale = min(1.0, n / TOTAL)
-    n_test = round(SIZES["test"] * scale)
-    n_dev = round(SIZES["dev"] * scale)
-    return {"test": examples[:n_test], "dev": examples[n_test:n_test + n_dev],
-            "train": examples[n_test + n_dev:]}
-
-
-def dump_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
-                            for r in rows), encoding="utf-8")
-
-
-def readme(tasks: list[Task], splits: list[dict[str, list[dict]]], seed: int) -> str:
-    rows = []
-    for t, s in zip(tasks, splits):
-        n = len(t.labels) if t.labels else N_CHOICES
-        rows.append(f"| {t.name} | {t.category} | {t.format} | {n} | "
-                    f"{len(s['train'])} | {len(s['dev'])} | {len(s['test'])} |")
-    return "\n".join([
-        "# WordNet 3.0 task suite",
-        "",
-        f"{len(tasks)} small tasks built from the WordNet 3.0 database for task-transfer "
-        "experiments, in the deltahub dataset format (one directory per task: "
-        "`task.json`, `train.jsonl`, `dev.jsonl`, `test.jsonl`). Splits share no "
-        "example. #labels is the number of labels (classification, pair) or of "
-        "choices (multiple_choice).",
-        "",
-        "| task | category | format | #labels/choices | train | dev | test |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *rows,
-        "",
-        "## Regenerate",
-        "",
-        "```",
-        "apt-get install wordnet-base   # WordNet 3.0 database in /usr/share/wordnet",
-        f"python suites/build_wordnet.py --wordnet-dir /usr/share/wordnet "
-        f"--out suites/wordnet --seed {seed}",
-        "```",
-        "",
-        "The output is byte-identical for a given seed.",
-        "",
-        "## License",
-        "",
-        "The texts (glosses, example sentences, words) come from WordNet 3.0, "
-        "Copyright 2006 by Princeton University, and are distributed under the "
-        "WordNet 3.0 license; see `LICENSE-WordNet` in this directory.",
-        "",
-    ])
-
-
-def write_suite(tasks: list[Task], out: Path, seed: int, license_text: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    names = {t.name for t in tasks}
-    for old in sorted(out.iterdir()):
-        if old.is_dir() and (old / "task.json").exists() and old.name not in names:
-            shutil.rmtree(old)
-    all_splits = []
-    for t in tasks:
-        parts = split(t.examples)
-        all_splits.append(parts)
-        d = out / t.name
-        d.mkdir(exist_ok=True)
-        (d / "task.json").write_text(
-            json.dumps(t.card(), ensure_ascii=False, sort_keys=True, indent=2) + "\n",
-            encoding="utf-8")
-        for name in SPLITS:
-            dump_jsonl(d / f"{name}.jsonl", parts[name])
-    (out / "README.md").write_text(readme(tasks, all_splits, seed), encoding="utf-8")
-    (out / "LICENSE-WordNet").write_text(license_text, encoding="utf-8")
+    return [make(task_rng(seed, job)) for job, make in jobs]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -671,9 +530,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     wn = WordNet(load_wordnet(args.wordnet_dir))
     tasks = build_tasks(wn, args.seed)
-    write_suite(tasks, args.out, args.seed, read_license(args.wordnet_dir))
-    for t in tasks:
-        print(f"{t.name:24} {t.category:11} {t.format:16} {len(t.examples)}")
+    inputs = [args.wordnet_dir / f"data.{name}" for name in POS_FILES.values()]
+    digest = sha256_of("".join(f"{path.name}\t{sha256_of(path.read_bytes())}\n" for path in inputs).encode())
+    text = SuiteText(
+        title="WordNet 3.0 task suite",
+        intro="built from the WordNet 3.0 database for task-transfer experiments",
+        source=f"The WordNet 3.0 database files {', '.join(path.name for path in inputs)} (Debian: wordnet-base, in /usr/share/wordnet); "
+        f"sha256 over the lines `name<TAB>sha256(file)`: `{digest}`.",
+        regenerate=f"apt-get install wordnet-base\npython suites/build_wordnet.py --wordnet-dir /usr/share/wordnet --out suites/wordnet --seed {args.seed}",
+        license="The texts (glosses, example sentences, words) come from WordNet 3.0, Copyright 2006 by Princeton University, and are "
+        "distributed under the WordNet 3.0 license; see `LICENSE-WordNet` in this directory.",
+    )
+    write_suite(tasks, args.out, text, {"LICENSE-WordNet": read_license(args.wordnet_dir)})
     return 0
 
 

@@ -47,8 +47,10 @@ def input_key(example: dict) -> str:
     return "\t".join([example["text"], example.get("text_pair", ""), *sorted(example.get("choices", ()))])
 
 
-def collect(rng: random.Random, candidates: Sequence, make: Callable[[object, int], dict | None], total: int = TOTAL) -> list[dict]:
-    """Shuffle the candidates and make examples until `total`, skipping failures and repeated inputs.
+def collect(
+    rng: random.Random, candidates: Sequence, make: Callable[[object, int], dict | None], total: int = TOTAL, key: Callable[[dict], str] = input_key
+) -> list[dict]:
+    """Shuffle the candidates and make examples until `total`, skipping failures and repeated inputs (`key`: what must not repeat).
 
     `make` gets the candidate and the index of the example it would become, so that a builder
     can balance labels by position (even index: yes, odd: no; answer slot index % N_CHOICES).
@@ -61,8 +63,8 @@ def collect(rng: random.Random, candidates: Sequence, make: Callable[[object, in
         if len(out) >= total:
             break
         example = make(candidate, len(out))
-        if example is not None and input_key(example) not in seen:
-            seen.add(input_key(example))
+        if example is not None and key(example) not in seen:
+            seen.add(key(example))
             out.append(example)
     return out
 

@@ -17,6 +17,7 @@ from benchmarks.transferbench.stats import (
     init_seconds,
     is_single,
     leave_one_target_out,
+    lowest,
     mean_interval,
     oracle_delta,
     paired_delta,
@@ -82,7 +83,8 @@ def main_table(runs: list[dict], method: str, shots: int, arms: list[str]) -> li
         for reference in (NO_TRANSFER, UNIFORM, RANDOM_POOL, shuffled_of(arm)):
             cells.append("–" if reference == arm or not any(r["arm"] == reference for r in mine) else paired_delta(runs, method, shots, arm, reference).text())
         targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER) if arm != NO_TRANSFER else {}
-        worst = f"{min(targets.values()):+.1f} ({min(targets, key=targets.get)})" if targets else "–"
+        worst_target, worst_delta = lowest(targets) if targets else ("", math.nan)
+        worst = f"{worst_delta:+.1f} ({worst_target})" if targets else "–"
         tally = f"{sum(v > 0 for v in targets.values())}/{sum(v == 0 for v in targets.values())}/{sum(v < 0 for v in targets.values())}" if targets else "–"
         effective = mean(run["effective_sources"] for run in rows) if arm != NO_TRANSFER else math.nan
         reached = [steps_to_reach(run["history"], random_dev[(run["target"], run["seed"])]) for run in rows if (run["target"], run["seed"]) in random_dev]
@@ -257,7 +259,7 @@ def operator_lines(runs: list[dict], method: str, shots: int, arms: list[str]) -
         if delta.units == 0:
             continue
         targets = per_target_delta(runs, method, shots, arm, linear)
-        worst = min(targets, key=targets.get)
+        worst = lowest(targets)[0]
         seconds = [
             mean(init_seconds(run) for run in runs if run["method"] == method and run["shots"] == shots and run["arm"] == name) for name in (arm, linear)
         ]
@@ -304,7 +306,7 @@ def auto_lines(runs: list[dict], method: str, shots_list: list[int], arms: list[
 def versus_fixed(runs: list[dict], method: str, shots: int, arm: str, arms: list[str]) -> tuple[dict[str, float], str, dict, str | None]:
     """`arm`'s Δ random per target, its worst target, every fixed strategy's Δ random, and the best of those (None if none ran)."""
     targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER)
-    worst = min(targets, key=targets.get)
+    worst = lowest(targets)[0]
     means = {other: paired_delta(runs, method, shots, other, NO_TRANSFER) for other in fixed(arms)}
     best = max((other for other in means if means[other].units), key=lambda other: means[other].mean, default=None)
     return targets, worst, means, best
@@ -373,7 +375,7 @@ def leave_one_out_lines(runs: list[dict], method: str, shots: int, arm: str, arm
     by_target: dict[str, list[float]] = defaultdict(list)
     for (target, _seed), gain in gains.items():
         by_target[target].append(gain)
-    worst = min(by_target, key=lambda target: mean(by_target[target]))
+    worst = lowest({target: mean(values) for target, values in by_target.items()})[0]
     chosen = ", ".join(f"{name} {count}" for name, count in Counter(picks.values()).most_common())
     return [
         f"  - Against the fixed strategy picked leave-one-target-out (per target, the one with the best mean Δ random on the "
@@ -429,7 +431,7 @@ def auto_check_lines(runs: list[dict], method: str, shots: int, arms: list[str])
         by_target: dict[str, list[float]] = defaultdict(list)
         for (target, _seed), value in ceiling.items():
             by_target[target].append(value)
-        worst = min(by_target, key=lambda target: mean(by_target[target]))
+        worst = lowest({target: mean(values) for target, values in by_target.items()})[0]
         lines += [
             f"`{arm}`, {shots}-shot, over {len(rows)} units: it chose the candidate best on the test split (ties included) in "
             f"{picked_best} of {len(rows)}; it lost {mean_interval(regret).text()} points to that candidate; ρ(cross-validated "

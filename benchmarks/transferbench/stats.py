@@ -60,7 +60,7 @@ def per_target_delta(runs: list[dict], method: str, shots: int, arm: str, refere
     """Mean over seeds of a − b, per target (only seeds both arms ran)."""
     mine, theirs = accuracies(runs, method, shots, arm), accuracies(runs, method, shots, reference)
     by_target: dict[str, list[float]] = defaultdict(list)
-    for unit in set(mine) & set(theirs):
+    for unit in sorted(set(mine) & set(theirs)):  # sorted: the report names the same worst target on a tie in every process
         by_target[unit[0]].append(mine[unit] - theirs[unit])
     return {target: float(np.mean(values)) for target, values in by_target.items()}
 
