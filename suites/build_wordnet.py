@@ -4,8 +4,8 @@
 Reads the WordNet 3.0 database files (data.noun, data.verb, data.adj,
 data.adv) directly, with no dependency beyond the standard library, and
 writes one directory per task (task.json, train/dev/test.jsonl) plus a
-README.md and the WordNet license. The output is byte-identical for a
-given --seed.
+README.md and the WordNet license. The output is byte-identical for the
+same input and --seed.
 
     python suites/build_wordnet.py --wordnet-dir /usr/share/wordnet \\
         --out suites/wordnet --seed 0
@@ -32,17 +32,53 @@ POS_NAMES = {"n": "noun", "v": "verb", "a": "adjective", "r": "adverb"}
 
 # The Debian package does not ship the `lexnames` file; this is its content
 # (lexnames(5WN)), indexed by the lex_filenum field of the data files.
-LEXNAMES = (
-    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact "
-    "noun.attribute noun.body noun.cognition noun.communication noun.event "
-    "noun.feeling noun.food noun.group noun.location noun.motive noun.object "
-    "noun.person noun.phenomenon noun.plant noun.possession noun.process "
-    "noun.quantity noun.relation noun.shape noun.state noun.substance "
-    "noun.time verb.body verb.change verb.cognition verb.communication "
-    "verb.competition verb.consumption verb.contact verb.creation "
-    "verb.emotion verb.motion verb.perception verb.possession verb.social "
-    "verb.stative verb.weather adj.ppl"
-).split()
+LEXNAMES = [
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
+]
 
 SUPERSENSE_LABELS = {
     "noun.animal": "animal",
@@ -115,7 +151,7 @@ class Synset(NamedTuple):
 def clean_word(word: str) -> str:
     """Lemma as text: drop the adjective position marker, spaces for '_'."""
     if word.endswith(")"):
-        word = word[:word.rindex("(")]
+        word = word[: word.rindex("(")]
     return word.replace("_", " ")
 
 
@@ -139,14 +175,12 @@ def parse_line(line: str, pos: str) -> Synset:
     n_pointers = int(f[i])
     pointers = []
     for j in range(n_pointers):
-        symbol, offset, ppos, st = f[i + 1 + 4 * j: i + 5 + 4 * j]
+        symbol, offset, ppos, st = f[i + 1 + 4 * j : i + 5 + 4 * j]
         if symbol not in USED_POINTERS:  # the rest is 3/4 of the load time
             continue
-        pointers.append(Pointer(symbol, ("a" if ppos == "s" else ppos, int(offset)),
-                                int(st[:2], 16), int(st[2:], 16)))
+        pointers.append(Pointer(symbol, ("a" if ppos == "s" else ppos, int(offset)), int(st[:2], 16), int(st[2:], 16)))
     definition, examples = split_gloss(gloss)
-    return Synset(pos, int(f[0]), LEXNAMES[int(f[1])], words, tuple(pointers),
-                  definition, examples)
+    return Synset(pos, int(f[0]), LEXNAMES[int(f[1])], words, tuple(pointers), definition, examples)
 
 
 def load_wordnet(wordnet_dir: Path) -> dict[tuple[str, int], Synset]:
@@ -181,8 +215,7 @@ class WordNet:
         self.by_lexname: dict[str, list[Synset]] = {}
         self.senses: dict[tuple[str, str], set[tuple[str, int]]] = {}
         self.hyponyms: dict[tuple[str, int], list[Synset]] = {}
-        self.parents = {k: [synsets[p.target] for p in s.pointers if p.symbol in ("@", "@i")]
-                        for k, s in synsets.items()}
+        self.parents = {k: [synsets[p.target] for p in s.pointers if p.symbol in ("@", "@i")] for k, s in synsets.items()}
         for key in sorted(synsets):
             s = synsets[key]
             self.by_pos[s.pos].append(s)
@@ -207,11 +240,11 @@ class WordNet:
 
     def share(self, pos: str, a: str, b: str) -> bool:
         """Whether two words of a part of speech share a synset."""
-        return bool(self.senses.get((pos, a.lower()), set())
-                    & self.senses.get((pos, b.lower()), set()))
+        return bool(self.senses.get((pos, a.lower()), set()) & self.senses.get((pos, b.lower()), set()))
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def good_text(text: str, min_words: int = 3, max_chars: int = 200) -> bool:
     return len(text.split()) >= min_words and len(text) <= max_chars
@@ -237,10 +270,12 @@ def blank(sentence: str, word: str) -> str | None:
 
 # The shipped suite was built deduplicating on the text alone (a pair's first word, a question without its choices);
 # common.input_key would keep more examples and so change the suite.
-text_key: Callable[[dict], str] = lambda ex: ex["text"]
+def text_key(example: dict) -> str:
+    return example["text"]
 
 
 # ---------------------------------------------------------------- builders
+
 
 def supersense(wn: WordNet, rng: random.Random, name: str, lexnames: list[str]) -> Task:
     """Gloss -> lexicographer file, with equal quotas per label."""
@@ -251,8 +286,7 @@ def supersense(wn: WordNet, rng: random.Random, name: str, lexnames: list[str]) 
     for ln in lexnames:
         pool = [s for s in wn.by_lexname[ln] if good_text(s.definition)]
         # a definition shared by two synsets must not land in two splits
-        exs = collect(rng, pool, lambda s, i: None if s.definition in seen
-                      else {"text": s.definition, "label": s.lexname}, quota, key=text_key)
+        exs = collect(rng, pool, lambda s, i: None if s.definition in seen else {"text": s.definition, "label": s.lexname}, quota, key=text_key)
         seen.update(e["text"] for e in exs)
         per_label.append(exs)
     # round-robin over labels keeps every split (a contiguous slice) balanced
@@ -262,9 +296,14 @@ def supersense(wn: WordNet, rng: random.Random, name: str, lexnames: list[str]) 
         rng.shuffle(block)
         examples += block
     pos = lexnames[0].split(".")[0]
-    return Task(name, "supersense", "classification",
-                f"Classify a WordNet {pos} gloss into its lexicographer file "
-                f"({', '.join(labels.values())}).", labels, examples[:TOTAL])
+    return Task(
+        name,
+        "supersense",
+        "classification",
+        f"Classify a WordNet {pos} gloss into its lexicographer file ({', '.join(labels.values())}).",
+        labels,
+        examples[:TOTAL],
+    )
 
 
 def definition(wn: WordNet, rng: random.Random, pos: str) -> Task:
@@ -276,16 +315,19 @@ def definition(wn: WordNet, rng: random.Random, pos: str) -> Task:
         word = s.words[0]
         # another sense of the same word would also be a right answer
         own = {wn.synsets[k].definition for k in wn.senses[(pos, word.lower())]}
-        picks = pick_distinct(rng, definitions[s.lexname], N_CHOICES - 1,
-                              lambda d: d not in own and good_text(d))
+        picks = pick_distinct(rng, definitions[s.lexname], N_CHOICES - 1, lambda d: d not in own and good_text(d))
         if picks is None or not good_text(s.definition):
             return None
-        return multiple_choice(rng, f'Which is the meaning of the {pos_name} "{word}"?',
-                               s.definition, picks, i)
+        return multiple_choice(rng, f'Which is the meaning of the {pos_name} "{word}"?', s.definition, picks, i)
 
-    return Task(f"wn-definition-{POS_FILES[pos]}", "definition", "multiple_choice",
-                f"Choose the WordNet definition of a {pos_name} among four glosses.",
-                {}, collect(rng, wn.by_pos[pos], make, TOTAL, key=text_key))
+    return Task(
+        f"wn-definition-{POS_FILES[pos]}",
+        "definition",
+        "multiple_choice",
+        f"Choose the WordNet definition of a {pos_name} among four glosses.",
+        {},
+        collect(rng, wn.by_pos[pos], make, TOTAL, key=text_key),
+    )
 
 
 def term(wn: WordNet, rng: random.Random, pos: str) -> Task:
@@ -297,16 +339,19 @@ def term(wn: WordNet, rng: random.Random, pos: str) -> Task:
         word = s.words[0]
         if not good_text(s.definition) or word.lower() in s.definition.lower():
             return None
-        picks = pick_distinct(rng, heads[s.lexname], N_CHOICES - 1,
-                              lambda w: w.lower() != word.lower()
-                              and not any(wn.share(pos, w, x) for x in s.words))
+        picks = pick_distinct(rng, heads[s.lexname], N_CHOICES - 1, lambda w: w.lower() != word.lower() and not any(wn.share(pos, w, x) for x in s.words))
         if picks is None:
             return None
         return multiple_choice(rng, f"Which {pos_name} means: {s.definition}?", word, picks, i)
 
-    return Task(f"wn-term-{POS_FILES[pos]}", "definition", "multiple_choice",
-                f"Choose the {pos_name} that a WordNet definition defines.",
-                {}, collect(rng, wn.by_pos[pos], make, TOTAL, key=text_key))
+    return Task(
+        f"wn-term-{POS_FILES[pos]}",
+        "definition",
+        "multiple_choice",
+        f"Choose the {pos_name} that a WordNet definition defines.",
+        {},
+        collect(rng, wn.by_pos[pos], make, TOTAL, key=text_key),
+    )
 
 
 def cloze(wn: WordNet, rng: random.Random, pos: str) -> Task:
@@ -327,19 +372,22 @@ def cloze(wn: WordNet, rng: random.Random, pos: str) -> Task:
 
     def make(item: tuple[Synset, str, str], i: int) -> dict | None:
         s, word, blanked = item
-        picks = pick_distinct(rng, vocab, N_CHOICES - 1,
-                              lambda w: w.lower() != word.lower() and not wn.share(pos, w, word))
+        picks = pick_distinct(rng, vocab, N_CHOICES - 1, lambda w: w.lower() != word.lower() and not wn.share(pos, w, word))
         if picks is None:
             return None
         return multiple_choice(rng, blanked, word, picks, i)
 
-    return Task(f"wn-cloze-{POS_FILES[pos]}", "cloze", "multiple_choice",
-                f"Fill the blank in a WordNet example sentence with the right {pos_name}.",
-                {}, collect(rng, found, make, TOTAL, key=text_key))
+    return Task(
+        f"wn-cloze-{POS_FILES[pos]}",
+        "cloze",
+        "multiple_choice",
+        f"Fill the blank in a WordNet example sentence with the right {pos_name}.",
+        {},
+        collect(rng, found, make, TOTAL, key=text_key),
+    )
 
 
-def taxonomy(wn: WordNet, rng: random.Random, name: str, lexnames: list[str],
-             what: str) -> Task:
+def taxonomy(wn: WordNet, rng: random.Random, name: str, lexnames: list[str], what: str) -> Task:
     """'word: gloss' + candidate hypernym -> yes/no (half of each)."""
     region = [s for ln in lexnames for s in wn.by_lexname[ln]]
     with_parents = [s for s in region if wn.hypernyms(s) and good_text(s.definition)]
@@ -361,13 +409,16 @@ def taxonomy(wn: WordNet, rng: random.Random, name: str, lexnames: list[str],
             if parent.key in ancestors or candidate.lower() in taken:
                 return None
             label = "no"
-        return {"text": f"{s.words[0]}: {s.definition}", "text_pair": candidate,
-                "label": label}
+        return {"text": f"{s.words[0]}: {s.definition}", "text_pair": candidate, "label": label}
 
-    return Task(name, "taxonomy", "pair",
-                f"Is the second word a hypernym (a more general term) of the first, "
-                f"for WordNet {what}?", YES_NO,
-                collect(rng, with_parents, make, TOTAL, key=text_key))
+    return Task(
+        name,
+        "taxonomy",
+        "pair",
+        f"Is the second word a hypernym (a more general term) of the first, for WordNet {what}?",
+        YES_NO,
+        collect(rng, with_parents, make, TOTAL, key=text_key),
+    )
 
 
 def antonym_pairs(wn: WordNet, pos: str) -> list[tuple[str, str]]:
@@ -395,17 +446,24 @@ def antonym(wn: WordNet, rng: random.Random, pos: str) -> Task:
 
     def make(pair: tuple[str, str], i: int) -> dict | None:
         a, b = pair if rng.random() < 0.5 else pair[::-1]
-        picks = pick_distinct(rng, vocab, N_CHOICES - 1,
-                              lambda w: w.lower() not in opposites[a.lower()]
-                              and w.lower() != a.lower() and not wn.share(pos, w, a)
-                              and not wn.share(pos, w, b))
+        picks = pick_distinct(
+            rng,
+            vocab,
+            N_CHOICES - 1,
+            lambda w: w.lower() not in opposites[a.lower()] and w.lower() != a.lower() and not wn.share(pos, w, a) and not wn.share(pos, w, b),
+        )
         if picks is None:
             return None
         return multiple_choice(rng, f'Which {pos_name} is the opposite of "{a}"?', b, picks, i)
 
-    return Task(f"wn-antonym-{POS_FILES[pos]}", "antonymy", "multiple_choice",
-                f"Choose the antonym of a {pos_name} among four {pos_name}s.",
-                {}, collect(rng, pairs, make, TOTAL, key=text_key))
+    return Task(
+        f"wn-antonym-{POS_FILES[pos]}",
+        "antonymy",
+        "multiple_choice",
+        f"Choose the antonym of a {pos_name} among four {pos_name}s.",
+        {},
+        collect(rng, pairs, make, TOTAL, key=text_key),
+    )
 
 
 def antonym_or_synonym(wn: WordNet, rng: random.Random) -> Task:
@@ -421,16 +479,20 @@ def antonym_or_synonym(wn: WordNet, rng: random.Random) -> Task:
         for key in sorted(wn.senses[("a", a.lower())]):
             s = wn.synsets[key]
             near += [w for w in s.words if w.lower() != a.lower()]
-            near += [w for p in s.pointers if p.symbol == "&"
-                     for w in wn.synsets[p.target].words]
+            near += [w for p in s.pointers if p.symbol == "&" for w in wn.synsets[p.target].words]
         near = sorted(w for w in set(near) if w.lower() not in (a.lower(), b.lower()))
         if not near:
             return None
         return {"text": a, "text_pair": near[rng.randrange(len(near))], "label": "no"}
 
-    return Task("wn-antonym-pair-adj", "antonymy", "pair",
-                "Are two adjectives antonyms (yes) or near-synonyms (no)?", YES_NO,
-                collect(rng, pairs, make, TOTAL, key=text_key))
+    return Task(
+        "wn-antonym-pair-adj",
+        "antonymy",
+        "pair",
+        "Are two adjectives antonyms (yes) or near-synonyms (no)?",
+        YES_NO,
+        collect(rng, pairs, make, TOTAL, key=text_key),
+    )
 
 
 def synonym(wn: WordNet, rng: random.Random, pos: str) -> Task:
@@ -453,28 +515,26 @@ def synonym(wn: WordNet, rng: random.Random, pos: str) -> Task:
             return None
         return {"text": a, "text_pair": c, "label": "no"}
 
-    return Task(f"wn-synonym-{POS_FILES[pos]}", "synonymy", "pair",
-                f"Do two {pos_name}s share a WordNet synset (are they synonyms)?", YES_NO,
-                collect(rng, multi, make, TOTAL, key=text_key))
+    return Task(
+        f"wn-synonym-{POS_FILES[pos]}",
+        "synonymy",
+        "pair",
+        f"Do two {pos_name}s share a WordNet synset (are they synonyms)?",
+        YES_NO,
+        collect(rng, multi, make, TOTAL, key=text_key),
+    )
 
 
 # ---------------------------------------------------------------- the suite
 
 SUPERSENSE_TASKS = {
-    "wn-supersense-noun-a": ["noun.animal", "noun.plant", "noun.artifact", "noun.food",
-                             "noun.body", "noun.substance"],
-    "wn-supersense-noun-b": ["noun.person", "noun.group", "noun.location",
-                             "noun.communication", "noun.act", "noun.possession"],
-    "wn-supersense-noun-c": ["noun.cognition", "noun.feeling", "noun.attribute",
-                             "noun.state", "noun.relation"],
-    "wn-supersense-noun-d": ["noun.event", "noun.phenomenon", "noun.process", "noun.time",
-                             "noun.quantity", "noun.shape"],
-    "wn-supersense-verb-a": ["verb.motion", "verb.contact", "verb.body",
-                             "verb.consumption", "verb.perception"],
-    "wn-supersense-verb-b": ["verb.communication", "verb.cognition", "verb.emotion",
-                             "verb.social", "verb.possession"],
-    "wn-supersense-verb-c": ["verb.change", "verb.creation", "verb.stative",
-                             "verb.competition"],
+    "wn-supersense-noun-a": ["noun.animal", "noun.plant", "noun.artifact", "noun.food", "noun.body", "noun.substance"],
+    "wn-supersense-noun-b": ["noun.person", "noun.group", "noun.location", "noun.communication", "noun.act", "noun.possession"],
+    "wn-supersense-noun-c": ["noun.cognition", "noun.feeling", "noun.attribute", "noun.state", "noun.relation"],
+    "wn-supersense-noun-d": ["noun.event", "noun.phenomenon", "noun.process", "noun.time", "noun.quantity", "noun.shape"],
+    "wn-supersense-verb-a": ["verb.motion", "verb.contact", "verb.body", "verb.consumption", "verb.perception"],
+    "wn-supersense-verb-b": ["verb.communication", "verb.cognition", "verb.emotion", "verb.social", "verb.possession"],
+    "wn-supersense-verb-c": ["verb.change", "verb.creation", "verb.stative", "verb.competition"],
 }
 TAXONOMY_TASKS = {
     "wn-isa-animal": (["noun.animal"], "animals"),
@@ -490,7 +550,7 @@ def build_tasks(wn: WordNet, seed: int) -> list[Task]:
     """Every task of the suite; each has its own RNG so tasks are independent."""
     jobs: list[tuple[str, Callable[[random.Random], Task]]] = []
     for name, lexnames in SUPERSENSE_TASKS.items():
-        jobs.append((name, lambda r, n=name, l=lexnames: supersense(wn, r, n, l)))
+        jobs.append((name, lambda r, n=name, names=lexnames: supersense(wn, r, n, names)))
     for pos in "nvar":
         jobs.append((f"definition-{pos}", lambda r, p=pos: definition(wn, r, p)))
     for pos in "nva":
@@ -498,7 +558,7 @@ def build_tasks(wn: WordNet, seed: int) -> list[Task]:
     for pos in "nvar":
         jobs.append((f"cloze-{pos}", lambda r, p=pos: cloze(wn, r, p)))
     for name, (lexnames, what) in TAXONOMY_TASKS.items():
-        jobs.append((name, lambda r, n=name, l=lexnames, w=what: taxonomy(wn, r, n, l, w)))
+        jobs.append((name, lambda r, n=name, names=lexnames, w=what: taxonomy(wn, r, n, names, w)))
     for pos in "nvar":
         jobs.append((f"antonym-{pos}", lambda r, p=pos: antonym(wn, r, p)))
     jobs.append(("antonym-pair", lambda r: antonym_or_synonym(wn, r)))
@@ -509,28 +569,26 @@ def build_tasks(wn: WordNet, seed: int) -> list[Task]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Build the WordNet 3.0 task suite (supersense, definition, cloze, "
-                    "taxonomy, antonymy, synonymy tasks) in the deltahub dataset format.")
-    parser.add_argument("--wordnet-dir", type=Path, default=Path("/usr/share/wordnet"),
-                        help="directory with WordNet 3.0 data.noun, data.verb, data.adj, "
-                             "data.adv (Debian: apt-get install wordnet-base; "
-                             "default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("suites/wordnet"),
-                        help="output directory, one sub-directory per task "
-                             "(default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed; the same seed gives byte-identical output "
-                             "(default: %(default)s)")
+        description="Build the WordNet 3.0 task suite (supersense, definition, cloze, taxonomy, antonymy, synonymy tasks) in the deltahub dataset format."
+    )
+    parser.add_argument(
+        "--wordnet-dir",
+        type=Path,
+        default=Path("/usr/share/wordnet"),
+        help="directory with WordNet 3.0 data.noun, data.verb, data.adj, data.adv (Debian: apt-get install wordnet-base; default: %(default)s)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("suites/wordnet"), help="output directory, one sub-directory per task (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical output (default: %(default)s)")
     args = parser.parse_args(argv)
-    missing = [f"data.{s}" for s in POS_FILES.values()
-               if not (args.wordnet_dir / f"data.{s}").is_file()]
+    inputs = [args.wordnet_dir / f"data.{name}" for name in POS_FILES.values()]
+    missing = [path.name for path in inputs if not path.is_file()]
     if missing:
-        print(f"error: {args.wordnet_dir} lacks {', '.join(missing)}; pass --wordnet-dir "
-              "or install WordNet 3.0 (apt-get install wordnet-base)", file=sys.stderr)
+        print(
+            f"error: {args.wordnet_dir} lacks {', '.join(missing)}; pass --wordnet-dir or install WordNet 3.0 (apt-get install wordnet-base)", file=sys.stderr
+        )
         return 2
     wn = WordNet(load_wordnet(args.wordnet_dir))
     tasks = build_tasks(wn, args.seed)
-    inputs = [args.wordnet_dir / f"data.{name}" for name in POS_FILES.values()]
     digest = sha256_of("".join(f"{path.name}\t{sha256_of(path.read_bytes())}\n" for path in inputs).encode())
     text = SuiteText(
         title="WordNet 3.0 task suite",

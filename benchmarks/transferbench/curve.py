@@ -98,40 +98,59 @@ def panels(
     return found
 
 
-def goal_parts(point: Point) -> dict[str, bool]:
-    """Which parts of the goal an arm meets at the full pool: its Δ vs random-pool, its share of the oracle, its junk weight."""
+DELTA_PART = f"Δ ≥ +{GOAL_POINTS:g} with the interval above 0"
+ORACLE_PART = f"≥ {GOAL_ORACLE:g} % of the oracle"
+JUNK_PART = f"< {GOAL_JUNK:g} % junk"
+
+
+def goal_parts(point: Point) -> dict[str, bool | None]:
+    """Each part of the goal for one arm at the full pool: met, not met, or None where it was not measured.
+
+    The oracle is not measured where its arms did not run on this panel's units, or where it gains nothing over random
+    (a share of it means nothing); the junk weight is not recorded where no run names its modules.
+    """
+    oracle = point.oracle.units > 0 and not math.isnan(point.oracle.mean)
+    junk = not math.isnan(point.junk_percent)
     return {
-        f"Δ ≥ +{GOAL_POINTS:g} with the interval above 0": point.vs_pool.mean >= GOAL_POINTS and point.vs_pool.low > 0,
-        f"≥ {GOAL_ORACLE:g} % of the oracle": point.oracle.units > 0 and point.oracle.mean >= GOAL_ORACLE,
-        f"< {GOAL_JUNK:g} % junk": not math.isnan(point.junk_percent) and point.junk_percent < GOAL_JUNK,
+        DELTA_PART: point.vs_pool.mean >= GOAL_POINTS and point.vs_pool.low > 0,
+        ORACLE_PART: point.oracle.mean >= GOAL_ORACLE if oracle else None,
+        JUNK_PART: point.junk_percent < GOAL_JUNK if junk else None,
     }
 
 
 def verdict(full: Sequence[Point]) -> str:
-    """The goal read at the full pool: the arm with the best Δ vs random-pool, and the arms that meet the most of its parts.
+    """The goal read at the full pool: each part for the arm with the best Δ vs random-pool, then which arms meet the most.
 
-    The best Δ alone can hide an arm that meets more of the goal (a slightly smaller gain with far less junk), so both are named.
+    The best Δ alone can hide an arm that also meets the Δ part with far less junk, so among the arms that meet the
+    Δ part, those that miss no part are named (with any part not measured), else those that meet the most parts.
     """
     ranked = sorted((point for point in full if point.arm != RANDOM_POOL and point.vs_pool.units), key=lambda point: (-point.vs_pool.mean, point.arm))
     if not ranked:
         return "Goal at the full pool: no arm besides random-pool has run there yet."
     best = ranked[0]
+    word = {True: "met", False: "not met", None: "not measured"}
     parts = goal_parts(best)
-    oracle_text = "not measured (no oracle arms at this pool)" if best.oracle.units == 0 else f"{best.oracle.text()} %"
+    oracle = "–" if parts[ORACLE_PART] is None else f"{best.oracle.text()} %"
+    junk = "–" if parts[JUNK_PART] is None else f"{best.junk_percent:.1f} %"
     text = (
-        f"Goal at the full pool, best arm {best.arm}: Δ vs random-pool {best.vs_pool.text()} over {best.vs_pool.units} units; "
-        f"share of the oracle {oracle_text}; weight on junk {best.junk_percent:.1f} %. "
-        + "; ".join(f"{part}: {'met' if met else 'not met'}" for part, met in parts.items())
-        + "."
+        f"Goal at the full pool, best arm {best.arm}: Δ vs random-pool {best.vs_pool.text()} over {best.vs_pool.units} units, "
+        f"share of the oracle {oracle}, weight on junk {junk}. " + "; ".join(f"{part}: {word[ok]}" for part, ok in parts.items()) + "."
     )
-    met = {point.arm: [part for part, ok in goal_parts(point).items() if ok] for point in ranked}
-    most = max(len(found) for found in met.values())
-    if most == len(parts):
-        return text + " Arms meeting every part: " + ", ".join(arm for arm, found in met.items() if len(found) == most) + "."
-    if most == 0:
-        return text + " No arm meets any part."
-    leaders = [arm for arm, found in met.items() if len(found) == most]
-    return text + f" No arm meets every part; the most met ({most} of {len(parts)}): " + ", ".join(f"{arm} ({', '.join(met[arm])})" for arm in leaders) + "."
+    contenders = {point.arm: found for point in ranked if (found := goal_parts(point))[DELTA_PART]}
+    if not contenders:
+        return text + " No arm meets the Δ part."
+    complete = {arm: [part for part, ok in found.items() if ok is None] for arm, found in contenders.items() if False not in found.values()}
+    if complete:
+        return (
+            text
+            + " Arms meeting every part: "
+            + ", ".join(arm + (f" ({', '.join(gaps)}: not measured)" if gaps else "") for arm, gaps in complete.items())
+            + "."
+        )
+    met_by_arm = {arm: [part for part, ok in found.items() if ok] for arm, found in contenders.items()}
+    most = max(len(met) for met in met_by_arm.values())
+    leaders = ", ".join(f"{arm} ({', '.join(met)})" for arm, met in met_by_arm.items() if len(met) == most)
+    return text + f" No arm meets every part; of those meeting the Δ part, the most met ({most} of {len(parts)}): {leaders}."
 
 
 def oracle_scope(pools: Sequence[Pool], subset: tuple[int, int] | None) -> str:

@@ -83,8 +83,10 @@ def main_table(runs: list[dict], method: str, shots: int, arms: list[str]) -> li
         for reference in (NO_TRANSFER, UNIFORM, RANDOM_POOL, shuffled_of(arm)):
             cells.append("–" if reference == arm or not any(r["arm"] == reference for r in mine) else paired_delta(runs, method, shots, arm, reference).text())
         targets = per_target_delta(runs, method, shots, arm, NO_TRANSFER) if arm != NO_TRANSFER else {}
-        worst_target, worst_delta = lowest(targets) if targets else ("", math.nan)
-        worst = f"{worst_delta:+.1f} ({worst_target})" if targets else "–"
+        worst = "–"
+        if targets:
+            worst_target, worst_delta = lowest(targets)
+            worst = f"{worst_delta:+.1f} ({worst_target})"
         tally = f"{sum(v > 0 for v in targets.values())}/{sum(v == 0 for v in targets.values())}/{sum(v < 0 for v in targets.values())}" if targets else "–"
         effective = mean(run["effective_sources"] for run in rows) if arm != NO_TRANSFER else math.nan
         reached = [steps_to_reach(run["history"], random_dev[(run["target"], run["seed"])]) for run in rows if (run["target"], run["seed"]) in random_dev]

@@ -60,13 +60,14 @@ def per_target_delta(runs: list[dict], method: str, shots: int, arm: str, refere
     """Mean over seeds of a − b, per target (only seeds both arms ran)."""
     mine, theirs = accuracies(runs, method, shots, arm), accuracies(runs, method, shots, reference)
     by_target: dict[str, list[float]] = defaultdict(list)
-    for unit in sorted(set(mine) & set(theirs)):  # sorted: the report names the same worst target on a tie in every process
+    # Set order follows the hash seed: a fixed order keeps every mean, and the sums over them, the same in every process.
+    for unit in sorted(set(mine) & set(theirs)):
         by_target[unit[0]].append(mine[unit] - theirs[unit])
     return {target: float(np.mean(values)) for target, values in by_target.items()}
 
 
 def lowest(deltas: Mapping[K, float]) -> tuple[K, float]:
-    """The entry with the lowest Δ; a tie goes to the first key in order (not to dict order, which follows set order)."""
+    """The entry with the lowest Δ; a tie goes to the first key in sorted order, whatever order the mapping was built in."""
     return min(deltas.items(), key=lambda item: (item[1], item[0]))
 
 
