@@ -19,6 +19,7 @@ from statistics import mean
 
 from benchmarks.transferbench.oracle import subset_text
 from benchmarks.transferbench.pool import ALL, junk_share
+from benchmarks.transferbench.settings import parse_arm
 from benchmarks.transferbench.stats import Delta, init_seconds, is_single, lowest, paired_delta, per_target_delta, share_of_oracle
 from ensembling.strategies import NO_TRANSFER, RANDOM_POOL
 
@@ -211,25 +212,35 @@ def plot(pools: Sequence[Pool], by_panel: Mapping[tuple[str, int], Sequence[Poin
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    figure, axes = plt.subplots(1, max(len(by_panel), 1), figsize=(6 * max(len(by_panel), 1), 4.5), squeeze=False)
+    arms = list(dict.fromkeys(point.arm for rows in by_panel.values() for point in rows if point.arm != RANDOM_POOL and point.vs_pool.units))
+    # A colour per strategy, the same in every panel, and its two-stage arm (el2n@20) dashed in the strategy's colour:
+    # the dark shades of tab20 first, since the default cycle repeats after 10 and the lab preset runs more arms.
+    strategies = list(dict.fromkeys(parse_arm(arm).strategy for arm in arms))
+    shades = plt.get_cmap("tab20").colors
+    colour = dict(zip(strategies, shades[0::2] + shades[1::2]))
+    style = {arm: (colour[parse_arm(arm).strategy], "--" if parse_arm(arm).candidates else "-") for arm in arms}
+    figure, axes = plt.subplots(1, max(len(by_panel), 1), figsize=(6 * max(len(by_panel), 1) + 2, 4.5), squeeze=False)
     for axis, ((method, shots), rows) in zip(axes[0], by_panel.items()):
-        for arm in dict.fromkeys(point.arm for point in rows if point.arm != RANDOM_POOL):
+        for arm in arms:
             found = [(point.pool.modules, point.vs_pool) for point in rows if point.arm == arm and point.vs_pool.units]
             if not found:
                 continue
             xs = [size for size, _ in found]
-            line = axis.plot(xs, [delta.mean for _, delta in found], marker="o", label=arm)[0]
-            axis.fill_between(xs, [delta.low for _, delta in found], [delta.high for _, delta in found], color=line.get_color(), alpha=0.15)
+            axis.plot(xs, [delta.mean for _, delta in found], marker="o", color=style[arm][0], linestyle=style[arm][1])
+            axis.fill_between(xs, [delta.low for _, delta in found], [delta.high for _, delta in found], color=style[arm][0], alpha=0.06)
         axis.axhline(0, color="black", linewidth=0.8)
         axis.set_xscale("log")
+        axis.minorticks_off()  # the log axis's own labels (3×10¹ …) would sit over the pool sizes
         axis.set_xticks([pool.modules for pool in pools], [pool.label for pool in pools])
         axis.set_xlabel("modules in the pool")
         axis.set_ylabel("Δ test accuracy vs random-pool (points)")
         axis.set_title(f"{method}, {shots}-shot", fontsize=10)
-        if axis.get_legend_handles_labels()[0]:  # a pool with runs of random-pool alone has no line yet
-            axis.legend(fontsize=7)
-    figure.tight_layout()
+    if arms:  # a pool with runs of random-pool alone has no line yet
+        handles = [Line2D([], [], color=style[arm][0], linestyle=style[arm][1], marker="o", label=arm) for arm in arms]
+        figure.legend(handles=handles, loc="center right", fontsize=8)
+    figure.tight_layout(rect=(0, 0, 0.86, 1) if arms else None)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
